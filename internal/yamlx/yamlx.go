@@ -128,8 +128,14 @@ func (d *Decoder) Mapping(n *yaml.Node, path string) ([]Pair, error) {
 	}
 	var pairs []Pair
 	index := map[string]int{}
+	merged := map[string]bool{} // keys that came from a "<<" merge: overriding them is the point
 	add := func(p Pair) {
 		if i, dup := index[p.Key]; dup {
+			if merged[p.Key] {
+				delete(merged, p.Key)
+				pairs[i] = p
+				return
+			}
 			d.Warnf(p.KeyN, p.Path, "duplicate key (line %d also defines it); the last one wins", pairs[i].KeyN.Line)
 			pairs[i] = p
 			return
@@ -154,6 +160,7 @@ func (d *Decoder) Mapping(n *yaml.Node, path string) ([]Pair, error) {
 				for _, p := range sub {
 					if _, exists := index[p.Key]; !exists {
 						add(p)
+						merged[p.Key] = true
 					}
 				}
 			}
