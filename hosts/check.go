@@ -1,0 +1,80 @@
+package hosts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// CheckResult is what a host check found: one row of the host table.
+type CheckResult struct {
+	Host    string
+	Type    Type
+	Up      bool
+	Latency time.Duration // connect + checks
+	FFmpeg  string        // ffmpeg version, e.g. "5.1.9-0+deb12u1"
+	Reason  string        // why the host is down
+	Free    int64         // streaming: bytes free in working_dir (-1 unknown)
+}
+
+// Check verifies that a connected host can work: its ffmpeg runs, and for a
+// streaming host working_dir exists and is writable. It writes nothing.
+func Check(ctx context.Context, def *Def, t Transport) CheckResult {
+	start := time.Now()
+	res := CheckResult{Host: def.Name, Type: def.Type, Free: -1}
+	down := func(format string, args ...any) CheckResult {
+		res.Reason = fmt.Sprintf(format, args...)
+		res.Latency = time.Since(start)
+		return res
+	}
+	ffmpeg := def.FFmpeg
+	if ffmpeg == "" {
+		ffmpeg = "ffmpeg"
+	}
+	var out bytes.Buffer
+	if err := t.Exec(ctx, []string{ffmpeg, "-hide_banner", "-version"}, &out, nil); err != nil {
+		var xe *ExitError
+		if errors.As(err, &xe) {
+			if xe.Code == 127 {
+				return down("ffmpeg not found at %q", ffmpeg)
+			}
+			return down("%s -version failed: %v", ffmpeg, err)
+		}
+		return down("running %s: %v", ffmpeg, errors.Unwrap(err))
+	}
+	res.FFmpeg = ParseFFmpegVersion(out.String())
+	if def.Type == Streaming {
+		if !def.Windows() {
+			err := t.Exec(ctx, []string{"test", "-d", def.WorkingDir, "-a", "-w", def.WorkingDir}, nil, nil)
+			var xe *ExitError
+			if errors.As(err, &xe) {
+				return down("working_dir %s does not exist or is not writable", def.WorkingDir)
+			} else if err != nil {
+				return down("checking working_dir %s: %v", def.WorkingDir, err)
+			}
+		}
+		free, err := t.FreeSpace(ctx, def.WorkingDir)
+		if err != nil {
+			return down("working_dir %s: %v", def.WorkingDir, errors.Unwrap(err))
+		}
+		res.Free = free
+	}
+	res.Up = true
+	res.Latency = time.Since(start)
+	return res
+}
+
+// ParseFFmpegVersion extracts the version from `ffmpeg -version` output.
+func ParseFFmpegVersion(out string) string {
+	line, _, _ := strings.Cut(out, "\n")
+	f := strings.Fields(line)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "version" {
+			return f[i+1]
+		}
+	}
+	return strings.TrimSpace(line)
+}

@@ -1,0 +1,290 @@
+// Package hosts owns everything about the machines that encode: host
+// definitions (both pytranscoder generations), path substitution, quoting
+// for remote shells, and the transports that run commands and move files on
+// a host. All SSH and SFTP I/O lives here; nothing else imports
+// x/crypto/ssh or pkg/sftp. The manager (package cluster) sees a host only
+// through the Transport interface and does not know whether it is SSH or local.
+package hosts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Type is how a host reaches the media.
+type Type string
+
+const (
+	Local     Type = "local"     // the manager itself
+	Mounted   Type = "mounted"   // sees the media over NFS/SMB; path substitution
+	Streaming Type = "streaming" // shares nothing; files are copied to working_dir
+)
+
+// DefaultQueue is the queue of profiles that name none (pytranscoder's _default).
+const DefaultQueue = "_default"
+
+// PathSub maps a manager path prefix to the host's view of it.
+type PathSub struct {
+	Src, Dst string
+}
+
+// QueueSlots is one entry of a host's `queues:` map, in file order.
+type QueueSlots struct {
+	Queue string
+	Slots int
+}
+
+// Def is one host of a cluster as configured in transcode.yml.
+type Def struct {
+	Name    string // the label under config.clusters.<cluster>
+	Cluster string
+	Type    Type
+	Enabled bool   // status: enabled (default) | disabled
+	Address string // ip: address or ssh_config alias
+	User    string
+	Port    int    // 0: from ssh_config, else 22
+	OS      string // linux (default), macos, win10
+	FFmpeg  string // ffmpeg on that host; default "ffmpeg"
+
+	IdentityFile string // private key; else agent and ~/.ssh defaults
+	WorkingDir   string // streaming: where sources and outputs are staged
+
+	PathSubs []PathSub    // mounted: manager path prefix → host path prefix
+	Queues   []QueueSlots // queue name → slots; empty means {_default: Slots}
+	Slots    int          // slots when Queues is empty (default 1)
+	Profiles []string     // if set, only these profiles run here
+	Profile  string       // seed-doc form: every job on this host uses this profile
+
+	Pos string // file:line of the definition, for messages
+}
+
+// Windows reports whether the host runs Windows (os: win10).
+func (d *Def) Windows() bool {
+	return strings.EqualFold(d.OS, "win10") || strings.EqualFold(d.OS, "windows")
+}
+
+// SlotCount is how many encodes the host runs at once: the sum of its queue
+// slots, or Slots, or 1.
+func (d *Def) SlotCount() int {
+	if len(d.Queues) > 0 {
+		n := 0
+		for _, q := range d.Queues {
+			n += q.Slots
+		}
+		return n
+	}
+	if d.Slots > 0 {
+		return d.Slots
+	}
+	return 1
+}
+
+// QueueNames lists the queues the host serves; {_default} when none is set.
+func (d *Def) QueueNames() []string {
+	if len(d.Queues) == 0 {
+		return []string{DefaultQueue}
+	}
+	out := make([]string, 0, len(d.Queues))
+	for _, q := range d.Queues {
+		if q.Slots > 0 {
+			out = append(out, q.Queue)
+		}
+	}
+	return out
+}
+
+// Serves reports whether the host takes jobs of queue q ("" = _default).
+func (d *Def) Serves(q string) bool {
+	if q == "" {
+		q = DefaultQueue
+	}
+	for _, name := range d.QueueNames() {
+		if name == q {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsProfile reports whether a profile may run on this host: always when
+// the host lists no profiles.
+func (d *Def) AllowsProfile(name string) bool {
+	if len(d.Profiles) == 0 {
+		return true
+	}
+	for _, p := range d.Profiles {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+// MapPath rewrites a manager path into the host's view using the longest
+// substitution source that is a prefix of p (not a substring anywhere, as
+// pytranscoder did). Without substitutions the path is unchanged. ok is false
+// when substitutions exist but none applies: the host cannot see that file.
+// On Windows hosts forward slashes in the result become backslashes.
+func (d *Def) MapPath(p string) (mapped string, ok bool) {
+	if len(d.PathSubs) == 0 {
+		return p, true
+	}
+	subs := append([]PathSub(nil), d.PathSubs...)
+	sort.SliceStable(subs, func(i, j int) bool { return len(subs[i].Src) > len(subs[j].Src) })
+	for _, s := range subs {
+		if rest, found := cutPrefixDir(p, s.Src); found {
+			out := joinSub(s.Dst, rest)
+			if d.Windows() {
+				out = strings.ReplaceAll(out, "/", `\`)
+			}
+			return out, true
+		}
+	}
+	return p, false
+}
+
+// cutPrefixDir cuts prefix from p only at a path boundary: "/media" matches
+// "/media/x" and "/media" but not "/media2/x".
+func cutPrefixDir(p, prefix string) (string, bool) {
+	if prefix == "" || !strings.HasPrefix(p, prefix) {
+		return "", false
+	}
+	rest := p[len(prefix):]
+	if strings.HasSuffix(prefix, "/") || rest == "" || rest[0] == '/' {
+		return rest, true
+	}
+	return "", false
+}
+
+func joinSub(dst, rest string) string {
+	switch {
+	case rest == "":
+		return dst
+	case strings.HasSuffix(dst, "/") || strings.HasSuffix(dst, `\`):
+		return dst + strings.TrimPrefix(rest, "/")
+	case strings.HasPrefix(rest, "/"):
+		return dst + rest
+	}
+	return dst + "/" + rest
+}
+
+// Transport runs commands and moves files on one host. Implementations: the
+// local transport (the manager itself) and SSH (exec sessions + SFTP over one
+// connection shared by all the host's slots). Every method is safe for
+// concurrent use.
+//
+// Errors: a command that ran and exited non-zero returns *ExitError (a job
+// failure: the host is fine). Anything else that goes wrong with the host or
+// the connection returns a *TransportError (the job goes back to the queue).
+// A cancelled ctx returns an error wrapping ctx.Err(), and the command is
+// gone from the host when Exec returns.
+type Transport interface {
+	// Exec runs argv (argv[0] is the program) and waits. stdout and stderr
+	// receive the command's output as it arrives; either may be nil.
+	Exec(ctx context.Context, argv []string, stdout, stderr io.Writer) error
+	// Upload copies a local file to path on the host, creating or truncating
+	// it, and verifies the byte count and SHA-256 of what arrived.
+	Upload(ctx context.Context, local, remote string) error
+	// Download copies path on the host to a local file, verifying size and
+	// SHA-256 of what was read against what was written.
+	Download(ctx context.Context, remote, local string) error
+	// Remove deletes a file on the host; a missing file is not an error.
+	Remove(ctx context.Context, remote string) error
+	// FreeSpace reports the bytes available to us in dir on the host.
+	FreeSpace(ctx context.Context, dir string) (int64, error)
+	// Join joins path elements with the host's separator.
+	Join(elem ...string) string
+	// Close releases the connection. Running commands are stopped.
+	Close() error
+}
+
+// ExitError is a command that ran on a reachable host and failed.
+type ExitError struct {
+	Code   int    // exit status; -1 when killed by a signal
+	Signal string // signal name when killed by one
+	Stderr string // last lines of stderr
+}
+
+func (e *ExitError) Error() string {
+	msg := fmt.Sprintf("exited %d", e.Code)
+	if e.Signal != "" {
+		msg = "killed by signal " + e.Signal
+	}
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+// TransportError is a failure of the host or the connection to it, not of the job.
+type TransportError struct {
+	Host string
+	Op   string
+	Err  error
+}
+
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("host %s: %s: %v", e.Host, e.Op, e.Err)
+}
+
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// IsTransport reports whether err is a host/connection failure.
+func IsTransport(err error) bool {
+	var te *TransportError
+	return errors.As(err, &te)
+}
+
+// TailBuffer is an io.Writer that keeps the last Max lines written to it
+// (for the last ffmpeg error lines of a failed job).
+type TailBuffer struct {
+	Max   int
+	lines []string
+	part  strings.Builder
+}
+
+// Write implements io.Writer.
+func (t *TailBuffer) Write(p []byte) (int, error) {
+	max := t.Max
+	if max <= 0 {
+		max = 20
+	}
+	for _, c := range p {
+		if c == '\n' || c == '\r' {
+			if t.part.Len() > 0 {
+				t.lines = append(t.lines, t.part.String())
+				t.part.Reset()
+				if len(t.lines) > max {
+					t.lines = t.lines[len(t.lines)-max:]
+				}
+			}
+			continue
+		}
+		if t.part.Len() < 4096 {
+			t.part.WriteByte(c)
+		}
+	}
+	return len(p), nil
+}
+
+// String returns the kept lines joined by newlines.
+func (t *TailBuffer) String() string {
+	lines := t.lines
+	if t.part.Len() > 0 {
+		lines = append(lines[:len(lines):len(lines)], t.part.String())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Last returns the last n kept lines joined by " | ", for one-line messages.
+func (t *TailBuffer) Last(n int) string {
+	lines := strings.Split(t.String(), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.TrimSpace(strings.Join(lines, " | "))
+}
