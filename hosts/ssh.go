@@ -1,0 +1,875 @@
+package hosts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kevinburke/ssh_config"
+	"github.com/pkg/sftp"
+	"github.com/skeema/knownhosts"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
+)
+
+// SSHOptions tunes DialSSH. The zero value is usable.
+type SSHOptions struct {
+	// KnownHostsFiles lists the known_hosts files to trust. nil means
+	// ~/.ssh/known_hosts plus UserKnownHostsFile from ssh_config. Missing
+	// files are skipped (every host is then unknown).
+	KnownHostsFiles []string
+	// AcceptNewHostKeys is OpenSSH's StrictHostKeyChecking=accept-new: an
+	// unknown host key is recorded (after authentication succeeded) in the
+	// first known_hosts file and trusted. A changed key is always refused.
+	AcceptNewHostKeys bool
+	// SSHConfigFile is the ssh_config to read: "" = ~/.ssh/config, "none" =
+	// do not read one.
+	SSHConfigFile string
+	// ConnectTimeout bounds TCP connect + SSH handshake + authentication,
+	// per hop. Default 10s.
+	ConnectTimeout time.Duration
+	// KeepAliveInterval is the period of keepalive@openssh.com requests and
+	// the time allowed for each reply. Default 15s.
+	KeepAliveInterval time.Duration
+	// KeepAliveMax is how many missed keepalives close the connection.
+	// Default 3.
+	KeepAliveMax int
+	// Logf receives debug messages; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+func (o *SSHOptions) setDefaults() {
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.KeepAliveInterval <= 0 {
+		o.KeepAliveInterval = 15 * time.Second
+	}
+	if o.KeepAliveMax <= 0 {
+		o.KeepAliveMax = 3
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+}
+
+// HostKeyError is a host key problem: the host is not in known_hosts
+// (Changed false) or presents a key different from the recorded one
+// (Changed true). It is not a TransportError: retrying elsewhere does not
+// fix it and the user has to act.
+type HostKeyError struct {
+	Host        string // host name as configured (Def.Name, or the jump host)
+	Addr        string // host:port that was dialled
+	Fingerprint string // SHA256:… of the key the server presented
+	Changed     bool
+	Revoked     bool   // the key is marked @revoked in known_hosts
+	KeyType     string // e.g. ssh-ed25519
+	KnownHosts  string // the known_hosts file to fix
+}
+
+func (e *HostKeyError) Error() string {
+	host, port, err := net.SplitHostPort(e.Addr)
+	if err != nil {
+		host, port = e.Addr, "22"
+	}
+	kh := e.KnownHosts
+	if kh == "" {
+		kh = "~/.ssh/known_hosts"
+	}
+	switch {
+	case e.Revoked:
+		return fmt.Sprintf("host %s (%s) presented a REVOKED %s key %s; refusing to connect", e.Host, e.Addr, e.KeyType, e.Fingerprint)
+	case e.Changed:
+		return fmt.Sprintf("host %s (%s) presented a %s key %s that does not match known_hosts; "+
+			"refusing to connect: possible man-in-the-middle attack; if the host was reinstalled, remove the old line with "+
+			"ssh-keygen -R %s -f %s and verify the new key",
+			e.Host, e.Addr, e.KeyType, e.Fingerprint, QuotePOSIX(knownhosts.Normalize(e.Addr)), QuotePOSIX(kh))
+	}
+	scan := "ssh-keyscan "
+	if port != "22" {
+		scan += "-p " + port + " "
+	}
+	scan += QuotePOSIX(host)
+	return fmt.Sprintf("host %s (%s) is not in known_hosts (%s key %s); verify and add it with: %s >> %s  (or run once with --accept-new-host-keys)",
+		e.Host, e.Addr, e.KeyType, e.Fingerprint, scan, kh)
+}
+
+// Session budget per connection: OpenSSH's MaxSessions defaults to 10.
+// One goes to the SFTP subsystem, execSlots to commands, and one is kept
+// for the kill session that stops a cancelled command.
+const execSlots = 8
+
+// SSHTransport runs commands and moves files on one host over a single SSH
+// connection shared by all of the host's slots.
+type SSHTransport struct {
+	name    string
+	def     Def
+	addr    string // resolved host:port of the target
+	user    string
+	windows bool
+	opts    SSHOptions
+
+	client *ssh.Client
+	jumps  []*ssh.Client // ProxyJump hops, outermost first
+
+	sem   chan struct{} // exec / helper sessions
+	spare chan struct{} // the kill session
+
+	sftpMu sync.Mutex
+	sftpc  *sftp.Client
+
+	dead     chan struct{}
+	deadOnce sync.Once
+	deadErr  error
+
+	closeOnce sync.Once
+
+	killGrace time.Duration // wait after stdin EOF before kill(1); tests may shorten
+}
+
+var _ Transport = (*SSHTransport)(nil)
+
+// Addr is the host:port actually dialled (after ssh_config resolution).
+func (t *SSHTransport) Addr() string { return t.addr }
+
+// User is the login user.
+func (t *SSHTransport) User() string { return t.user }
+
+// ServerVersion is the server's SSH identification string.
+func (t *SSHTransport) ServerVersion() string { return string(t.client.ServerVersion()) }
+
+// Done is closed when the connection is closed or lost.
+func (t *SSHTransport) Done() <-chan struct{} { return t.dead }
+
+// Err reports why the connection ended, or nil while it is alive.
+func (t *SSHTransport) Err() error {
+	select {
+	case <-t.dead:
+		return t.deadErr
+	default:
+		return nil
+	}
+}
+
+func (t *SSHTransport) markDead(err error) {
+	t.deadOnce.Do(func() {
+		t.deadErr = err
+		close(t.dead)
+	})
+}
+
+func (t *SSHTransport) terr(op string, err error) *TransportError {
+	return &TransportError{Host: t.name, Op: op, Err: err}
+}
+
+// alive returns a TransportError once the connection is gone.
+func (t *SSHTransport) alive(op string) error {
+	if err := t.Err(); err != nil {
+		return t.terr(op, err)
+	}
+	return nil
+}
+
+// acquire waits for a free session slot.
+func (t *SSHTransport) acquire(ctx context.Context, op string) (func(), error) {
+	select {
+	case t.sem <- struct{}{}:
+		return func() { <-t.sem }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("host %s: %s: waiting for a free SSH session: %w", t.name, op, ctx.Err())
+	case <-t.dead:
+		return nil, t.terr(op, t.deadErr)
+	}
+}
+
+// newSession opens a session, mapping every failure to a TransportError.
+func (t *SSHTransport) newSession(op string) (*ssh.Session, error) {
+	if err := t.alive(op); err != nil {
+		return nil, err
+	}
+	s, err := t.client.NewSession()
+	if err != nil {
+		if derr := t.Err(); derr != nil {
+			err = fmt.Errorf("%w (%v)", err, derr)
+		}
+		return nil, t.terr(op+": open session", err)
+	}
+	return s, nil
+}
+
+// Close closes the connection (and the jump hosts). Remote commands still
+// running see EOF on their stdin and are stopped by the wrapper.
+func (t *SSHTransport) Close() error {
+	var err error
+	t.closeOnce.Do(func() {
+		t.markDead(errors.New("transport closed"))
+		t.sftpMu.Lock()
+		if t.sftpc != nil {
+			_ = t.sftpc.Close()
+		}
+		t.sftpMu.Unlock()
+		err = t.client.Close()
+		for i := len(t.jumps) - 1; i >= 0; i-- {
+			_ = t.jumps[i].Close()
+		}
+		if err != nil && errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+	})
+	return err
+}
+
+// Join joins with '/' on POSIX hosts and '\' on Windows hosts.
+func (t *SSHTransport) Join(elem ...string) string {
+	if t.windows {
+		return joinWindows(elem...)
+	}
+	return path.Join(elem...)
+}
+
+func joinWindows(elem ...string) string {
+	out := ""
+	for _, e := range elem {
+		e = strings.ReplaceAll(e, "/", `\`)
+		if e == "" {
+			continue
+		}
+		if out == "" {
+			out = e
+			continue
+		}
+		out = strings.TrimRight(out, `\`) + `\` + strings.TrimLeft(e, `\`)
+	}
+	return out
+}
+
+// ---------------------------------------------------------------- dialling
+
+// sshTarget is one hop (or the final host) after ssh_config resolution.
+type sshTarget struct {
+	label      string // for messages
+	alias      string // what ssh_config was queried with
+	host       string
+	port       int
+	user       string
+	identities []string // explicit identity files (IdentitiesOnly-like)
+	fromDef    bool     // identities came from transcode.yml: missing = error
+	proxyJump  string
+	knownHosts []string // UserKnownHostsFile
+}
+
+func (h sshTarget) addr() string { return net.JoinHostPort(h.host, strconv.Itoa(h.port)) }
+
+func homeDir() string {
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return h
+	}
+	if u, err := user.Current(); err == nil {
+		return u.HomeDir
+	}
+	return "/"
+}
+
+func localUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "root"
+}
+
+// expandTokens implements the ssh_config tokens we support (%h %p %r %u %n
+// %d %%) and a leading ~.
+func expandTokens(s string, h *sshTarget) string {
+	if s == "~" {
+		s = homeDir()
+	} else if strings.HasPrefix(s, "~/") {
+		s = filepath.Join(homeDir(), s[2:])
+	}
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'h':
+			b.WriteString(h.host)
+		case 'p':
+			b.WriteString(strconv.Itoa(h.port))
+		case 'r':
+			b.WriteString(h.user)
+		case 'u':
+			b.WriteString(localUser())
+		case 'n':
+			b.WriteString(h.alias)
+		case 'd':
+			b.WriteString(homeDir())
+		case '%':
+			b.WriteByte('%')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+func loadSSHConfig(file string) (*ssh_config.Config, error) {
+	if file == "none" {
+		return nil, nil
+	}
+	if file == "" {
+		file = filepath.Join(homeDir(), ".ssh", "config")
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	defer f.Close()
+	cfg, err := ssh_config.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+func cfgGet(cfg *ssh_config.Config, alias, key string) string {
+	if cfg == nil {
+		return ""
+	}
+	v, err := cfg.Get(alias, key)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(v)
+}
+
+func cfgGetAll(cfg *ssh_config.Config, alias, key string) []string {
+	if cfg == nil {
+		return nil
+	}
+	v, err := cfg.GetAll(alias, key)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// resolveTarget applies precedence explicit (transcode.yml / jump spec) >
+// ssh_config > defaults.
+func resolveTarget(cfg *ssh_config.Config, alias, explicitUser string, explicitPort int, explicitIdentity string) (sshTarget, error) {
+	h := sshTarget{alias: alias, label: alias, host: alias}
+	if hn := cfgGet(cfg, alias, "HostName"); hn != "" {
+		h.host = expandTokens(hn, &sshTarget{host: alias, alias: alias})
+	}
+	switch {
+	case explicitPort > 0:
+		h.port = explicitPort
+	case cfgGet(cfg, alias, "Port") != "":
+		p, err := strconv.Atoi(cfgGet(cfg, alias, "Port"))
+		if err != nil || p <= 0 || p > 65535 {
+			return h, fmt.Errorf("ssh_config: Host %s: bad Port %q", alias, cfgGet(cfg, alias, "Port"))
+		}
+		h.port = p
+	default:
+		h.port = 22
+	}
+	switch {
+	case explicitUser != "":
+		h.user = explicitUser
+	case cfgGet(cfg, alias, "User") != "":
+		h.user = cfgGet(cfg, alias, "User")
+	default:
+		h.user = localUser()
+	}
+	if explicitIdentity != "" {
+		h.identities = []string{expandTokens(explicitIdentity, &h)}
+		h.fromDef = true
+	} else {
+		for _, f := range cfgGetAll(cfg, alias, "IdentityFile") {
+			if strings.EqualFold(strings.TrimSpace(f), "none") {
+				continue
+			}
+			h.identities = append(h.identities, expandTokens(strings.TrimSpace(f), &h))
+		}
+	}
+	h.proxyJump = cfgGet(cfg, alias, "ProxyJump")
+	for _, v := range cfgGetAll(cfg, alias, "UserKnownHostsFile") {
+		for _, f := range strings.Fields(v) {
+			h.knownHosts = append(h.knownHosts, expandTokens(f, &h))
+		}
+	}
+	return h, nil
+}
+
+// parseJumps splits a ProxyJump value into hops: [user@]host[:port] or
+// ssh://[user@]host[:port], comma-separated. Each hop is also looked up in
+// ssh_config (HostName, Port, User, IdentityFile); a hop's own ProxyJump
+// is not followed.
+func parseJumps(cfg *ssh_config.Config, spec string) ([]sshTarget, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" || strings.EqualFold(spec, "none") {
+		return nil, nil
+	}
+	var hops []sshTarget
+	for _, raw := range strings.Split(spec, ",") {
+		s := strings.TrimSpace(raw)
+		s = strings.TrimPrefix(s, "ssh://")
+		s = strings.TrimSuffix(s, "/")
+		if s == "" {
+			return nil, fmt.Errorf("ProxyJump %q: empty hop", spec)
+		}
+		u := ""
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			u, s = s[:i], s[i+1:]
+		}
+		host, port := s, 0
+		if strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1 {
+			hh, pp, err := net.SplitHostPort(s)
+			if err != nil {
+				return nil, fmt.Errorf("ProxyJump hop %q: %w", raw, err)
+			}
+			p, err := strconv.Atoi(pp)
+			if err != nil || p <= 0 || p > 65535 {
+				return nil, fmt.Errorf("ProxyJump hop %q: bad port", raw)
+			}
+			host, port = hh, p
+		}
+		h, err := resolveTarget(cfg, host, u, port, "")
+		if err != nil {
+			return nil, err
+		}
+		h.label = "jump host " + host
+		hops = append(hops, h)
+	}
+	return hops, nil
+}
+
+// DialSSH connects to def (through its ProxyJump hosts, if ssh_config names
+// any), verifies host keys against known_hosts, authenticates with keys only
+// and starts the keepalive loop. Host key problems return *HostKeyError;
+// everything else that fails returns *TransportError (or an error wrapping
+// ctx.Err() when ctx ends first).
+func DialSSH(ctx context.Context, def *Def, opts SSHOptions) (*SSHTransport, error) {
+	opts.setDefaults()
+	name := def.Name
+	if name == "" {
+		name = def.Address
+	}
+	fail := func(op string, err error) error { return &TransportError{Host: name, Op: op, Err: err} }
+	if def.Address == "" {
+		return nil, fail("dial", errors.New("no address"))
+	}
+	cfg, err := loadSSHConfig(opts.SSHConfigFile)
+	if err != nil {
+		return nil, fail("read ssh_config", err)
+	}
+	tgt, err := resolveTarget(cfg, def.Address, def.User, def.Port, def.IdentityFile)
+	if err != nil {
+		return nil, fail("ssh_config", err)
+	}
+	tgt.label = name
+	hops, err := parseJumps(cfg, tgt.proxyJump)
+	if err != nil {
+		return nil, fail("ssh_config", err)
+	}
+	// Jump hosts without identities of their own use the target's.
+	for i := range hops {
+		if len(hops[i].identities) == 0 {
+			hops[i].identities, hops[i].fromDef = tgt.identities, tgt.fromDef
+		}
+	}
+	khFiles := opts.KnownHostsFiles
+	if khFiles == nil {
+		khFiles = append([]string{filepath.Join(homeDir(), ".ssh", "known_hosts")}, tgt.knownHosts...)
+	}
+
+	d := &dialer{opts: opts, name: name, khFiles: khFiles}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if c, err := net.Dial("unix", sock); err != nil {
+			opts.Logf("ssh %s: agent %s: %v", name, sock, err)
+		} else {
+			// Signers sign through this connection: keep it open until every
+			// handshake is done.
+			defer c.Close()
+			if d.agentSigners, err = agent.NewClient(c).Signers(); err != nil {
+				opts.Logf("ssh %s: agent signers: %v", name, err)
+			}
+		}
+	}
+
+	var via *ssh.Client
+	var jumps []*ssh.Client
+	closeJumps := func() {
+		for i := len(jumps) - 1; i >= 0; i-- {
+			_ = jumps[i].Close()
+		}
+	}
+	for _, h := range hops {
+		c, err := d.dialHop(ctx, via, h)
+		if err != nil {
+			closeJumps()
+			return nil, err
+		}
+		jumps = append(jumps, c)
+		via = c
+	}
+	client, err := d.dialHop(ctx, via, tgt)
+	if err != nil {
+		closeJumps()
+		return nil, err
+	}
+	t := &SSHTransport{
+		name:      name,
+		def:       *def,
+		addr:      tgt.addr(),
+		user:      tgt.user,
+		windows:   def.Windows(),
+		opts:      opts,
+		client:    client,
+		jumps:     jumps,
+		sem:       make(chan struct{}, execSlots),
+		spare:     make(chan struct{}, 1),
+		dead:      make(chan struct{}),
+		killGrace: 5 * time.Second,
+	}
+	go func() {
+		err := client.Wait()
+		if err == nil {
+			err = errors.New("connection closed by server")
+		}
+		t.markDead(fmt.Errorf("connection lost: %w", err))
+		for i := len(jumps) - 1; i >= 0; i-- {
+			_ = jumps[i].Close()
+		}
+	}()
+	go t.keepalive()
+	opts.Logf("ssh %s: connected to %s@%s (%s)", name, t.user, t.addr, client.ServerVersion())
+	return t, nil
+}
+
+type dialer struct {
+	opts         SSHOptions
+	name         string
+	khFiles      []string
+	agentSigners []ssh.Signer
+}
+
+func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ssh.Client, error) {
+	addr := h.addr()
+	fail := func(op string, err error) error { return &TransportError{Host: h.label, Op: op, Err: err} }
+	auth, err := d.auth(h)
+	if err != nil {
+		return nil, fail("auth", err)
+	}
+	var existing []string
+	for _, f := range d.khFiles {
+		if _, err := os.Stat(f); err == nil {
+			existing = append(existing, f)
+		}
+	}
+	db, err := knownhosts.NewDB(existing...)
+	if err != nil {
+		return nil, fail("known_hosts", err)
+	}
+	firstKH := ""
+	if len(d.khFiles) > 0 {
+		firstKH = d.khFiles[0]
+	}
+	var hkErr *HostKeyError
+	var pending ssh.PublicKey
+	check := db.HostKeyCallback()
+	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		err := check(hostname, remote, key)
+		if err == nil {
+			return nil
+		}
+		e := &HostKeyError{Host: h.label, Addr: addr, Fingerprint: ssh.FingerprintSHA256(key), KeyType: key.Type(), KnownHosts: tildePath(firstKH)}
+		var rev *xknownhosts.RevokedError
+		switch {
+		case knownhosts.IsHostUnknown(err):
+			if d.opts.AcceptNewHostKeys {
+				pending = key
+				return nil
+			}
+		case knownhosts.IsHostKeyChanged(err):
+			e.Changed = true
+		case errors.As(err, &rev):
+			e.Revoked = true
+		default:
+			e.Changed = true
+		}
+		hkErr = e
+		return e
+	}
+	hctx, cancel := context.WithTimeout(ctx, d.opts.ConnectTimeout)
+	defer cancel()
+	var conn net.Conn
+	if via == nil {
+		conn, err = (&net.Dialer{}).DialContext(hctx, "tcp", addr)
+	} else {
+		conn, err = via.DialContext(hctx, "tcp", addr)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("host %s: connect %s: %w", h.label, addr, ctx.Err())
+		}
+		return nil, fail("connect "+addr, err)
+	}
+	// Bound the handshake: a deadline on real TCP conns, and a close on the
+	// context for every conn (tunnelled conns do not support deadlines).
+	if dl, ok := hctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(hctx, func() { _ = conn.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
+		User:              h.user,
+		Auth:              auth,
+		HostKeyCallback:   cb,
+		HostKeyAlgorithms: hostKeyAlgorithms(db, addr),
+		Timeout:           d.opts.ConnectTimeout,
+	})
+	fired := !stop()
+	if err == nil && fired {
+		_ = c.Close()
+		err = errors.New("handshake interrupted")
+	}
+	if err != nil {
+		_ = conn.Close()
+		switch {
+		case hkErr != nil:
+			return nil, hkErr
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("host %s: ssh handshake with %s: %w", h.label, addr, ctx.Err())
+		case hctx.Err() != nil || isTimeout(err):
+			return nil, fail("ssh handshake with "+addr, fmt.Errorf("no SSH handshake within %v (connect timeout): %w", d.opts.ConnectTimeout, context.DeadlineExceeded))
+		}
+		return nil, fail("ssh handshake with "+addr, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if pending != nil {
+		if err := appendKnownHost(firstKH, addr, pending); err != nil {
+			_ = c.Close()
+			return nil, fail("record host key", err)
+		}
+		d.opts.Logf("ssh %s: recorded new %s host key %s for %s in %s", h.label, pending.Type(), ssh.FingerprintSHA256(pending), addr, firstKH)
+	}
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// hostKeyAlgorithms offers only the algorithms known_hosts has for addr
+// (golang/go#29286: otherwise x/crypto negotiates ECDSA first and fails
+// against an ed25519-only entry). For an unknown host it uses OpenSSH's
+// preference, ed25519 first, so the key reported or recorded is the one
+// `ssh` would have recorded.
+func hostKeyAlgorithms(db *knownhosts.HostKeyDB, addr string) []string {
+	if algos := db.HostKeyAlgorithms(addr); len(algos) > 0 {
+		return algos
+	}
+	return []string{
+		ssh.KeyAlgoED25519,
+		ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+		ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256,
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func tildePath(p string) string {
+	home := homeDir()
+	if home != "/" && strings.HasPrefix(p, home+"/") {
+		return "~" + p[len(home):]
+	}
+	return p
+}
+
+var knownHostsMu sync.Mutex
+
+// appendKnownHost records key for addr in file under a process mutex and an
+// flock, creating the file (0600) and its directory (0700) as needed.
+func appendKnownHost(file, addr string, key ssh.PublicKey) error {
+	if file == "" {
+		return errors.New("no known_hosts file to record the key in")
+	}
+	knownHostsMu.Lock()
+	defer knownHostsMu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", file, err)
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	line := knownhosts.Line([]string{knownhosts.Normalize(addr)}, key)
+	old, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(string(old), "\n") {
+		if strings.TrimSpace(l) == line {
+			return nil
+		}
+	}
+	prefix := ""
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		prefix = "\n"
+	}
+	if _, err := f.WriteString(prefix + line + "\n"); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// auth builds the key-only auth method for a hop: explicit identity files
+// (transcode.yml or ssh_config) alone, IdentitiesOnly-style, or else the
+// agent's keys plus the default key files. Never a password.
+func (d *dialer) auth(h sshTarget) ([]ssh.AuthMethod, error) {
+	var signers []ssh.Signer
+	seen := map[string]bool{}
+	add := func(s ssh.Signer) {
+		k := string(s.PublicKey().Marshal())
+		if !seen[k] {
+			seen[k] = true
+			signers = append(signers, s)
+		}
+	}
+	for _, f := range h.identities {
+		s, err := d.loadIdentity(f)
+		if err != nil {
+			if !h.fromDef && errors.Is(err, os.ErrNotExist) {
+				d.opts.Logf("ssh %s: IdentityFile %s: %v (skipped)", h.label, f, err)
+				continue
+			}
+			return nil, err
+		}
+		add(s)
+	}
+	if len(signers) == 0 {
+		for _, s := range d.agentSigners {
+			add(s)
+		}
+		for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+			f := filepath.Join(homeDir(), ".ssh", n)
+			if _, err := os.Stat(f); err != nil {
+				continue
+			}
+			s, err := d.loadIdentity(f)
+			if err != nil {
+				d.opts.Logf("ssh %s: %v (skipped)", h.label, err)
+				continue
+			}
+			add(s)
+		}
+	}
+	if len(signers) == 0 {
+		return nil, errors.New("no usable SSH key: set identity_file, add IdentityFile to ~/.ssh/config, or load a key into ssh-agent (clustertx never uses passwords)")
+	}
+	return []ssh.AuthMethod{ssh.PublicKeys(signers...)}, nil
+}
+
+func (d *dialer) loadIdentity(file string) (ssh.Signer, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("identity file %s: %w", file, err)
+	}
+	s, err := ssh.ParsePrivateKey(pem)
+	if err == nil {
+		return s, nil
+	}
+	var pm *ssh.PassphraseMissingError
+	if !errors.As(err, &pm) {
+		return nil, fmt.Errorf("identity file %s: %w", file, err)
+	}
+	pub := pm.PublicKey
+	if pub == nil {
+		if b, err := os.ReadFile(file + ".pub"); err == nil {
+			pub, _, _, _, _ = ssh.ParseAuthorizedKey(b)
+		}
+	}
+	if pub != nil {
+		for _, as := range d.agentSigners {
+			if string(as.PublicKey().Marshal()) == string(pub.Marshal()) {
+				return as, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("identity file %s is encrypted; load it into ssh-agent (ssh-add %s) — clustertx never prompts for passphrases", file, QuotePOSIX(file))
+}
+
+// keepalive sends keepalive@openssh.com every interval and closes the
+// client after KeepAliveMax consecutive requests got no reply within an
+// interval. Closing the client fails every pending session and SFTP call.
+func (t *SSHTransport) keepalive() {
+	iv := t.opts.KeepAliveInterval
+	tick := time.NewTicker(iv)
+	defer tick.Stop()
+	misses := 0
+	var pending chan error
+	for {
+		select {
+		case <-t.dead:
+			return
+		case <-tick.C:
+		}
+		if pending == nil {
+			ch := make(chan error, 1)
+			pending = ch
+			go func() {
+				_, _, err := t.client.SendRequest("keepalive@openssh.com", true, nil)
+				ch <- err
+			}()
+		}
+		timer := time.NewTimer(iv)
+		select {
+		case err := <-pending:
+			pending = nil
+			if err != nil {
+				misses++
+			} else {
+				misses = 0
+			}
+		case <-timer.C:
+			misses++
+		case <-t.dead:
+			timer.Stop()
+			return
+		}
+		timer.Stop()
+		if misses >= t.opts.KeepAliveMax {
+			err := fmt.Errorf("no reply to %d keepalives (interval %v): connection dead", misses, iv)
+			t.opts.Logf("ssh %s: %v", t.name, err)
+			t.markDead(err)
+			_ = t.client.Close()
+			return
+		}
+	}
+}

@@ -1,0 +1,311 @@
+package hosts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// pidMarker prefixes the line on which the POSIX wrapper reports the PID of
+// the command it started in the background.
+const pidMarker = "clustertx-pid="
+
+// posixWrapper is the stdin-EOF watchdog: the command runs in the
+// background with /dev/null as stdin, its PID goes to stderr, and a watcher
+// that holds the session's stdin (saved as fd 3) sends SIGTERM when that
+// stdin reaches EOF: when the client closes it on cancel, or when the
+// connection dies. Exit status is the command's. The watcher holds neither
+// stdout nor stderr, so it never keeps the session open; after a normal
+// exit the shell kills the watcher, leaving only a `cat` that ends with the
+// session (it kills nothing).
+func posixWrapper(argv []string) string {
+	return "exec 3<&0 </dev/null\n" +
+		QuotePOSIX(argv...) + " 3<&- &\n" +
+		"pid=$!\n" +
+		"echo \"" + pidMarker + "$pid\" >&2\n" +
+		"( cat <&3 >/dev/null 2>&1; kill -TERM \"$pid\" 2>/dev/null ) >/dev/null 2>&1 &\n" +
+		"wpid=$!\n" +
+		"exec 3<&-\n" +
+		"wait \"$pid\"; st=$?\n" +
+		"kill \"$wpid\" 2>/dev/null\n" +
+		"exit $st\n"
+}
+
+// CommandLine is the exact string Exec sends to the host for argv (for
+// logs and tests).
+func (t *SSHTransport) CommandLine(argv []string) (string, error) {
+	if t.windows {
+		return QuoteCmd(argv...)
+	}
+	return posixWrapper(argv), nil
+}
+
+// Exec runs argv on the host. POSIX hosts run it under the stdin-EOF
+// watchdog wrapper, so cancelling ctx (or losing the connection) stops the
+// remote process: SIGTERM request, stdin closed (the watchdog sends
+// SIGTERM), then after killGrace `kill -TERM` and `kill -KILL` of the PID
+// from a second session. Exec returns only when the session has ended.
+//
+// Windows hosts (cmd.exe) get no wrapper: on cancel the session is
+// signalled and closed, which does not reliably stop the remote process
+// (Win32-OpenSSH keeps children of closed sessions alive).
+func (t *SSHTransport) Exec(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	if len(argv) == 0 {
+		return errors.New("exec: empty command")
+	}
+	if err := t.alive("exec " + argv[0]); err != nil {
+		return err
+	}
+	line, err := t.CommandLine(argv)
+	if err != nil {
+		return fmt.Errorf("host %s: %w", t.name, err)
+	}
+	op := "exec " + path.Base(argv[0])
+	release, err := t.acquire(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer release()
+	sess, err := t.newSession(op)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return t.terr(op, err)
+	}
+	tail := &TailBuffer{Max: 20}
+	var errw io.Writer = tail
+	if stderr != nil {
+		errw = io.MultiWriter(stderr, tail)
+	}
+	filter := &pidFilter{w: errw, disabled: t.windows}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	sess.Stdout = stdout
+	sess.Stderr = filter
+	if err := sess.Start(line); err != nil {
+		return t.terr(op+": start", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		t.stopRemote(sess, stdin, filter, done)
+		return fmt.Errorf("host %s: %s stopped: %w", t.name, path.Base(argv[0]), ctx.Err())
+	}
+	_ = stdin.Close()
+	filter.Flush()
+	return t.execResult(op, err, tail)
+}
+
+func (t *SSHTransport) execResult(op string, err error, tail *TailBuffer) error {
+	if err == nil {
+		return nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		x := &ExitError{Code: ee.ExitStatus(), Stderr: tail.Last(3)}
+		if sig := ee.Signal(); sig != "" {
+			x.Code, x.Signal = -1, "SIG"+sig
+		}
+		return x
+	}
+	if derr := t.Err(); derr != nil {
+		err = fmt.Errorf("%w (%v)", err, derr)
+	}
+	return t.terr(op, err)
+}
+
+// stopRemote runs the cancel sequence and returns when the session ended.
+func (t *SSHTransport) stopRemote(sess *ssh.Session, stdin io.Closer, filter *pidFilter, done <-chan error) {
+	_ = sess.Signal(ssh.SIGTERM) // refused for root logins before OpenSSH 10
+	_ = stdin.Close()            // the watchdog sends SIGTERM
+	wait := func(d time.Duration) bool {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		select {
+		case <-done:
+			return true
+		case <-timer.C:
+			return false
+		}
+	}
+	if wait(t.killGrace) {
+		return
+	}
+	if pid := filter.PID(); pid > 0 && t.Err() == nil {
+		t.opts.Logf("ssh %s: pid %d still running after stdin EOF; kill -TERM", t.name, pid)
+		t.killPID(pid, "TERM")
+		if wait(3 * time.Second) {
+			return
+		}
+		t.opts.Logf("ssh %s: pid %d still running; kill -KILL", t.name, pid)
+		t.killPID(pid, "KILL")
+		if wait(3 * time.Second) {
+			return
+		}
+	}
+	_ = sess.Close()
+	wait(3 * time.Second)
+}
+
+// killPID sends a signal to pid from a separate session, using the slot kept
+// for that purpose (so it works even when all exec slots are busy).
+func (t *SSHTransport) killPID(pid int, sig string) {
+	select {
+	case t.spare <- struct{}{}:
+		defer func() { <-t.spare }()
+	case <-time.After(3 * time.Second):
+		return
+	}
+	s, err := t.newSession("kill")
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	timer := time.AfterFunc(5*time.Second, func() { _ = s.Close() })
+	defer timer.Stop()
+	_ = s.Run("kill -" + sig + " " + strconv.Itoa(pid) + " 2>/dev/null")
+}
+
+// pidFilter forwards stderr, removing the wrapper's "clustertx-pid=N\n"
+// line wherever it appears (ffmpeg may have written a partial line first).
+type pidFilter struct {
+	w        io.Writer
+	disabled bool
+
+	mu   sync.Mutex
+	buf  []byte
+	done bool
+	pid  int
+}
+
+func (f *pidFilter) PID() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pid
+}
+
+func (f *pidFilter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.disabled || f.done {
+		_, err := f.w.Write(p)
+		return len(p), err
+	}
+	f.buf = append(f.buf, p...)
+	marker := []byte(pidMarker)
+	var out []byte
+	if i := bytes.Index(f.buf, marker); i >= 0 {
+		nl := bytes.IndexByte(f.buf[i:], '\n')
+		if nl < 0 {
+			if len(f.buf)-i > 64 { // not ours after all
+				out, f.buf, f.done = f.buf, nil, true
+			} else {
+				out, f.buf = f.buf[:i:i], f.buf[i:]
+			}
+		} else {
+			num := string(f.buf[i+len(marker) : i+nl])
+			if n, err := strconv.Atoi(num); err == nil {
+				f.pid = n
+			}
+			out = append(append([]byte(nil), f.buf[:i]...), f.buf[i+nl+1:]...)
+			f.buf, f.done = nil, true
+		}
+	} else {
+		// Keep the longest suffix that could start the marker.
+		keep := 0
+		for k := min(len(marker)-1, len(f.buf)); k > 0; k-- {
+			if bytes.HasSuffix(f.buf, marker[:k]) {
+				keep = k
+				break
+			}
+		}
+		cut := len(f.buf) - keep
+		out = append([]byte(nil), f.buf[:cut]...)
+		f.buf = append([]byte(nil), f.buf[cut:]...)
+	}
+	if len(out) > 0 {
+		if _, err := f.w.Write(out); err != nil {
+			return len(p), err
+		}
+	}
+	return len(p), nil
+}
+
+// Flush writes anything held back.
+func (f *pidFilter) Flush() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.buf) > 0 {
+		_, _ = f.w.Write(f.buf)
+		f.buf = nil
+	}
+}
+
+// output runs a short helper command (no wrapper) and returns its stdout.
+// code is the exit status (-1 if none).
+func (t *SSHTransport) output(ctx context.Context, op, line string) (out []byte, code int, err error) {
+	release, err := t.acquire(ctx, op)
+	if err != nil {
+		return nil, -1, err
+	}
+	defer release()
+	sess, err := t.newSession(op)
+	if err != nil {
+		return nil, -1, err
+	}
+	defer sess.Close()
+	var so bytes.Buffer
+	tail := &TailBuffer{Max: 5}
+	sess.Stdout = &limitedBuffer{b: &so, max: 1 << 20}
+	sess.Stderr = tail
+	if err := sess.Start(line); err != nil {
+		return nil, -1, t.terr(op, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = sess.Close()
+		<-done
+		return nil, -1, fmt.Errorf("host %s: %s: %w", t.name, op, ctx.Err())
+	}
+	if err == nil {
+		return so.Bytes(), 0, nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return so.Bytes(), ee.ExitStatus(), &ExitError{Code: ee.ExitStatus(), Stderr: tail.Last(2)}
+	}
+	return nil, -1, t.execResult(op, err, tail)
+}
+
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		if len(p) > room {
+			l.b.Write(p[:room])
+		} else {
+			l.b.Write(p)
+		}
+	}
+	return len(p), nil
+}

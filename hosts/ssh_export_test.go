@@ -1,0 +1,6 @@
+package hosts
+
+import "time"
+
+// SetKillGrace shortens the wait between stdin EOF and kill(1) in tests.
+func SetKillGrace(t *SSHTransport, d time.Duration) { t.killGrace = d }

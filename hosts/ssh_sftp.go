@@ -1,0 +1,352 @@
+package hosts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pkg/sftp"
+)
+
+// sftpClient returns the host's single SFTP client, starting it on first
+// use. pkg/sftp clients are safe for concurrent use.
+func (t *SSHTransport) sftpClient(ctx context.Context, op string) (*sftp.Client, error) {
+	t.sftpMu.Lock()
+	defer t.sftpMu.Unlock()
+	if err := t.alive(op); err != nil {
+		return nil, err
+	}
+	if t.sftpc != nil {
+		return t.sftpc, nil
+	}
+	type result struct {
+		c   *sftp.Client
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// Packet size stays at pkg/sftp's 32 KiB default: never above
+		// OpenSSH's 255 KiB read clamp (pkg/sftp#658).
+		c, err := sftp.NewClient(t.client, sftp.UseConcurrentWrites(true))
+		ch <- result{c, err}
+	}()
+	timer := time.NewTimer(t.opts.ConnectTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, t.terr(op+": start sftp", r.err)
+		}
+		t.sftpc = r.c
+		go func(c *sftp.Client) {
+			_ = c.Wait()
+			t.sftpMu.Lock()
+			if t.sftpc == c {
+				t.sftpc = nil // restart on next use if the connection lives
+			}
+			t.sftpMu.Unlock()
+		}(r.c)
+		return r.c, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.c != nil {
+				_ = r.c.Close()
+			}
+		}()
+		return nil, fmt.Errorf("host %s: %s: start sftp: %w", t.name, op, ctx.Err())
+	case <-timer.C:
+		err := fmt.Errorf("sftp subsystem did not start within %v", t.opts.ConnectTimeout)
+		t.markDead(err)
+		_ = t.client.Close()
+		return nil, t.terr(op, err)
+	}
+}
+
+// sftpErr maps an SFTP failure; once the connection is gone it says so.
+func (t *SSHTransport) sftpErr(op string, err error) error {
+	if derr := t.Err(); derr != nil {
+		return t.terr(op, fmt.Errorf("%w (%v)", err, derr))
+	}
+	return t.terr(op, err)
+}
+
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// Upload copies local to remote over SFTP (created or truncated), then
+// checks the byte count, the remote size and the SHA-256 computed remotely
+// against the one computed while sending. On failure the remote file is
+// removed.
+func (t *SSHTransport) Upload(ctx context.Context, local, remote string) (err error) {
+	op := "upload " + remote
+	c, err := t.sftpClient(ctx, op)
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(local)
+	if err != nil {
+		return t.terr(op, err)
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return t.terr(op, err)
+	}
+	size := st.Size()
+	f, err := c.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return t.sftpErr(op+": create", err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = f.Close()
+		}
+		if err != nil && t.Err() == nil {
+			if rerr := c.Remove(remote); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				t.opts.Logf("ssh %s: remove partial %s: %v", t.name, remote, rerr)
+			}
+		}
+	}()
+	h := sha256.New()
+	n, werr := f.ReadFromWithConcurrency(io.TeeReader(ctxReader{ctx, in}, h), 0)
+	if ctx.Err() != nil {
+		return fmt.Errorf("host %s: %s: %w", t.name, op, ctx.Err())
+	}
+	if werr != nil || n != size {
+		msg := fmt.Sprintf("wrote %d of %d bytes", n, size)
+		if werr != nil {
+			msg += ": " + werr.Error()
+		}
+		if free, ferr := t.FreeSpace(ctx, path.Dir(remote)); ferr == nil && free < size-n+1<<20 {
+			msg += fmt.Sprintf(" (remote disk full? %d bytes free)", free)
+		}
+		return t.sftpErr(op, errors.New("short write: "+msg))
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return t.sftpErr(op+": close", err)
+	}
+	rst, err := c.Stat(remote)
+	if err != nil {
+		return t.sftpErr(op+": stat", err)
+	}
+	if rst.Size() != size {
+		return t.terr(op, fmt.Errorf("size mismatch: remote file has %d bytes, sent %d", rst.Size(), size))
+	}
+	return t.verifyHash(ctx, op, remote, hex.EncodeToString(h.Sum(nil)))
+}
+
+// Download copies remote to local (created or truncated), then checks the
+// byte count against the remote size and the SHA-256 of what was written
+// against the one computed remotely. On failure the local file is removed.
+func (t *SSHTransport) Download(ctx context.Context, remote, local string) (err error) {
+	op := "download " + remote
+	c, err := t.sftpClient(ctx, op)
+	if err != nil {
+		return err
+	}
+	f, err := c.Open(remote)
+	if err != nil {
+		return t.sftpErr(op+": open", err)
+	}
+	defer f.Close()
+	rst, err := f.Stat()
+	if err != nil {
+		return t.sftpErr(op+": stat", err)
+	}
+	out, err := os.OpenFile(local, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return t.terr(op, err)
+	}
+	outClosed := false
+	defer func() {
+		if !outClosed {
+			_ = out.Close()
+		}
+		if err != nil {
+			_ = os.Remove(local)
+		}
+	}()
+	h := sha256.New()
+	lw := &errWriter{w: out}
+	n, cerr := f.WriteTo(ctxWriter{ctx, io.MultiWriter(lw, h)})
+	if ctx.Err() != nil {
+		return fmt.Errorf("host %s: %s: %w", t.name, op, ctx.Err())
+	}
+	if lw.err != nil {
+		return t.terr(op, fmt.Errorf("local write to %s failed after %d bytes (local disk full?): %w", local, lw.n, lw.err))
+	}
+	if cerr != nil {
+		return t.sftpErr(op, cerr)
+	}
+	if n != rst.Size() {
+		return t.terr(op, fmt.Errorf("short read: got %d of %d bytes", n, rst.Size()))
+	}
+	if err := out.Sync(); err != nil {
+		return t.terr(op, fmt.Errorf("local sync %s: %w", local, err))
+	}
+	outClosed = true
+	if err := out.Close(); err != nil {
+		return t.terr(op, fmt.Errorf("local close %s: %w", local, err))
+	}
+	if lst, err := os.Stat(local); err != nil || lst.Size() != rst.Size() {
+		return t.terr(op, fmt.Errorf("local file %s does not have the %d bytes written", local, rst.Size()))
+	}
+	return t.verifyHash(ctx, op, remote, hex.EncodeToString(h.Sum(nil)))
+}
+
+type errWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	e.n += int64(n)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// RemoteSHA256 hashes a file on the host: sha256sum, else shasum -a 256 on
+// POSIX hosts, certutil on Windows. ok is false when no tool is available.
+func (t *SSHTransport) RemoteSHA256(ctx context.Context, remote string) (sum string, ok bool, err error) {
+	var line string
+	if t.windows {
+		q, qerr := QuoteCmd("certutil", "-hashfile", remote, "SHA256")
+		if qerr != nil {
+			return "", false, qerr
+		}
+		line = q
+	} else {
+		q := QuotePOSIX(remote)
+		line = "if command -v sha256sum >/dev/null 2>&1; then sha256sum < " + q +
+			"; elif command -v shasum >/dev/null 2>&1; then shasum -a 256 < " + q +
+			"; else echo clustertx-nohash; fi"
+	}
+	out, _, err := t.output(ctx, "sha256 "+remote, line)
+	if err != nil {
+		var xe *ExitError
+		if t.windows && errors.As(err, &xe) {
+			return "", false, nil // no certutil: size check only
+		}
+		return "", false, err
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "clustertx-nohash" {
+			return "", false, nil
+		}
+		if t.windows {
+			l = strings.ReplaceAll(l, " ", "")
+		} else if i := strings.IndexAny(l, " \t"); i >= 0 {
+			l = l[:i]
+		}
+		l = strings.ToLower(l)
+		if len(l) == 64 {
+			if _, herr := hex.DecodeString(l); herr == nil {
+				return l, true, nil
+			}
+		}
+	}
+	return "", false, fmt.Errorf("unexpected hash output %q", strings.TrimSpace(string(out)))
+}
+
+func (t *SSHTransport) verifyHash(ctx context.Context, op, remote, want string) error {
+	got, ok, err := t.RemoteSHA256(ctx, remote)
+	if err != nil {
+		if IsTransport(err) || ctx.Err() != nil {
+			return err
+		}
+		return t.terr(op+": remote sha256", err)
+	}
+	if !ok {
+		t.opts.Logf("ssh %s: no sha256 tool on host; %s verified by size only", t.name, remote)
+		return nil
+	}
+	if got != want {
+		return t.terr(op, fmt.Errorf("SHA-256 mismatch: local %s, remote %s", want, got))
+	}
+	return nil
+}
+
+// Remove deletes remote; a missing file is fine.
+func (t *SSHTransport) Remove(ctx context.Context, remote string) error {
+	op := "remove " + remote
+	c, err := t.sftpClient(ctx, op)
+	if err != nil {
+		return err
+	}
+	if err := c.Remove(remote); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return t.sftpErr(op, err)
+	}
+	return nil
+}
+
+// FreeSpace reports the bytes available to the login user in dir: SFTP
+// statvfs@openssh.com when the server has it, else `df -Pk`.
+func (t *SSHTransport) FreeSpace(ctx context.Context, dir string) (int64, error) {
+	op := "free space " + dir
+	c, err := t.sftpClient(ctx, op)
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := c.HasExtension("statvfs@openssh.com"); ok {
+		st, err := c.StatVFS(dir)
+		if err != nil {
+			return 0, t.sftpErr(op, err)
+		}
+		bs := st.Frsize
+		if bs == 0 {
+			bs = st.Bsize
+		}
+		return int64(st.Bavail * bs), nil
+	}
+	if t.windows {
+		return 0, t.terr(op, errors.New("server has no statvfs@openssh.com"))
+	}
+	out, _, err := t.output(ctx, op, "df -Pk "+QuotePOSIX(dir))
+	if err != nil {
+		return 0, err
+	}
+	return parseDFPk(out)
+}
+
+func parseDFPk(out []byte) (int64, error) {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 2 {
+		return 0, fmt.Errorf("unexpected df output %q", out)
+	}
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) < 4 {
+		return 0, fmt.Errorf("unexpected df output %q", out)
+	}
+	kb, err := strconv.ParseInt(f[3], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("unexpected df output %q", out)
+	}
+	return kb * 1024, nil
+}

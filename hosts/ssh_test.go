@@ -1,0 +1,693 @@
+package hosts_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"clustertx/hosts"
+	"clustertx/hosts/hoststest"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
+)
+
+// sshEnv isolates a test from the user's ssh setup.
+func sshEnv(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	t.Setenv("HOME", t.TempDir())
+}
+
+func khFile(t *testing.T, servers ...*hoststest.SSHD) string {
+	p := filepath.Join(t.TempDir(), "known_hosts")
+	hoststest.WriteKnownHosts(t, p, servers...)
+	return p
+}
+
+func baseOpts(kh string) hosts.SSHOptions {
+	return hosts.SSHOptions{KnownHostsFiles: []string{kh}, SSHConfigFile: "none", ConnectTimeout: 5 * time.Second}
+}
+
+func dial(t *testing.T, s *hoststest.SSHD, opts hosts.SSHOptions) *hosts.SSHTransport {
+	t.Helper()
+	opts.Logf = t.Logf
+	tr, err := hosts.DialSSH(context.Background(), s.Def("h1"), opts)
+	if err != nil {
+		t.Fatalf("DialSSH: %v", err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+func start(t *testing.T) (*hoststest.SSHD, *hosts.SSHTransport) {
+	sshEnv(t)
+	s := hoststest.StartSSHD(t, hoststest.Options{})
+	return s, dial(t, s, baseOpts(khFile(t, s)))
+}
+
+func pgrep(t *testing.T, pattern string) []string {
+	out, err := exec.Command("pgrep", "-af", pattern).Output()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		t.Fatalf("pgrep: %v", err)
+	}
+	var res []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" && !strings.Contains(l, "pgrep -af") {
+			res = append(res, l)
+		}
+	}
+	return res
+}
+
+func marker(t *testing.T) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return fmt.Sprintf("clustertx-test-%x", b)
+}
+
+// Regression for golang/go#29286: the server has ed25519, ECDSA and RSA
+// host keys, known_hosts only the ed25519 line.
+func TestSSHConnectEd25519OnlyKnownHosts(t *testing.T) {
+	s, tr := start(t)
+	if !strings.Contains(tr.ServerVersion(), "OpenSSH") {
+		t.Errorf("ServerVersion %q", tr.ServerVersion())
+	}
+	if tr.Addr() != s.Addr {
+		t.Errorf("Addr %q, want %q", tr.Addr(), s.Addr)
+	}
+	if err := tr.Exec(context.Background(), []string{"true"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The same known_hosts with x/crypto's default algorithm order fails:
+	// proves the setup reproduces the pitfall.
+	cb, err := xknownhosts.New(khFile(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := os.ReadFile(s.IdentityFile)
+	signer, _ := ssh.ParsePrivateKey(key)
+	_, err = ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{User: s.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: cb, Timeout: 5 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "key mismatch") {
+		t.Errorf("default x/crypto dial: %v, want key mismatch (pitfall no longer reproduced?)", err)
+	}
+}
+
+func TestSSHUnknownHostRefused(t *testing.T) {
+	sshEnv(t)
+	s := hoststest.StartSSHD(t, hoststest.Options{})
+	missing := filepath.Join(t.TempDir(), "nope", "known_hosts")
+	_, err := hosts.DialSSH(context.Background(), s.Def("h1"), baseOpts(missing))
+	var hk *hosts.HostKeyError
+	if !errors.As(err, &hk) {
+		t.Fatalf("err = %v (%T), want *HostKeyError", err, err)
+	}
+	if hk.Changed || hk.Fingerprint != ssh.FingerprintSHA256(s.HostKeys[0]) {
+		t.Errorf("HostKeyError %+v, want unknown with ed25519 fingerprint %s", hk, ssh.FingerprintSHA256(s.HostKeys[0]))
+	}
+	msg := err.Error()
+	for _, want := range []string{"h1", s.Addr, "is not in known_hosts", "ssh-ed25519 key SHA256:", "ssh-keyscan -p " + strconv.Itoa(s.Port) + " 127.0.0.1 >> ", "--accept-new-host-keys"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q lacks %q", msg, want)
+		}
+	}
+	if hosts.IsTransport(err) {
+		t.Error("host key error must not be a TransportError")
+	}
+	if _, serr := os.Stat(missing); serr == nil {
+		t.Error("known_hosts created without AcceptNewHostKeys")
+	}
+}
+
+func TestSSHAcceptNewHostKeys(t *testing.T) {
+	sshEnv(t)
+	s1 := hoststest.StartSSHD(t, hoststest.Options{})
+	s2 := hoststest.StartSSHD(t, hoststest.Options{})
+	kh := filepath.Join(t.TempDir(), "new", "dir", "known_hosts")
+	opts := baseOpts(kh)
+	opts.AcceptNewHostKeys = true
+	var wg sync.WaitGroup
+	for _, s := range []*hoststest.SSHD{s1, s2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr, err := hosts.DialSSH(context.Background(), s.Def("h"), opts)
+			if err != nil {
+				t.Errorf("accept-new dial %s: %v", s.Addr, err)
+				return
+			}
+			tr.Close()
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(kh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*hoststest.SSHD{s1, s2} {
+		if !strings.Contains(string(b), s.KnownHostsLine+"\n") {
+			t.Errorf("known_hosts lacks %q:\n%s", s.KnownHostsLine, b)
+		}
+	}
+	if st, _ := os.Stat(kh); st.Mode().Perm() != 0o600 {
+		t.Errorf("known_hosts mode %v", st.Mode())
+	}
+	// Now trusted without accept-new.
+	tr := dial(t, s1, baseOpts(kh))
+	if err := tr.Exec(context.Background(), []string{"true"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b2, _ := os.ReadFile(kh); !bytes.Equal(b, b2) {
+		t.Errorf("known_hosts changed by a trusted dial")
+	}
+}
+
+func TestSSHChangedHostKeyRefused(t *testing.T) {
+	sshEnv(t)
+	s := hoststest.StartSSHD(t, hoststest.Options{})
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	other, _ := ssh.NewPublicKey(pub)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(kh, []byte(hoststest.KnownHostsLine(s.Addr, other)+"\n"), 0o600)
+	for _, accept := range []bool{false, true} {
+		opts := baseOpts(kh)
+		opts.AcceptNewHostKeys = accept
+		_, err := hosts.DialSSH(context.Background(), s.Def("h1"), opts)
+		var hk *hosts.HostKeyError
+		if !errors.As(err, &hk) || !hk.Changed {
+			t.Fatalf("accept=%v: err = %v, want changed HostKeyError", accept, err)
+		}
+		if hk.Fingerprint != ssh.FingerprintSHA256(s.HostKeys[0]) {
+			t.Errorf("fingerprint %s", hk.Fingerprint)
+		}
+		for _, want := range []string{"man-in-the-middle", "ssh-keygen -R '[127.0.0.1]:" + strconv.Itoa(s.Port) + "'"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("message %q lacks %q", err, want)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(kh); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("known_hosts modified:\n%s", b)
+	}
+}
+
+func TestSSHExecExitCodes(t *testing.T) {
+	_, tr := start(t)
+	ctx := context.Background()
+	if err := tr.Exec(ctx, []string{"sh", "-c", "exit 0"}, nil, nil); err != nil {
+		t.Fatalf("exit 0: %v", err)
+	}
+	var stderr bytes.Buffer
+	err := tr.Exec(ctx, []string{"sh", "-c", "echo first >&2; echo 'it failed' >&2; exit 1"}, nil, &stderr)
+	var xe *hosts.ExitError
+	if !errors.As(err, &xe) || xe.Code != 1 || !strings.Contains(xe.Stderr, "it failed") {
+		t.Fatalf("err = %#v, want ExitError 1 with stderr tail", err)
+	}
+	if hosts.IsTransport(err) {
+		t.Error("exit 1 is not a transport error")
+	}
+	if got := stderr.String(); got != "first\nit failed\n" {
+		t.Errorf("stderr forwarded %q (pid line must be stripped)", got)
+	}
+	err = tr.Exec(ctx, []string{"sh", "-c", "exit 42"}, nil, nil)
+	if !errors.As(err, &xe) || xe.Code != 42 {
+		t.Errorf("exit 42: %v", err)
+	}
+}
+
+type timedWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	first time.Time
+}
+
+func (w *timedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.first.IsZero() {
+		w.first = time.Now()
+	}
+	return w.buf.Write(p)
+}
+
+func TestSSHExecStdoutStreams(t *testing.T) {
+	_, tr := start(t)
+	var w timedWriter
+	if err := tr.Exec(context.Background(), []string{"sh", "-c", "echo one; sleep 1; echo two"}, &w, nil); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now()
+	if w.buf.String() != "one\ntwo\n" {
+		t.Errorf("stdout %q", w.buf.String())
+	}
+	if end.Sub(w.first) < 700*time.Millisecond {
+		t.Errorf("first stdout arrived %v before the end: not streamed", end.Sub(w.first))
+	}
+}
+
+func TestSSHExecHostileArgvRoundTrip(t *testing.T) {
+	_, tr := start(t)
+	pwned := filepath.Join(os.TempDir(), marker(t))
+	args := []string{
+		"plain", "with space", "it's", `say "hi"`, "$(touch " + pwned + ")", "`touch " + pwned + "`",
+		"a;touch " + pwned, "a & b", "a|b", "%PATH%", "!x!", "line1\nline2", "a\tb", "-i", "*?[",
+		"~root", "=ls", "$HOME", `back\slash`, "café", "日本", "🎬", "bad\xff\xfe", "", "'",
+	}
+	var out bytes.Buffer
+	if err := tr.Exec(context.Background(), append([]string{"printf", `%s\0`}, args...), &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(out.String(), "\x00")
+	got = got[:len(got)-1]
+	if len(got) != len(args) {
+		t.Fatalf("got %d args %q, want %q", len(got), got, args)
+	}
+	for i := range args {
+		if got[i] != args[i] {
+			t.Errorf("arg %d: %q, want %q", i, got[i], args[i])
+		}
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		os.Remove(pwned)
+		t.Fatal("command injection: file created")
+	}
+}
+
+func TestSSHExecCancelKillsRemote(t *testing.T) {
+	s, tr := start(t)
+	m := marker(t)
+	argv := []string{"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc=duration=60:size=64x48:rate=10",
+		"-metadata", "comment=" + m, "-f", "null", "-"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Exec(ctx, argv, nil, nil) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(pgrep(t, m)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("remote ffmpeg never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	t0 := time.Now()
+	cancel()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Exec did not return after cancel")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want wrapping context.Canceled", err)
+	}
+	if el := time.Since(t0); el > 3*time.Second {
+		t.Errorf("cancel took %v", el)
+	}
+	if left := pgrep(t, m); len(left) > 0 {
+		t.Fatalf("remote process still running after Exec returned: %q", left)
+	}
+	// The connection is still usable and the slot was released.
+	if err := tr.Exec(context.Background(), []string{"true"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = s
+}
+
+// A command that ignores SIGTERM: the watchdog's TERM does nothing, so the
+// fallback kill -TERM / kill -KILL from a second session must end it.
+func TestSSHExecCancelKillFallback(t *testing.T) {
+	_, tr := start(t)
+	hosts.SetKillGrace(tr, 500*time.Millisecond)
+	m := marker(t)
+	argv := []string{"bash", "-c", "trap '' TERM; while :; do sleep 0.2; done", m}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Exec(ctx, argv, nil, nil) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(pgrep(t, m)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("remote command never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Exec did not return")
+	}
+	if left := pgrep(t, m); len(left) > 0 {
+		t.Fatalf("remote process survived: %q", left)
+	}
+}
+
+func TestSSHStopMidExecIsTransportError(t *testing.T) {
+	s, tr := start(t)
+	done := make(chan error, 1)
+	go func() { done <- tr.Exec(context.Background(), []string{"sleep", "30"}, nil, nil) }()
+	time.Sleep(500 * time.Millisecond)
+	s.Stop()
+	select {
+	case err := <-done:
+		var xe *hosts.ExitError
+		if errors.As(err, &xe) || !hosts.IsTransport(err) {
+			t.Fatalf("err = %v (%T), want TransportError", err, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Exec did not return after sshd died")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := tr.Exec(context.Background(), []string{"true"}, nil, nil); !hosts.IsTransport(err) {
+		t.Errorf("Exec after death: %v, want TransportError", err)
+	}
+	if _, err := tr.FreeSpace(context.Background(), "/"); !hosts.IsTransport(err) {
+		t.Errorf("FreeSpace after death: %v, want TransportError", err)
+	}
+}
+
+func TestSSHUploadDownloadRoundTrip(t *testing.T) {
+	s, tr := start(t)
+	ctx := context.Background()
+	data := make([]byte, 3<<20+12345)
+	rand.Read(data)
+	local := filepath.Join(t.TempDir(), "src.bin")
+	os.WriteFile(local, data, 0o644)
+	remote := tr.Join(s.Dir, "remote dir $x", "up 'loaded'.bin")
+	if err := os.MkdirAll(filepath.Dir(remote), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Upload(ctx, local, remote); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(remote) // same machine: check what arrived
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatal("uploaded content differs")
+	}
+	back := filepath.Join(t.TempDir(), "back.bin")
+	if err := tr.Download(ctx, remote, back); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(back)
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatal("downloaded content differs")
+	}
+	sum, ok, err := tr.RemoteSHA256(ctx, remote)
+	if err != nil || !ok || sum != fmt.Sprintf("%x", sha256.Sum256(data)) {
+		t.Errorf("RemoteSHA256 = %s %v %v", sum, ok, err)
+	}
+	// Failures leave nothing behind and are transport errors.
+	bad := filepath.Join(s.Dir, "no-such-dir", "x.bin")
+	if err := tr.Upload(ctx, local, bad); !hosts.IsTransport(err) {
+		t.Errorf("upload into missing dir: %v", err)
+	}
+	partial := filepath.Join(t.TempDir(), "partial.bin")
+	if err := tr.Download(ctx, bad, partial); !hosts.IsTransport(err) {
+		t.Errorf("download of missing file: %v", err)
+	}
+	if _, err := os.Stat(partial); err == nil {
+		t.Error("partial download left behind")
+	}
+	// Cancelled upload: prompt, and the remote partial is removed.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := tr.Upload(cctx, local, remote+".c"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled upload: %v", err)
+	}
+	if _, err := os.Stat(remote + ".c"); err == nil {
+		t.Error("cancelled upload left its file")
+	}
+	if err := tr.Remove(ctx, remote); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Remove(ctx, remote); err != nil {
+		t.Errorf("removing a missing file: %v", err)
+	}
+	if _, err := os.Stat(remote); err == nil {
+		t.Error("Remove left the file")
+	}
+}
+
+func TestSSHConcurrentExecs(t *testing.T) {
+	s, tr := start(t)
+	ctx := context.Background()
+	if free, err := tr.FreeSpace(ctx, s.Dir); err != nil || free <= 0 { // also opens the SFTP session
+		t.Fatalf("FreeSpace = %d, %v", free, err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out bytes.Buffer
+			if err := tr.Exec(ctx, []string{"sh", "-c", "sleep 0.5; echo ok" + strconv.Itoa(i)}, &out, nil); err != nil {
+				errs <- err
+				return
+			}
+			if out.String() != "ok"+strconv.Itoa(i)+"\n" {
+				errs <- fmt.Errorf("exec %d: stdout %q", i, out.String())
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if strings.Contains(s.Log(), "no more sessions") {
+		t.Error("sshd refused sessions (MaxSessions exceeded)")
+	}
+}
+
+func TestSSHConfigAlias(t *testing.T) {
+	sshEnv(t)
+	s := hoststest.StartSSHD(t, hoststest.Options{})
+	kh := khFile(t, s)
+	keyDir := t.TempDir()
+	key, _ := os.ReadFile(s.IdentityFile)
+	os.WriteFile(filepath.Join(keyDir, "127.0.0.1_id"), key, 0o600)
+	cfg := filepath.Join(t.TempDir(), "config")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("Host other\n  Port 1\n\nHost media-box\n  HostName 127.0.0.1\n  Port %d\n  User %s\n  IdentityFile %s/%%h_id\n\nHost *\n  User nobody-default\n",
+		s.Port, s.User, keyDir)), 0o644)
+	opts := baseOpts(kh)
+	opts.SSHConfigFile = cfg
+	tr, err := hosts.DialSSH(context.Background(), &hosts.Def{Name: "box", Address: "media-box", OS: "linux"}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if tr.Addr() != s.Addr || tr.User() != s.User {
+		t.Errorf("resolved %s@%s, want %s@%s", tr.User(), tr.Addr(), s.User, s.Addr)
+	}
+	if err := tr.Exec(context.Background(), []string{"true"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// transcode.yml wins over ssh_config: a wrong explicit port fails.
+	def := &hosts.Def{Name: "box", Address: "media-box", Port: 1}
+	if _, err := hosts.DialSSH(context.Background(), def, opts); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("explicit port ignored: %v", err)
+	}
+}
+
+func TestSSHProxyJump(t *testing.T) {
+	sshEnv(t)
+	jump := hoststest.StartSSHD(t, hoststest.Options{})
+	target := hoststest.StartSSHD(t, hoststest.Options{})
+	kh := khFile(t, jump, target)
+	cfg := filepath.Join(t.TempDir(), "config")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("Host target\n  HostName 127.0.0.1\n  Port %d\n  ProxyJump %s@127.0.0.1:%d\n", target.Port, jump.User, jump.Port)), 0o644)
+	opts := baseOpts(kh)
+	opts.SSHConfigFile = cfg
+	def := &hosts.Def{Name: "t", Address: "target", IdentityFile: target.IdentityFile}
+	tr, err := hosts.DialSSH(context.Background(), def, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var out bytes.Buffer
+	if err := tr.Exec(context.Background(), []string{"sh", "-c", "echo $SSH_CONNECTION"}, &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(out.String()), " "+strconv.Itoa(target.Port)) {
+		t.Errorf("SSH_CONNECTION %q", out.String())
+	}
+	// The path really goes through the jump host: killing it kills us.
+	jump.Stop()
+	time.Sleep(200 * time.Millisecond)
+	if err := tr.Exec(context.Background(), []string{"true"}, nil, nil); !hosts.IsTransport(err) {
+		t.Errorf("after jump host died: %v, want TransportError", err)
+	}
+	// Jump host key is checked on its own.
+	jump.Start(t)
+	opts.KnownHostsFiles = []string{khFile(t, target)}
+	_, err = hosts.DialSSH(context.Background(), def, opts)
+	var hk *hosts.HostKeyError
+	if !errors.As(err, &hk) || hk.Addr != jump.Addr {
+		t.Errorf("unknown jump host: %v", err)
+	}
+}
+
+func TestSSHEncryptedKey(t *testing.T) {
+	sshEnv(t)
+	s := hoststest.StartSSHD(t, hoststest.Options{})
+	kh := khFile(t, s)
+	raw, _ := os.ReadFile(s.IdentityFile)
+	priv, err := ssh.ParseRawPrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := filepath.Join(t.TempDir(), "id_enc")
+	os.WriteFile(enc, pem.EncodeToMemory(blk), 0o600)
+	def := s.Def("h1")
+	def.IdentityFile = enc
+	_, err = hosts.DialSSH(context.Background(), def, baseOpts(kh))
+	if err == nil || !strings.Contains(err.Error(), enc+" is encrypted") || !strings.Contains(err.Error(), "ssh-add") {
+		t.Fatalf("err = %v, want encrypted-key hint naming %s", err, enc)
+	}
+	// With the key in an agent, the same config connects through the agent.
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { agent.ServeAgent(keyring, c); c.Close() }()
+		}
+	}()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	tr, err := hosts.DialSSH(context.Background(), def, baseOpts(kh))
+	if err != nil {
+		t.Fatalf("with agent: %v", err)
+	}
+	tr.Close()
+}
+
+func TestSSHHandshakeTimeout(t *testing.T) {
+	sshEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // accept and never speak
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	key := filepath.Join(t.TempDir(), "id")
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	blk, _ := ssh.MarshalPrivateKey(priv, "")
+	os.WriteFile(key, pem.EncodeToMemory(blk), 0o600)
+	opts := baseOpts(filepath.Join(t.TempDir(), "kh"))
+	opts.ConnectTimeout = time.Second
+	t0 := time.Now()
+	_, err = hosts.DialSSH(context.Background(), &hosts.Def{Name: "mute", Address: "127.0.0.1", Port: port, IdentityFile: key}, opts)
+	el := time.Since(t0)
+	if err == nil || !hosts.IsTransport(err) {
+		t.Fatalf("err = %v, want TransportError", err)
+	}
+	if el > 1500*time.Millisecond || el < 900*time.Millisecond {
+		t.Errorf("DialSSH took %v with ConnectTimeout 1s", el)
+	}
+}
+
+func TestSSHKeepAliveDetectsDeadServer(t *testing.T) {
+	sshEnv(t)
+	s := hoststest.StartSSHD(t, hoststest.Options{})
+	opts := baseOpts(khFile(t, s))
+	opts.KeepAliveInterval = 200 * time.Millisecond
+	opts.KeepAliveMax = 3
+	tr := dial(t, s, opts)
+	if err := tr.Exec(context.Background(), []string{"true"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // keepalives answered: still alive
+	if tr.Err() != nil {
+		t.Fatalf("healthy connection declared dead: %v", tr.Err())
+	}
+	pids := s.ConnectionPIDs()
+	if len(pids) == 0 {
+		t.Fatal("no per-connection sshd found")
+	}
+	done := make(chan error, 1)
+	go func() { done <- tr.Exec(context.Background(), []string{"sleep", "20"}, nil, nil) }()
+	time.Sleep(200 * time.Millisecond)
+	for _, p := range pids {
+		syscall.Kill(p, syscall.SIGSTOP)
+	}
+	defer func() {
+		for _, p := range pids {
+			syscall.Kill(p, syscall.SIGCONT)
+		}
+	}()
+	t0 := time.Now()
+	select {
+	case err := <-done:
+		if !hosts.IsTransport(err) {
+			t.Fatalf("err = %v, want TransportError", err)
+		}
+		if el := time.Since(t0); el > 200*time.Millisecond*4+time.Second {
+			t.Errorf("dead connection detected after %v", el)
+		}
+		t.Logf("detected after %v: %v", time.Since(t0), err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("keepalive did not detect the stopped server")
+	}
+	if _, err := tr.FreeSpace(context.Background(), "/"); !hosts.IsTransport(err) {
+		t.Errorf("FreeSpace after death: %v", err)
+	}
+}
+
+var _ io.Writer = (*timedWriter)(nil)
