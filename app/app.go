@@ -1,0 +1,429 @@
+// Package app is the command line: it parses pytranscoder-compatible
+// arguments (sticky -c/-p/-t/-m that apply to the files after them, global
+// flags anywhere), loads the config, runs the manager and turns the outcome
+// into an exit code. It owns no transcoding logic; main only wires signals
+// and calls Run.
+package app
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"clustertx/cluster"
+	"clustertx/config"
+	"clustertx/hosts"
+)
+
+// Exit codes, documented in the README.
+const (
+	ExitOK          = 0
+	ExitFatal       = 1   // config error, no usable host
+	ExitUsage       = 2   // bad command line
+	ExitIncomplete  = 3   // some files failed or were not run
+	ExitInterrupted = 130 // Ctrl-C / SIGTERM
+)
+
+// ExitError carries the exit code main should use.
+type ExitError struct {
+	Code int
+	Err  error // nil: nothing more to print
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+func usageErr(format string, args ...any) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
+}
+
+// Code returns the exit code for err (nil → 0).
+func Code(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	if errors.Is(err, context.Canceled) {
+		return ExitInterrupted
+	}
+	return ExitFatal
+}
+
+// sticky flags: they change the state for the files that follow them.
+var stickyFlags = map[string]string{
+	"-c": "cluster", "--cluster": "cluster",
+	"-p": "profile", "--profile": "profile",
+	"-t": "template", "--template": "template",
+	"-m": "mixins", "--mixins": "mixins",
+}
+
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Aliases: []string{"y"}, Usage: "config `FILE` (default $CLUSTERTX_CONFIG, then ~/.transcode.yml, then the built-in default)"},
+		&cli.BoolFlag{Name: "keep", Aliases: []string{"k"}, Usage: "keep the source file; the output is written beside it"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "show the plan, host checks and exact commands; change nothing"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "more detail on stderr"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors and the summary"},
+		&cli.StringFlag{Name: "host", Usage: "use only the host `NAME`"},
+		&cli.StringSliceFlag{Name: "from-file", Usage: "read files to process from `FILE`, one per line (finished entries are removed at the end)"},
+		&cli.BoolFlag{Name: "strict", Usage: "unknown keys in the config are errors, not warnings"},
+		&cli.BoolFlag{Name: "accept-new-host-keys", Usage: "trust and record SSH host keys of hosts not yet in known_hosts (like StrictHostKeyChecking=accept-new); changed keys are always refused"},
+		&cli.StringSliceFlag{Name: "known-hosts", Usage: "known_hosts `FILE` to verify host keys against (default ~/.ssh/known_hosts)"},
+		&cli.StringFlag{Name: "ssh-config", Usage: "ssh client config `FILE` (default ~/.ssh/config; \"none\" to ignore)"},
+		&cli.IntFlag{Name: "max-attempts", Value: 2, Usage: "encode attempts per file (on different hosts when possible) before it is failed"},
+		&cli.DurationFlag{Name: "check-timeout", Value: 15 * time.Second, Usage: "time allowed to connect to and check each host"},
+		// Sticky flags, shown for --help; they are consumed by splitArgs.
+		&cli.StringFlag{Name: "cluster", Aliases: []string{"c"}, Usage: "run the files that follow on cluster `NAME` (repeatable: -c A f1 -c B f2)"},
+		&cli.StringFlag{Name: "profile", Aliases: []string{"p"}, Usage: "encode the files that follow with profile `NAME`, bypassing rules"},
+		&cli.StringFlag{Name: "template", Aliases: []string{"t"}, Usage: "like -p, for a template `NAME`"},
+		&cli.StringFlag{Name: "mixins", Aliases: []string{"m"}, Usage: "apply mixin profiles `A,B` to the files that follow"},
+	}
+}
+
+// sticky is the state the sticky flags build up.
+type sticky struct {
+	cluster, profile string
+	mixins           []string
+}
+
+func (s *sticky) set(kind, val string) {
+	switch kind {
+	case "cluster":
+		s.cluster = val
+	case "profile", "template":
+		s.profile = val
+	case "mixins":
+		s.mixins = nil
+		for _, m := range strings.Split(val, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				s.mixins = append(s.mixins, m)
+			}
+		}
+	}
+}
+
+func (s sticky) item(path string) cluster.WorkItem {
+	return cluster.WorkItem{Path: path, Cluster: s.cluster, Profile: s.profile, Mixins: append([]string(nil), s.mixins...)}
+}
+
+// parsed is the command line after splitArgs.
+type parsed struct {
+	global    []string // for urfave/cli
+	items     []cluster.WorkItem
+	fromFiles []fromFile
+	final     sticky // state at the end (for default_queue_file)
+}
+
+type fromFile struct {
+	path  string
+	state sticky
+}
+
+// splitArgs walks the arguments left to right as pytranscoder does: sticky
+// flags change the state for the files after them, --from-file takes the
+// state where it appears, global flags go to urfave/cli. "--" ends flags.
+func splitArgs(args []string, flags []cli.Flag) (*parsed, error) {
+	takesValue := map[string]bool{}
+	for _, f := range flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			name := "--" + n
+			if len(n) == 1 {
+				name = "-" + n
+			}
+			takesValue[name] = !isBool
+		}
+	}
+	p := &parsed{}
+	var st sticky
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			for _, f := range args[i+1:] {
+				p.items = append(p.items, st.item(f))
+			}
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			p.items = append(p.items, st.item(a))
+			continue
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		if kind, ok := stickyFlags[name]; ok || name == "--from-file" {
+			if !hasVal {
+				if i+1 >= len(args) {
+					return nil, usageErr("%s needs a value", name)
+				}
+				i++
+				val = args[i]
+			}
+			if name == "--from-file" {
+				p.fromFiles = append(p.fromFiles, fromFile{path: val, state: st})
+				continue
+			}
+			st.set(kind, val)
+			continue
+		}
+		p.global = append(p.global, a)
+		if takesValue[name] && !hasVal && i+1 < len(args) {
+			i++
+			p.global = append(p.global, args[i])
+		}
+	}
+	p.final = st
+	return p, nil
+}
+
+// Run runs clustertx with args (args[0] is the program name).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	flags := globalFlags()
+	var runErr error
+	a := &cli.App{
+		Name:            "clustertx",
+		Usage:           "batch-transcode a media library across every machine you own, over SSH",
+		UsageText:       "clustertx [flags] [-c CLUSTER] [-p PROFILE] [-m MIXINS] FILE|DIR... [-c CLUSTER2 FILE...]",
+		Description:     "Reads pytranscoder's transcode.yml. Exit codes: 0 all done (skips included), 1 fatal, 2 usage, 3 some files failed or were not run, 130 interrupted.",
+		Flags:           flags,
+		HideHelpCommand: true,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		ExitErrHandler:  func(*cli.Context, error) {}, // no os.Exit inside urfave/cli
+		Action: func(c *cli.Context) error {
+			return nil
+		},
+	}
+	if len(args) == 0 {
+		args = []string{"clustertx"}
+	}
+	p, err := splitArgs(args[1:], flags)
+	if err != nil {
+		return err
+	}
+	var cctx *cli.Context
+	a.Action = func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return usageErr("unexpected argument %q", c.Args().First())
+		}
+		cctx = c
+		return nil
+	}
+	if err := a.RunContext(ctx, append([]string{args[0]}, p.global...)); err != nil {
+		return usageErr("%v", err)
+	}
+	if cctx == nil { // --help or --version was handled
+		return nil
+	}
+	runErr = run(ctx, cctx, p, stdout, stderr)
+	return runErr
+}
+
+func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(config.LoadOptions{Path: c.String("config"), Strict: c.Bool("strict")})
+	if err != nil {
+		return &ExitError{Code: ExitFatal, Err: err}
+	}
+	if !c.Bool("quiet") {
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
+		}
+	}
+	items := p.items
+	for _, ff := range p.fromFiles {
+		more, err := readQueueFile(ff.path, ff.state)
+		if err != nil {
+			return &ExitError{Code: ExitFatal, Err: err}
+		}
+		items = append(items, more...)
+	}
+	if len(items) == 0 && len(p.fromFiles) == 0 {
+		if cfg.DefaultQueueFile == "" {
+			fmt.Fprintln(stdout, "nothing to do: no files given and no default_queue_file configured")
+			return nil
+		}
+		if items, err = readQueueFile(cfg.DefaultQueueFile, p.final); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				fmt.Fprintf(stdout, "nothing to do: default_queue_file %s does not exist\n", cfg.DefaultQueueFile)
+				return nil
+			}
+			return &ExitError{Code: ExitFatal, Err: err}
+		}
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(stdout, "nothing to do")
+		return nil
+	}
+
+	sshOpts := hosts.SSHOptions{
+		KnownHostsFiles:   c.StringSlice("known-hosts"),
+		AcceptNewHostKeys: c.Bool("accept-new-host-keys") && !c.Bool("dry-run"),
+		SSHConfigFile:     c.String("ssh-config"),
+		ConnectTimeout:    c.Duration("check-timeout"),
+	}
+	if c.Bool("verbose") {
+		sshOpts.Logf = func(format string, args ...any) {
+			fmt.Fprintf(stderr, "clustertx: debug: "+format+"\n", args...)
+		}
+	}
+	logw := stderr
+	if c.Bool("quiet") {
+		logw = io.Discard
+	}
+	opts := cluster.Options{
+		Config: cfg,
+		Connect: func(ctx context.Context, def *hosts.Def) (hosts.Transport, error) {
+			return hosts.Connect(ctx, def, sshOpts)
+		},
+		Keep:         c.Bool("keep"),
+		DryRun:       c.Bool("dry-run"),
+		Verbose:      c.Bool("verbose"),
+		OnlyHost:     c.String("host"),
+		MaxAttempts:  c.Int("max-attempts"),
+		CheckTimeout: c.Duration("check-timeout"),
+		Out:          stdout,
+		Log:          logw,
+	}
+	rep, err := cluster.Run(ctx, opts, items)
+	if rep != nil {
+		if !opts.DryRun {
+			cluster.PrintSummary(stdout, rep)
+			if cerr := cleanQueueFiles(rep); cerr != nil {
+				fmt.Fprintf(stderr, "clustertx: warning: %v\n", cerr)
+			}
+		} else {
+			cluster.PrintSummary(stdout, rep)
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted; originals are untouched, temporary files removed")}
+	case err != nil:
+		return &ExitError{Code: ExitFatal, Err: err}
+	case rep.Incomplete():
+		return &ExitError{Code: ExitIncomplete, Err: fmt.Errorf("%d failed, %d not run", rep.Count(cluster.Failed), rep.Count(cluster.NotRun))}
+	}
+	return nil
+}
+
+// readQueueFile reads one path per line (blank lines and # comments
+// skipped, trailing whitespace trimmed).
+func readQueueFile(path string, st sticky) ([]cluster.WorkItem, error) {
+	path = expandHome(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("queue file: %w", err)
+	}
+	defer f.Close()
+	var out []cluster.WorkItem
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), " \t\r")
+		if line == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		it := st.item(expandHome(line))
+		it.Source, it.Line = path, line
+		out = append(out, it)
+	}
+	return out, sc.Err()
+}
+
+func expandHome(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, p[2:])
+		}
+	}
+	return p
+}
+
+// cleanQueueFiles removes finished entries (done, kept by threshold,
+// skipped by rule) from the queue files they came from. Failed and not-run
+// entries stay, and lines appended during the run are kept: the file is
+// re-read now and replaced atomically.
+func cleanQueueFiles(rep *cluster.Report) error {
+	finished := map[string]map[string]bool{} // queue file → lines/paths to drop
+	for _, f := range rep.Files {
+		if f.Item.Source == "" {
+			continue
+		}
+		switch f.Outcome {
+		case cluster.Done, cluster.Kept, cluster.Skipped:
+			m := finished[f.Item.Source]
+			if m == nil {
+				m = map[string]bool{}
+				finished[f.Item.Source] = m
+			}
+			m[f.Item.Line] = true
+			m[f.Path] = true
+		}
+	}
+	for file, drop := range finished {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("updating queue file: %w", err)
+		}
+		var keep []string
+		for _, line := range strings.Split(string(data), "\n") {
+			t := strings.TrimRight(line, " \t\r")
+			abs, _ := filepath.Abs(expandHome(t))
+			if t != "" && (drop[t] || drop[abs]) {
+				continue
+			}
+			keep = append(keep, line)
+		}
+		out := strings.Join(keep, "\n")
+		if strings.TrimSpace(out) == "" {
+			out = ""
+		}
+		if err := writeAtomic(file, []byte(out)); err != nil {
+			return fmt.Errorf("updating queue file: %w", err)
+		}
+	}
+	return nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".clustertx-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,215 @@
+// Package cluster is the manager: it turns the files a user named into a
+// plan (file → rule → profile → eligible hosts), checks every host in
+// parallel, runs one worker per host slot pulling from the shared queue,
+// and carries each job through its lifecycle: stage, encode, fetch, verify,
+// replace, report. It reaches hosts only through hosts.Transport and does
+// not know whether a host is SSH or local.
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"clustertx/config"
+	"clustertx/hosts"
+	"clustertx/media"
+	"clustertx/profiles"
+)
+
+// WorkItem is one file named by the user, with the sticky options in force
+// where it appeared on the command line.
+type WorkItem struct {
+	Path    string
+	Cluster string   // "" = run on the manager (pytranscoder's local mode)
+	Profile string   // -p/-t: forced profile or template, bypasses rules
+	Mixins  []string // -m
+	Source  string   // queue file it came from, "" for the command line
+	Line    string   // the line as written in that file
+}
+
+// LocalHostName is the host that stands for the manager when no -c is given.
+const LocalHostName = "local"
+
+// Job is a planned file: what will run, and where it may run.
+type Job struct {
+	ID       int
+	Item     WorkItem
+	Info     *media.Info
+	Rule     string            // matching rule name, "" when forced or none
+	Profile  *profiles.Profile // resolved, mixins applied
+	Eligible []*hosts.Def      // enabled hosts that may take it
+	Work     float64
+
+	// Set when the job cannot run: skipped by a rule, no rule, probe error…
+	Outcome Outcome
+	Reason  string
+}
+
+// Plan is everything a run will do, built before anything is touched.
+type Plan struct {
+	Jobs  []*Job
+	Hosts []*hosts.Def // every enabled host that some job may use, each once
+}
+
+// expandPaths turns arguments into files: directories are walked for media
+// files with the configured extensions (sorted, hidden entries skipped);
+// other paths are kept as given, even if missing (the probe reports them).
+func expandPaths(items []WorkItem, exts []string) []WorkItem {
+	want := map[string]bool{}
+	for _, e := range exts {
+		want[strings.ToLower(e)] = true
+	}
+	var out []WorkItem
+	seen := map[string]bool{}
+	add := func(it WorkItem) {
+		abs, err := filepath.Abs(it.Path)
+		if err == nil {
+			it.Path = abs
+		}
+		if seen[it.Path] {
+			return
+		}
+		seen[it.Path] = true
+		out = append(out, it)
+	}
+	for _, it := range items {
+		st, err := os.Stat(it.Path)
+		if err != nil || !st.IsDir() || (len(want) > 0 && want[strings.ToLower(filepath.Ext(it.Path))]) {
+			add(it)
+			continue
+		}
+		var files []string
+		filepath.WalkDir(it.Path, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if p != it.Path && strings.HasPrefix(d.Name(), ".") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.Type().IsRegular() && want[strings.ToLower(filepath.Ext(p))] {
+				files = append(files, p)
+			}
+			return nil
+		})
+		sort.Strings(files)
+		for _, f := range files {
+			sub := it
+			sub.Path = f
+			add(sub)
+		}
+	}
+	return out
+}
+
+// hostSet resolves the hosts for a cluster name ("" = the manager as a local
+// host serving the global queues). Disabled hosts and hosts excluded by
+// --host are left out. A host in several clusters is one host.
+type hostSet struct {
+	cfg    *config.Config
+	only   string
+	byName map[string]*hosts.Def
+	order  []*hosts.Def
+	local  *hosts.Def
+}
+
+func newHostSet(cfg *config.Config, only string) *hostSet {
+	return &hostSet{cfg: cfg, only: only, byName: map[string]*hosts.Def{}}
+}
+
+func (hs *hostSet) cluster(name string) ([]*hosts.Def, error) {
+	if name == "" {
+		if hs.local == nil {
+			queues := []hosts.QueueSlots{{Queue: hosts.DefaultQueue, Slots: 1}}
+			for _, q := range hs.cfg.Queues {
+				if q.Queue != hosts.DefaultQueue {
+					queues = append(queues, q)
+				}
+			}
+			hs.local = &hosts.Def{Name: LocalHostName, Type: hosts.Local, Enabled: true,
+				FFmpeg: hs.cfg.FFmpeg, Queues: queues, OS: "linux", Pos: "(manager)"}
+		}
+		return []*hosts.Def{hs.intern(hs.local)}, nil
+	}
+	c, ok := hs.cfg.Cluster(name)
+	if !ok {
+		var names []string
+		for _, c := range hs.cfg.Clusters {
+			names = append(names, c.Name)
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("cluster %q not found: %s defines no clusters", name, hs.cfg.File)
+		}
+		return nil, fmt.Errorf("cluster %q not found in %s (defined: %s)", name, hs.cfg.File, strings.Join(names, ", "))
+	}
+	var out []*hosts.Def
+	for _, h := range c.Hosts {
+		if !h.Enabled || (hs.only != "" && h.Name != hs.only) {
+			continue
+		}
+		out = append(out, hs.intern(h))
+	}
+	return out, nil
+}
+
+func (hs *hostSet) intern(h *hosts.Def) *hosts.Def {
+	if have, ok := hs.byName[h.Name]; ok {
+		return have
+	}
+	hs.byName[h.Name] = h
+	hs.order = append(hs.order, h)
+	return h
+}
+
+// profileFor returns the profile a host uses for a job: the host's fixed
+// profile (seed-doc `profile:`) if it has one, else the job's, with the
+// job's mixins applied either way.
+func profileFor(cfg *config.Config, job *Job, h *hosts.Def) (*profiles.Profile, error) {
+	if h.Profile == "" {
+		return job.Profile, nil
+	}
+	p, err := cfg.Profile(h.Profile)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	if len(job.Item.Mixins) > 0 {
+		if p, err = cfg.Profiles.WithMixins(p, job.Item.Mixins); err != nil {
+			return nil, err
+		}
+	}
+	return p, p.Validate()
+}
+
+// eligible reports whether host h may take job: its fixed profile takes
+// anything; otherwise it must serve the profile's queue and allow the
+// profile; and a mounted host must see the file through its substitutions.
+func eligible(job *Job, h *hosts.Def) bool {
+	if h.Profile == "" {
+		if !h.Serves(job.Profile.Queue) || !h.AllowsProfile(job.Profile.Name) {
+			return false
+		}
+	}
+	if h.Type == hosts.Mounted {
+		if _, ok := h.MapPath(job.Item.Path); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// workOf estimates a job's cost: media seconds × pixels, or bytes when the
+// probe has no video.
+func workOf(info *media.Info) float64 {
+	if info == nil {
+		return 0
+	}
+	if info.Video != nil && info.Duration > 0 {
+		return info.Duration * float64(info.Width()*info.Height())
+	}
+	return float64(info.Size)
+}

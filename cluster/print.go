@@ -1,0 +1,198 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"clustertx/hosts"
+	"clustertx/media"
+)
+
+// printHostTable writes the host check table.
+func printHostTable(w io.Writer, checks []hosts.CheckResult) {
+	if len(checks) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tTYPE\tSTATUS\tLATENCY\tFFMPEG\tNOTE")
+	for _, c := range checks {
+		status := "up"
+		note := ""
+		if !c.Up {
+			status, note = "DOWN", c.Reason
+		} else if c.Free >= 0 {
+			note = media.FormatBytes(c.Free) + " free in working_dir"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Host, c.Type, status,
+			c.Latency.Round(time.Millisecond), dash(c.FFmpeg), note)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// printPlan writes, per file, what --dry-run promises: probe summary, rule,
+// profile and mixins, eligible hosts and the exact command each would run.
+func (m *manager) printPlan(p *Plan) {
+	w := m.opts.Out
+	for _, j := range p.Jobs {
+		fmt.Fprintf(w, "%s\n", j.Item.Path)
+		if j.Info != nil {
+			fmt.Fprintf(w, "  probe:    %s\n", j.Info.Summary())
+		}
+		switch {
+		case j.Item.Profile != "":
+			fmt.Fprintf(w, "  rule:     none (profile forced with -p/-t)\n")
+		case j.Rule != "":
+			fmt.Fprintf(w, "  rule:     %s\n", j.Rule)
+		}
+		if j.Outcome != "" {
+			fmt.Fprintf(w, "  outcome:  %s: %s\n\n", j.Outcome, j.Reason)
+			continue
+		}
+		prof := j.Profile.Name
+		if len(j.Item.Mixins) > 0 {
+			prof += " + mixins " + strings.Join(j.Item.Mixins, ",")
+		}
+		fmt.Fprintf(w, "  profile:  %s\n", prof)
+		if out, err := outputPath(j.Item.Path, j.Profile.Extension, m.opts.Keep); err == nil {
+			fmt.Fprintf(w, "  output:   %s\n", out)
+		}
+		fmt.Fprintf(w, "  hosts:    %s\n", hostNames(j.Eligible))
+		for _, h := range j.Eligible {
+			m.printHostCommand(w, j, h)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func (m *manager) printHostCommand(w io.Writer, j *Job, h *hosts.Def) {
+	prof, err := profileFor(m.cfg, j, h)
+	if err != nil {
+		fmt.Fprintf(w, "    %s: %v\n", h.Name, err)
+		return
+	}
+	final, err := outputPath(j.Item.Path, prof.Extension, m.opts.Keep)
+	if err != nil {
+		fmt.Fprintf(w, "    %s: %v\n", h.Name, err)
+		return
+	}
+	tok := "XXXXXXXXXXXX"
+	tmp := tempPath(final, tok)
+	var t hosts.Transport = joinOnly{h}
+	argv, remoteIn, remoteOut, notes, err := m.commandFor(j, h, t, prof, tmp, tok)
+	if err != nil {
+		fmt.Fprintf(w, "    %s: %v\n", h.Name, err)
+		return
+	}
+	label := h.Name + " (" + string(h.Type)
+	if h.Profile != "" {
+		label += ", profile " + prof.Name
+	}
+	label += ")"
+	fmt.Fprintf(w, "    %s:\n", label)
+	for _, n := range notes {
+		fmt.Fprintf(w, "      note     %s\n", n)
+	}
+	if h.Type == hosts.Streaming {
+		fmt.Fprintf(w, "      upload   %s -> %s\n", j.Item.Path, remoteIn)
+	}
+	fmt.Fprintf(w, "      run      %s\n", showArgv(argv))
+	if h.Type == hosts.Streaming {
+		fmt.Fprintf(w, "      download %s -> %s\n", remoteOut, tmp)
+	}
+}
+
+// showArgv renders argv for humans, one quoted word per element, with POSIX
+// shell quoting (what a user would paste into a terminal).
+func showArgv(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = shellWord(a)
+	}
+	return strings.Join(out, " ")
+}
+
+func shellWord(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./:=,+@%", c)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// joinOnly is a Transport stand-in for --dry-run that can only join paths
+// the way the host would; dry runs never touch a host's files.
+type joinOnly struct{ def *hosts.Def }
+
+func (j joinOnly) Join(elem ...string) string {
+	if j.def.Windows() {
+		return strings.Join(elem, `\`)
+	}
+	return filepath.ToSlash(filepath.Join(elem...))
+}
+
+type ctxT = context.Context
+
+var errDry = errors.New("dry run: hosts are not touched")
+
+func (joinOnly) Exec(_ ctxT, _ []string, _, _ io.Writer) error { return errDry }
+func (joinOnly) Upload(_ ctxT, _, _ string) error              { return errDry }
+func (joinOnly) Download(_ ctxT, _, _ string) error            { return errDry }
+func (joinOnly) Remove(_ ctxT, _ string) error                 { return errDry }
+func (joinOnly) FreeSpace(_ ctxT, _ string) (int64, error)     { return 0, errDry }
+func (joinOnly) Close() error                                  { return nil }
+
+// PrintSummary writes the end-of-run table and totals.
+func PrintSummary(w io.Writer, rep *Report) {
+	if len(rep.Files) == 0 {
+		fmt.Fprintln(w, "nothing to do")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tHOST\tPROFILE\tOUTCOME\tTIME\tDETAIL")
+	var saved int64
+	for _, f := range rep.Files {
+		if f.Outcome == Done {
+			saved += f.SrcSize - f.OutSize
+		}
+		el := "-"
+		if f.Elapsed > 0 {
+			el = f.Elapsed.Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", filepath.Base(f.Path), dash(f.Host), dash(f.Profile), f.Outcome, el, f.Reason)
+	}
+	tw.Flush()
+	var parts []string
+	for _, o := range []Outcome{Done, Kept, Skipped, Failed, NotRun, Planned} {
+		if n := rep.Count(o); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, o))
+		}
+	}
+	fmt.Fprintf(w, "\n%d files: %s", len(rep.Files), strings.Join(parts, ", "))
+	if saved != 0 {
+		fmt.Fprintf(w, "; %s saved", media.FormatBytes(saved))
+	}
+	fmt.Fprintln(w)
+}

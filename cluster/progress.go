@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Progress is the latest state of one encode, from ffmpeg's
+// `-progress pipe:1` key=value blocks (stable across ffmpeg 4–7, unlike the
+// human stats line).
+type Progress struct {
+	OutTime float64 // media seconds encoded
+	Percent float64 // 0-100, of the source duration
+	Speed   float64 // × realtime
+	FPS     float64
+	Size    int64 // output bytes so far
+	Ended   bool
+	Updated time.Time // when the last block arrived (liveness)
+}
+
+// progressWriter is an io.Writer fed with ffmpeg's stdout.
+type progressWriter struct {
+	mu       sync.Mutex
+	duration float64
+	partial  []byte
+	cur      Progress
+	last     Progress
+}
+
+func newProgress(duration float64) *progressWriter {
+	return &progressWriter{duration: duration}
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.partial = append(p.partial, b...)
+	for {
+		i := bytes.IndexAny(p.partial, "\r\n")
+		if i < 0 {
+			break
+		}
+		p.line(string(p.partial[:i]))
+		p.partial = p.partial[i+1:]
+	}
+	if len(p.partial) > 4096 { // not progress output; don't grow forever
+		p.partial = p.partial[:0]
+	}
+	return len(b), nil
+}
+
+func (p *progressWriter) line(l string) {
+	k, v, ok := strings.Cut(strings.TrimSpace(l), "=")
+	if !ok {
+		return
+	}
+	v = strings.TrimSpace(v)
+	switch k {
+	case "out_time_us", "out_time_ms": // both are microseconds (ffmpeg trac #7345)
+		if us, err := strconv.ParseInt(v, 10, 64); err == nil && us >= 0 {
+			p.cur.OutTime = float64(us) / 1e6
+		}
+	case "fps":
+		p.cur.FPS, _ = strconv.ParseFloat(v, 64)
+	case "speed":
+		p.cur.Speed, _ = strconv.ParseFloat(strings.TrimSuffix(v, "x"), 64)
+	case "total_size":
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			p.cur.Size = n
+		}
+	case "progress":
+		p.cur.Ended = v == "end"
+		if p.duration > 0 {
+			p.cur.Percent = min(100, max(0, 100*p.cur.OutTime/p.duration))
+		}
+		p.cur.Updated = time.Now()
+		p.last = p.cur
+	}
+}
+
+// Last returns the last complete progress block.
+func (p *progressWriter) Last() Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}

@@ -1,0 +1,456 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"clustertx/config"
+	"clustertx/hosts"
+	"clustertx/media"
+	"clustertx/profiles"
+	"clustertx/queue"
+)
+
+// Outcome is how a file ended.
+type Outcome string
+
+const (
+	Done    Outcome = "done"    // encoded, verified, in place
+	Kept    Outcome = "kept"    // original kept: threshold not met
+	Skipped Outcome = "skipped" // by a SKIP rule, or no rule matched
+	Failed  Outcome = "failed"  // probe error, encode failed, verification failed…
+	NotRun  Outcome = "not run" // no reachable host could take it, or interrupted
+	Planned Outcome = "planned" // --dry-run
+)
+
+// Connector opens the transport of a host. The app wires it to
+// hosts.Connect; tests may wrap it.
+type Connector func(ctx context.Context, def *hosts.Def) (hosts.Transport, error)
+
+// Options configure a run.
+type Options struct {
+	Config       *config.Config
+	Connect      Connector
+	Keep         bool          // -k: never touch the source
+	DryRun       bool          // plan and check hosts; change nothing
+	OnlyHost     string        // --host NAME
+	MaxAttempts  int           // job failures before a file is failed (default 2)
+	CheckTimeout time.Duration // per-host check bound (default 15s)
+	ProbeWorkers int           // concurrent ffprobe (default 2×CPUs)
+	Verbose      bool          // log each job's exact command
+	Out          io.Writer     // plan, host table, summary
+	Log          io.Writer     // progress log lines
+}
+
+// FileResult is one file's line in the report.
+type FileResult struct {
+	Path     string
+	Output   string // final output path (done) or where it would go (dry run)
+	Host     string
+	Profile  string
+	Rule     string
+	Outcome  Outcome
+	Reason   string
+	SrcSize  int64
+	OutSize  int64
+	Duration float64 // media seconds
+	Elapsed  time.Duration
+	Attempts int
+	Item     WorkItem
+}
+
+// Report is the result of a run.
+type Report struct {
+	Files       []*FileResult
+	Hosts       []hosts.CheckResult
+	Interrupted bool
+}
+
+// Count returns how many files ended with outcome o.
+func (r *Report) Count(o Outcome) int {
+	n := 0
+	for _, f := range r.Files {
+		if f.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+// Incomplete reports whether any file failed or was not run.
+func (r *Report) Incomplete() bool { return r.Count(Failed)+r.Count(NotRun) > 0 }
+
+// Run plans the work, checks the hosts, runs the queue and reports. It
+// returns an error only for fatal problems (bad cluster name, no usable
+// host at all); per-file problems are in the report.
+func Run(ctx context.Context, opts Options, items []WorkItem) (*Report, error) {
+	opts.defaults()
+	return newManager(opts).run(ctx, items)
+}
+
+type manager struct {
+	opts   Options
+	cfg    *config.Config
+	prober *media.Prober
+	logMu  sync.Mutex
+
+	conns map[string]hosts.Transport // up hosts
+}
+
+func (m *manager) logf(format string, args ...any) {
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	fmt.Fprintf(m.opts.Log, "clustertx: "+format+"\n", args...)
+}
+
+// defaults fills in unset options.
+func (o *Options) defaults() {
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 2
+	}
+	if o.CheckTimeout <= 0 {
+		o.CheckTimeout = 15 * time.Second
+	}
+	if o.ProbeWorkers <= 0 {
+		o.ProbeWorkers = 2 * runtime.NumCPU()
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+// PlanFiles builds the plan for items: directories expanded, files probed,
+// rules and profiles resolved, eligible hosts chosen. It contacts no host
+// and changes nothing.
+func PlanFiles(ctx context.Context, opts Options, items []WorkItem) (*Plan, error) {
+	opts.defaults()
+	m := newManager(opts)
+	_, clusterHosts, items, err := m.resolve(items)
+	if err != nil {
+		return nil, err
+	}
+	return m.plan(items, m.probe(ctx, items), clusterHosts), nil
+}
+
+// WritePlan prints what --dry-run promises for each planned file.
+func WritePlan(w io.Writer, opts Options, p *Plan) {
+	opts.defaults()
+	opts.Out = w
+	newManager(opts).printPlan(p)
+}
+
+func newManager(opts Options) *manager {
+	return &manager{opts: opts, cfg: opts.Config, prober: &media.Prober{FFprobe: opts.Config.FFprobe}}
+}
+
+// resolve expands the items and finds the hosts of every cluster named.
+func (m *manager) resolve(items []WorkItem) (*hostSet, map[string][]*hosts.Def, []WorkItem, error) {
+	items = expandPaths(items, m.cfg.MediaExtensions)
+	hs := newHostSet(m.cfg, m.opts.OnlyHost)
+	clusterHosts := map[string][]*hosts.Def{}
+	for _, it := range items {
+		if _, done := clusterHosts[it.Cluster]; done {
+			continue
+		}
+		defs, err := hs.cluster(it.Cluster)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		clusterHosts[it.Cluster] = defs
+	}
+	if m.opts.OnlyHost != "" && len(hs.order) == 0 {
+		return nil, nil, nil, fmt.Errorf("--host %s: no enabled host of that name in the clusters named", m.opts.OnlyHost)
+	}
+	return hs, clusterHosts, items, nil
+}
+
+func (m *manager) probe(ctx context.Context, items []WorkItem) []media.Result {
+	paths := make([]string, len(items))
+	for i, it := range items {
+		paths[i] = it.Path
+	}
+	return m.prober.ProbeAll(ctx, paths, m.opts.ProbeWorkers)
+}
+
+func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
+	hs, clusterHosts, items, err := m.resolve(items)
+	if err != nil {
+		return nil, err
+	}
+
+	// Probe files and check hosts at the same time: both wait on I/O.
+	var checks []hosts.CheckResult
+	m.conns = map[string]hosts.Transport{}
+	checkDone := make(chan struct{})
+	go func() {
+		defer close(checkDone)
+		checks = m.checkHosts(ctx, hs.order)
+	}()
+	probes := m.probe(ctx, items)
+	<-checkDone
+	defer m.closeConns()
+
+	plan := m.plan(items, probes, clusterHosts)
+	rep := &Report{Hosts: checks}
+	printHostTable(m.opts.Out, checks)
+
+	if m.opts.DryRun {
+		m.printPlan(plan)
+		for _, j := range plan.Jobs {
+			rep.Files = append(rep.Files, m.planResult(j))
+		}
+		return rep, nil
+	}
+
+	up := map[string]bool{}
+	for _, c := range checks {
+		up[c.Host] = c.Up
+	}
+	if len(checks) > 0 && len(m.conns) == 0 {
+		rep.Files = m.unrunnable(plan, "no host is reachable")
+		if anyRunnable(plan) {
+			return rep, fmt.Errorf("no usable host: every host of the cluster is down (see the table above)")
+		}
+		return rep, nil
+	}
+	rep.Files = m.execute(ctx, plan, up)
+	rep.Interrupted = ctx.Err() != nil
+	return rep, nil
+}
+
+func anyRunnable(p *Plan) bool {
+	for _, j := range p.Jobs {
+		if j.Outcome == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHosts connects to and checks every host in parallel, each bounded by
+// CheckTimeout. Up hosts keep their connection for the run.
+func (m *manager) checkHosts(ctx context.Context, defs []*hosts.Def) []hosts.CheckResult {
+	res := make([]hosts.CheckResult, len(defs))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, def := range defs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
+			defer cancel()
+			start := time.Now()
+			t, err := m.opts.Connect(cctx, def)
+			if err != nil {
+				res[i] = hosts.CheckResult{Host: def.Name, Type: def.Type, Latency: time.Since(start), Reason: oneLine(err), Free: -1}
+				return
+			}
+			r := hosts.Check(cctx, def, t)
+			r.Latency = time.Since(start)
+			if cctx.Err() != nil && !r.Up {
+				r.Reason = fmt.Sprintf("check timed out after %s (%s)", m.opts.CheckTimeout, r.Reason)
+			}
+			res[i] = r
+			if !r.Up {
+				t.Close()
+				return
+			}
+			mu.Lock()
+			m.conns[def.Name] = t
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+func (m *manager) closeConns() {
+	for _, t := range m.conns {
+		t.Close()
+	}
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	s = strings.ReplaceAll(s, "\n", " ")
+	return s
+}
+
+// plan resolves every probed file to a job.
+func (m *manager) plan(items []WorkItem, probes []media.Result, clusterHosts map[string][]*hosts.Def) *Plan {
+	p := &Plan{}
+	for i, it := range items {
+		j := &Job{ID: i + 1, Item: it, Info: probes[i].Info}
+		p.Jobs = append(p.Jobs, j)
+		if err := probes[i].Err; err != nil {
+			j.Outcome, j.Reason = Failed, reasonOf(err)
+			continue
+		}
+		j.Work = workOf(j.Info)
+		name := it.Profile
+		if name == "" {
+			r := profiles.MatchRules(m.cfg.Rules, j.Info)
+			switch {
+			case r == nil:
+				j.Outcome, j.Reason = Skipped, "no rule matched"
+				continue
+			case r.Skip:
+				j.Rule = r.Name
+				j.Outcome, j.Reason = Skipped, fmt.Sprintf("skipped by rule %q", r.Name)
+				continue
+			}
+			j.Rule, name = r.Name, r.Profile
+		}
+		prof, err := m.cfg.Profile(name)
+		if err == nil && len(it.Mixins) > 0 {
+			prof, err = m.cfg.Profiles.WithMixins(prof, it.Mixins)
+		}
+		if err == nil {
+			err = prof.Validate()
+		}
+		if err != nil {
+			j.Outcome, j.Reason = Failed, err.Error()
+			continue
+		}
+		j.Profile = prof
+		for _, h := range clusterHosts[it.Cluster] {
+			if eligible(j, h) {
+				j.Eligible = append(j.Eligible, h)
+			}
+		}
+		if len(j.Eligible) == 0 {
+			q := prof.Queue
+			if q == "" {
+				q = hosts.DefaultQueue
+			}
+			j.Outcome, j.Reason = NotRun, fmt.Sprintf("no enabled host serves queue %q for profile %s (or can see the file)", q, prof.Name)
+		}
+	}
+	seen := map[string]bool{}
+	for _, j := range p.Jobs {
+		for _, h := range j.Eligible {
+			if !seen[h.Name] {
+				seen[h.Name] = true
+				p.Hosts = append(p.Hosts, h)
+			}
+		}
+	}
+	return p
+}
+
+func reasonOf(err error) string {
+	var pe *media.ProbeError
+	if errors.As(err, &pe) {
+		return "cannot probe: " + pe.Reason
+	}
+	return err.Error()
+}
+
+func (m *manager) resultOf(j *Job) *FileResult {
+	r := &FileResult{Path: j.Item.Path, Rule: j.Rule, Outcome: j.Outcome, Reason: j.Reason, Item: j.Item}
+	if j.Info != nil {
+		r.SrcSize, r.Duration = j.Info.Size, j.Info.Duration
+	}
+	if j.Profile != nil {
+		r.Profile = j.Profile.Name
+	}
+	return r
+}
+
+func (m *manager) planResult(j *Job) *FileResult {
+	r := m.resultOf(j)
+	if r.Outcome == "" {
+		r.Outcome = Planned
+		if out, err := outputPath(j.Item.Path, j.Profile.Extension, m.opts.Keep); err == nil {
+			r.Output = out
+		}
+	}
+	return r
+}
+
+func (m *manager) unrunnable(p *Plan, reason string) []*FileResult {
+	var out []*FileResult
+	for _, j := range p.Jobs {
+		r := m.resultOf(j)
+		if r.Outcome == "" {
+			r.Outcome, r.Reason = NotRun, reason
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// execute runs the queue: one worker per slot of every up host.
+func (m *manager) execute(ctx context.Context, p *Plan, up map[string]bool) []*FileResult {
+	q := queue.New()
+	results := make([]*FileResult, len(p.Jobs))
+	var items []*queue.Item
+	for i, j := range p.Jobs {
+		results[i] = m.resultOf(j)
+		if j.Outcome != "" {
+			continue
+		}
+		el := map[string]bool{}
+		for _, h := range j.Eligible {
+			el[h.Name] = true
+		}
+		items = append(items, &queue.Item{ID: i, Work: j.Work, Eligible: el, Payload: j})
+	}
+	for _, h := range p.Hosts {
+		if !up[h.Name] {
+			q.SetDown(h.Name, true)
+		}
+	}
+	q.Push(items...)
+	stop := context.AfterFunc(ctx, q.Close)
+	defer stop()
+
+	var wg sync.WaitGroup
+	for _, h := range p.Hosts {
+		t, ok := m.conns[h.Name]
+		if !ok {
+			continue
+		}
+		for slot := 0; slot < h.SlotCount(); slot++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w := &worker{m: m, def: h, t: t, q: q, slot: slot}
+				w.loop(ctx, results)
+			}()
+		}
+	}
+	wg.Wait()
+
+	for _, it := range q.Pending() {
+		j := it.Payload.(*Job)
+		r := results[it.ID]
+		r.Outcome = NotRun
+		switch {
+		case ctx.Err() != nil:
+			r.Reason = "interrupted"
+		default:
+			r.Reason = "no reachable host could take it (eligible: " + hostNames(j.Eligible) + ")"
+		}
+	}
+	return results
+}
+
+func hostNames(defs []*hosts.Def) string {
+	var names []string
+	for _, d := range defs {
+		names = append(names, d.Name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
