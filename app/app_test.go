@@ -188,3 +188,27 @@ func TestDefaultQueueFileWhenNoFilesGiven(t *testing.T) {
 		t.Errorf("finished entry still in the queue file: %q", data)
 	}
 }
+
+func TestDryRunEmbeddedDefaultWritesNothing(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	home := freshHome(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "some.mkv")
+	testenv.MakeClip(t, src, testenv.Clip{Seconds: 1})
+	before, _ := os.ReadFile(src)
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"clustertx", "--dry-run", "-p", "hevc", src}, &out, &errb); err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	for _, want := range []string{"local", "profile:  hevc", "libx265", "planned"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out.String())
+		}
+	}
+	after, _ := os.ReadFile(src)
+	entries, _ := os.ReadDir(dir)
+	homeEntries, _ := os.ReadDir(home)
+	if !bytes.Equal(before, after) || len(entries) != 1 || len(homeEntries) != 0 {
+		t.Errorf("dry run wrote something: %v %v", entries, homeEntries)
+	}
+}

@@ -517,3 +517,107 @@ func TestThresholdKeepsOriginal(t *testing.T) {
 		t.Fatalf("10%% threshold: %v\n%s", err, out)
 	}
 }
+
+// A failing encode on a streaming host: the file is failed with ffmpeg's
+// error, the original is untouched, and both remote files are gone.
+func TestStreamingFailureCleansUp(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.gamerYAML())
+	data, _ := os.ReadFile(l.cfgPath)
+	data = bytes.Replace(data, []byte("-c:s copy\n"), []byte("-c:s copy -no_such_option 1\n"), 1)
+	must(t, os.WriteFile(l.cfgPath, data, 0o644))
+	a := l.clip("a.mp4", testenv.Clip{Seconds: 1})
+	sum := fileHash(t, a)
+	rep, out, err := l.run(context.Background(), nil, items("lab", a)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f := rep.Files[0]
+	if f.Outcome != cluster.Failed || !strings.Contains(f.Reason, "no_such_option") || f.Attempts != 2 {
+		t.Errorf("outcome %s after %d attempts: %s", f.Outcome, f.Attempts, f.Reason)
+	}
+	if fileHash(t, a) != sum {
+		t.Error("original changed")
+	}
+	if entries, _ := os.ReadDir(l.work); len(entries) > 0 {
+		t.Errorf("working_dir not cleaned after failure: %v", entries)
+	}
+	if left := leftovers(t, l.media); len(left) > 0 {
+		t.Errorf("temp files left: %q", left)
+	}
+}
+
+// Cancelling a run (Ctrl-C) mid-encode stops the remote ffmpeg on every
+// host, removes partial outputs and staged files, and keeps the originals.
+func TestCancelStopsRemoteEncodesAndCleansUp(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.nasYAML(), l.gamerYAML())
+	// A slow profile so the encodes are still running when we cancel.
+	data, _ := os.ReadFile(l.cfgPath)
+	data = bytes.Replace(data, []byte("-preset ultrafast"), []byte("-preset veryslow"), 1)
+	must(t, os.WriteFile(l.cfgPath, data, 0o644))
+	a := l.clip("a.mkv", testenv.Clip{Seconds: 12, Width: 640, Height: 480})
+	b := l.clip("b.mkv", testenv.Clip{Seconds: 12, Width: 640, Height: 480})
+	sums := map[string]string{a: fileHash(t, a), b: fileHash(t, b)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once both hosts are encoding.
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if len(l.nas.SessionPIDs()) > 0 && len(l.gamer.SessionPIDs()) > 0 && len(remoteFFmpeg(t)) >= 2 {
+				time.Sleep(300 * time.Millisecond)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+	}()
+	start := time.Now()
+	rep, out, _ := l.run(ctx, nil, items("lab", a, b)...)
+	if time.Since(start) > 40*time.Second {
+		t.Errorf("cancel took %s", time.Since(start))
+	}
+	if !rep.Interrupted || rep.Count(cluster.NotRun) != 2 {
+		t.Errorf("want 2 files not run after interrupt:\n%s", out)
+	}
+	for p, s := range sums {
+		if fileHash(t, p) != s {
+			t.Errorf("original %s changed", p)
+		}
+	}
+	// The remote ffmpeg processes must be gone (give sshd a moment to reap).
+	deadline := time.Now().Add(5 * time.Second)
+	for len(remoteFFmpeg(t)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if left := remoteFFmpeg(t); len(left) > 0 {
+		t.Errorf("ffmpeg still running after cancel: %v", left)
+	}
+	if left := leftovers(t, l.media, l.work); len(left) > 0 {
+		t.Errorf("temp files left: %q", left)
+	}
+	if entries, _ := os.ReadDir(l.work); len(entries) > 0 {
+		t.Errorf("working_dir not cleaned after cancel: %v", entries)
+	}
+}
+
+// remoteFFmpeg lists running ffmpeg processes that write a clustertx temp
+// output (ours, in any test host).
+func remoteFFmpeg(t *testing.T) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 0 && filepath.Base(args[0]) == "ffmpeg" && strings.Contains(string(cmdline), "clustertx-") {
+			if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(stat), ") Z ") {
+				continue // zombie: already dead
+			}
+			out = append(out, e.Name()+": "+strings.Join(args, " "))
+		}
+	}
+	return out
+}
