@@ -191,6 +191,37 @@ func splitArgs(args []string, flags []cli.Flag) (*parsed, error) {
 	return p, nil
 }
 
+// isSubcommand reports whether the first positional argument names a
+// subcommand (flag values are skipped, so "-c hosts" is a cluster name).
+func isSubcommand(args []string, flags []cli.Flag, cmds []*cli.Command) bool {
+	takesValue := map[string]bool{}
+	for _, f := range flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue["-"+n], takesValue["--"+n] = !isBool, !isBool
+		}
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return false
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			if takesValue[a] {
+				i++
+			}
+			continue
+		}
+		for _, c := range cmds {
+			if c.HasName(a) {
+				return true
+			}
+		}
+		return false
+	}
+	return false
+}
+
 // Run runs clustertx with args (args[0] is the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := globalFlags()
@@ -211,6 +242,17 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) == 0 {
 		args = []string{"clustertx"}
+	}
+	if cmds := commands(); len(cmds) > 0 && isSubcommand(args[1:], flags, cmds) {
+		a.Commands = cmds
+		a.Action = nil
+		if err := a.RunContext(ctx, args); err != nil {
+			if Code(err) != ExitFatal || errors.As(err, new(*ExitError)) {
+				return err
+			}
+			return usageErr("%v", err)
+		}
+		return nil
 	}
 	p, err := splitArgs(args[1:], flags)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"clustertx/hosts"
 	"clustertx/media"
 	"clustertx/profiles"
+	"clustertx/progress"
 	"clustertx/queue"
 )
 
@@ -43,14 +44,18 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 		r := results[it.ID]
 		start := time.Now()
 		w.m.logf("%s: start %s", w.def.Name, job.Item.Path)
-		err := w.runJob(ctx, job, r)
+		ji := JobInfo{ID: job.ID, Path: job.Item.Path, Host: w.def.Name, Slot: w.slot,
+			Duration: job.Info.Duration, SrcSize: job.Info.Size, Attempt: it.Attempts + 1}
+		err := w.runJob(ctx, job, r, ji)
 		r.Elapsed = time.Since(start)
 		r.Host = w.def.Name
+		ji.Profile = r.Profile
 		switch {
 		case err == nil:
 			w.q.Done(it)
 			r.Attempts = it.Attempts + 1
 			w.m.logf("%s: %s %s: %s", w.def.Name, r.Outcome, job.Item.Path, r.Reason)
+			w.m.opts.Observer.JobFinished(ji, r)
 		case ctx.Err() != nil:
 			// Interrupted: the item stays pending and is reported as not run.
 			w.q.HostFailed(it)
@@ -59,6 +64,7 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 			w.m.logf("warning: host %s failed while running %s: %v; the job goes back to the queue", w.def.Name, job.Item.Path, err)
 			w.q.SetDown(w.def.Name, true)
 			w.q.HostFailed(it)
+			w.m.opts.Observer.HostState(w.def.Name, false, oneLine(err))
 			return
 		default:
 			retry := w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts)
@@ -68,6 +74,7 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 				w.m.logf("warning: host %s: %s: %v; retrying", w.def.Name, job.Item.Path, err)
 			} else {
 				w.m.logf("error: host %s: %s: %v", w.def.Name, job.Item.Path, err)
+				w.m.opts.Observer.JobFinished(ji, r)
 			}
 		}
 	}
@@ -182,13 +189,16 @@ func (m *manager) automap(p *profiles.Profile) bool {
 // returns nil when the file reached a final outcome recorded in r (done or
 // kept); a *hosts.TransportError when the host failed (the job is
 // requeued); any other error is a job failure.
-func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult) (err error) {
+func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo) (err error) {
 	h, t := w.def, w.t
 	prof, err := profileFor(w.m.cfg, job, h)
 	if err != nil {
 		return err
 	}
 	r.Profile = prof.Name
+	ji.Profile = prof.Name
+	obs := w.m.opts.Observer
+	obs.JobStarted(ji)
 	final, err := outputPath(job.Item.Path, prof.Extension, w.m.opts.Keep)
 	if err != nil {
 		return err
@@ -228,17 +238,19 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult) (err error
 		if err := w.checkRemoteSpace(ctx, job); err != nil {
 			return err
 		}
+		start := time.Now()
 		if err := t.Upload(ctx, job.Item.Path, remoteIn); err != nil {
 			return err
 		}
+		obs.Transfer(h.Name, true, job.Info.Size, time.Since(start))
 	}
 
 	if w.m.opts.Verbose {
 		w.m.logf("%s: run %s", h.Name, showArgv(argv))
 	}
-	progress := newProgress(job.Info.Duration)
+	prog := progress.NewParser(job.Info.Duration, func(p progress.Progress) { obs.JobProgress(ji, p) })
 	stderr := &hosts.TailBuffer{Max: 20}
-	if err := t.Exec(ctx, argv, progress, stderr); err != nil {
+	if err := t.Exec(ctx, argv, prog, stderr); err != nil {
 		var xe *hosts.ExitError
 		if errors.As(err, &xe) {
 			return fmt.Errorf("ffmpeg %s", xe.Error())
@@ -247,8 +259,12 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult) (err error
 	}
 
 	if h.Type == hosts.Streaming {
+		start := time.Now()
 		if err := t.Download(ctx, remoteOut, tmp); err != nil {
 			return err
+		}
+		if st, err := os.Stat(tmp); err == nil {
+			obs.Transfer(h.Name, false, st.Size(), time.Since(start))
 		}
 	}
 	return w.m.finish(ctx, job, prof, tmp, final, r)

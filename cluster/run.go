@@ -45,6 +45,7 @@ type Options struct {
 	CheckTimeout time.Duration // per-host check bound (default 15s)
 	ProbeWorkers int           // concurrent ffprobe (default 2×CPUs)
 	Verbose      bool          // log each job's exact command
+	Observer     Observer      // progress, reports, metrics (nil: none)
 	Out          io.Writer     // plan, host table, summary
 	Log          io.Writer     // progress log lines
 }
@@ -127,6 +128,9 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
 }
 
 // PlanFiles builds the plan for items: directories expanded, files probed,
@@ -202,7 +206,11 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 
 	plan := m.plan(items, probes, clusterHosts)
 	rep := &Report{Hosts: checks}
+	for _, c := range checks {
+		m.opts.Observer.HostChecked(c)
+	}
 	printHostTable(m.opts.Out, checks)
+	defer func() { m.opts.Observer.RunFinished(rep) }()
 
 	if m.opts.DryRun {
 		m.printPlan(plan)

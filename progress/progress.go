@@ -1,4 +1,7 @@
-package cluster
+// Package progress parses ffmpeg's `-progress pipe:1` output: key=value
+// blocks ending in progress=continue|end, stable across ffmpeg 4–7 (unlike
+// the human stats line, whose kB became KiB in ffmpeg 7). It is pure.
+package progress
 
 import (
 	"bytes"
@@ -21,41 +24,53 @@ type Progress struct {
 	Updated time.Time // when the last block arrived (liveness)
 }
 
-// progressWriter is an io.Writer fed with ffmpeg's stdout.
-type progressWriter struct {
+// Parser is an io.Writer fed with ffmpeg's stdout. It calls OnUpdate (if
+// set) with every complete block, from the writing goroutine.
+type Parser struct {
 	mu       sync.Mutex
 	duration float64
+	onUpdate func(Progress)
 	partial  []byte
 	cur      Progress
 	last     Progress
 }
 
-func newProgress(duration float64) *progressWriter {
-	return &progressWriter{duration: duration}
+// NewParser returns a parser for a source of duration seconds (0 unknown).
+func NewParser(duration float64, onUpdate func(Progress)) *Parser {
+	return &Parser{duration: duration, onUpdate: onUpdate}
 }
 
-func (p *progressWriter) Write(b []byte) (int, error) {
+func (p *Parser) Write(b []byte) (int, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	var updates []Progress
 	p.partial = append(p.partial, b...)
 	for {
 		i := bytes.IndexAny(p.partial, "\r\n")
 		if i < 0 {
 			break
 		}
-		p.line(string(p.partial[:i]))
+		if p.line(string(p.partial[:i])) {
+			updates = append(updates, p.cur)
+		}
 		p.partial = p.partial[i+1:]
 	}
 	if len(p.partial) > 4096 { // not progress output; don't grow forever
 		p.partial = p.partial[:0]
 	}
+	p.mu.Unlock()
+	if p.onUpdate != nil { // outside the lock: the callback may call Last
+		for _, u := range updates {
+			p.onUpdate(u)
+		}
+	}
 	return len(b), nil
 }
 
-func (p *progressWriter) line(l string) {
+// line consumes one key=value line; it reports whether a block ended.
+func (p *Parser) line(l string) bool {
 	k, v, ok := strings.Cut(strings.TrimSpace(l), "=")
 	if !ok {
-		return
+		return false
 	}
 	v = strings.TrimSpace(v)
 	switch k {
@@ -78,11 +93,13 @@ func (p *progressWriter) line(l string) {
 		}
 		p.cur.Updated = time.Now()
 		p.last = p.cur
+		return true
 	}
+	return false
 }
 
 // Last returns the last complete progress block.
-func (p *progressWriter) Last() Progress {
+func (p *Parser) Last() Progress {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.last
