@@ -1,0 +1,910 @@
+// Package journal owns clustertx's persistent state between runs: the resume
+// journal (the outcome per source-file version, the temp files that may exist
+// somewhere, the per-host encode speeds observed so far) and the run lock that
+// keeps two runs off the same journal.
+//
+// # Storage
+//
+// The journal is an append-only JSON-lines file (default
+// $XDG_STATE_HOME/clustertx/journal.jsonl, see [DefaultPath]). Every line is
+// one self-contained record carrying "v":1 and a "type" ("entry", "temp",
+// "temp_done", "speed"), so `cat`, `grep` and `jq` work on it. A record is
+// written with a single write(2) of the whole line including its '\n', then
+// fsync(2)'d, before the call that wrote it returns. Replay applies the lines
+// in order; the last record for a key wins.
+//
+// # What survives kill -9 (or a crash) at any instant
+//
+//   - Every record whose Record/AddTemp/DoneTemp/RecordSpeed call returned nil
+//     is on disk (fsync before return) and is seen by the next Open.
+//   - A kill in the middle of an append leaves at most one incomplete last
+//     line (no trailing '\n', or not valid JSON). Open detects it, drops it
+//     and truncates the file to the end of the last good record before
+//     anything else is appended, so a torn record can never swallow a later
+//     one. The dropped record is one whose call never returned nil.
+//   - Temp files are announced with AddTemp (fsync'd) BEFORE they are created
+//     and retired with DoneTemp only AFTER they are gone, so a temp file that
+//     exists after a kill is always among [Journal.PendingTemps] — on the
+//     manager or on a remote host — and the next run can remove it.
+//   - Compaction writes a complete new file next to the journal
+//     (path+".compact"), fsyncs it, renames it over the journal and fsyncs the
+//     directory. A kill before the rename leaves the old journal intact (the
+//     leftover .compact file is removed by the next Open); after it, the new
+//     one is complete. Nothing else is ever rewritten in place.
+//   - The lock is flock(2) on path+".lock", so the kernel releases it when the
+//     holder dies, however it dies: no stale lock after kill -9. The lock file
+//     itself is never deleted (deleting flock files races with other openers);
+//     it holds the holder's pid, host and start time for the error message.
+//
+// An invalid line in the middle of the file (a hand edit, say) is skipped and
+// reported in [Journal.Warnings]; records with a version above 1 (written by a
+// newer clustertx) are ignored but kept verbatim through compaction. If a
+// write or fsync fails, the partial line is truncated away; if even that is
+// impossible the Journal refuses all further writes rather than risk gluing
+// records together.
+//
+// The journal does not decide policy: callers compare an Entry's Outcome and
+// Attempts with --force and --max-attempts themselves, and remove pending
+// temps (locally or over SSH) before calling DoneTemp.
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the record format written by this package (the "v" field).
+const Version = 1
+
+// Outcome is what happened to a source-file version.
+type Outcome string
+
+// Outcomes.
+const (
+	Done    Outcome = "done"    // encoded and verified; Entry.Output is the result
+	Kept    Outcome = "kept"    // encoded but kept the original (threshold not met)
+	Failed  Outcome = "failed"  // Entry.Reason, Entry.Attempts
+	Skipped Outcome = "skipped" // skipped by a rule
+)
+
+func (o Outcome) valid() bool {
+	switch o {
+	case Done, Kept, Failed, Skipped:
+		return true
+	}
+	return false
+}
+
+// Key identifies one version of a source file: its absolute path, size and
+// modification time. A file that changes gets a new Key.
+type Key struct {
+	Path    string
+	Size    int64
+	MtimeNs int64
+}
+
+// KeyOf returns the Key of the file at path as it is now: the absolute,
+// cleaned path (symlinks are not resolved) and os.Stat's size and mtime.
+func KeyOf(path string) (Key, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Key{}, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return Key{}, err
+	}
+	return Key{Path: abs, Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}, nil
+}
+
+// Entry is the recorded outcome for a source-file version.
+type Entry struct {
+	Key
+	Outcome  Outcome
+	Output   string // Done/Kept: the output path
+	Reason   string // Failed: why; Skipped: which rule
+	Host     string
+	Profile  string
+	Attempts int       // Failed: attempts so far (the caller accumulates them)
+	Time     time.Time // zero: set to now by Record
+}
+
+// Temp is a temporary file that may exist: announced before it is created,
+// retired (DoneTemp) after it has been renamed into place or deleted.
+type Temp struct {
+	ID   string // unique; see NewTempID
+	Host string // "" = the manager itself
+	Path string
+	Time time.Time // zero: set to now by AddTemp
+}
+
+// NewTempID returns a random ID for a Temp. It is also suitable as part of
+// the temp file's name, which then cannot collide with a leftover.
+func NewTempID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("journal: closed")
+
+// Compaction trigger for Open: the log has more than compactMinLines lines
+// and more than compactRatio times the live records.
+const (
+	compactMinLines = 1000
+	compactRatio    = 4
+	maxWarnings     = 20
+	speedAlpha      = 0.3 // EWMA weight of a new speed observation (after warm-up)
+)
+
+// DefaultPath is $XDG_STATE_HOME/clustertx/journal.jsonl, or
+// ~/.local/state/clustertx/journal.jsonl when XDG_STATE_HOME is unset or not
+// absolute (as the XDG spec requires). It is "" when neither is known; Open("")
+// fails with a message saying so.
+func DefaultPath() string {
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "clustertx", "journal.jsonl")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return ""
+	}
+	return filepath.Join(home, ".local", "state", "clustertx", "journal.jsonl")
+}
+
+// Journal is an open, locked journal. Its methods are safe for concurrent use.
+type Journal struct {
+	path string
+
+	mu     sync.Mutex
+	f      *os.File // the log, O_APPEND; nil after Close
+	lock   *os.File
+	size   int64 // bytes of good records in f
+	lines  int   // lines in f (records plus skipped ones)
+	broken error // a write could not be undone: refuse further writes
+
+	seq     uint64
+	entries map[Key]seqEntry
+	byPath  map[string]Key
+	temps   map[string]seqTemp
+	speeds  map[string]map[string]speedState
+	opaque  [][]byte // lines from a newer version, kept verbatim
+
+	warnings []string
+	dropped  int // warnings not kept beyond maxWarnings
+}
+
+type seqEntry struct {
+	e   Entry
+	seq uint64
+}
+
+type seqTemp struct {
+	t   Temp
+	seq uint64
+}
+
+type speedState struct {
+	speed float64 // smoothed
+	obs   float64 // last observation
+	n     int     // observations so far
+	time  time.Time
+}
+
+// Open opens (creating it and its directories if needed) and locks the
+// journal at path, then replays it. If another process holds the lock it
+// returns a *LockedError at once. A torn last line is dropped and the file
+// truncated; other problems become Warnings. Leftovers of an interrupted
+// compaction are removed, and the log is compacted when it has grown well
+// past its live records.
+func Open(path string) (*Journal, error) {
+	if path == "" {
+		return nil, errors.New("journal: no path (neither XDG_STATE_HOME nor HOME is set; give the journal path explicitly)")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	path = abs
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	lock, err := acquireLock(path)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{
+		path:    path,
+		lock:    lock,
+		entries: map[Key]seqEntry{},
+		byPath:  map[string]Key{},
+		temps:   map[string]seqTemp{},
+		speeds:  map[string]map[string]speedState{},
+	}
+	if err := j.open(); err != nil {
+		if j.f != nil {
+			j.f.Close()
+		}
+		releaseLock(lock)
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *Journal) open() error {
+	// We hold the lock, so a compaction file can only be a leftover.
+	if err := os.Remove(j.compactPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("journal: removing leftover %s: %w", j.compactPath(), err)
+	}
+	_, statErr := os.Stat(j.path)
+	created := errors.Is(statErr, os.ErrNotExist)
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	j.f = f
+	if created {
+		if err := syncDir(filepath.Dir(j.path)); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	good, err := j.replay(f)
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if fi.Size() > good {
+		if err := f.Truncate(good); err != nil {
+			return fmt.Errorf("journal %s: truncating torn tail: %w", j.path, err)
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("journal %s: %w", j.path, err)
+		}
+	}
+	j.size = good
+	if j.lines > compactMinLines && j.lines > compactRatio*j.live() {
+		if err := j.compactLocked(); err != nil {
+			j.warn("compaction failed (the journal is still good): %v", err)
+		}
+	}
+	return nil
+}
+
+// Path returns the journal's absolute path.
+func (j *Journal) Path() string { return j.path }
+
+func (j *Journal) compactPath() string { return j.path + ".compact" }
+
+// Warnings returns what Open found and tolerated: skipped lines, a dropped
+// torn tail, records from a newer version, a failed compaction.
+func (j *Journal) Warnings() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	w := append([]string(nil), j.warnings...)
+	if j.dropped > 0 {
+		w = append(w, fmt.Sprintf("… and %d more", j.dropped))
+	}
+	return w
+}
+
+func (j *Journal) warn(format string, args ...any) {
+	if len(j.warnings) >= maxWarnings {
+		j.dropped++
+		return
+	}
+	j.warnings = append(j.warnings, fmt.Sprintf("journal %s: ", j.path)+fmt.Sprintf(format, args...))
+}
+
+func (j *Journal) live() int {
+	n := len(j.entries) + len(j.temps) + len(j.opaque)
+	for _, m := range j.speeds {
+		n += len(m)
+	}
+	return n
+}
+
+// replay reads every line, applies the good ones and returns the offset just
+// after the last line that is a complete JSON record: everything after it is
+// a torn tail to be truncated.
+func (j *Journal) replay(f *os.File) (int64, error) {
+	r := bufio.NewReaderSize(f, 64<<10)
+	var off, good int64
+	var tail []string // invalid lines after the last good one
+	lineNo := 0
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 {
+			lineNo++
+			off += int64(len(line))
+			complete := line[len(line)-1] == '\n'
+			if !complete {
+				tail = append(tail, fmt.Sprintf("line %d (no newline): %s", lineNo, excerpt(line)))
+			} else if problem, ok := j.apply(line); !ok {
+				tail = append(tail, fmt.Sprintf("line %d: %s", lineNo, problem))
+			} else {
+				// Invalid lines followed by a good one are in the middle.
+				for _, t := range tail {
+					j.warn("skipped invalid %s", t)
+				}
+				tail = tail[:0]
+				good = off
+				j.lines = lineNo
+				if problem != "" {
+					j.warn("line %d: %s", lineNo, problem)
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	for _, t := range tail {
+		j.warn("dropped torn/invalid tail %s", t)
+	}
+	return good, nil
+}
+
+func excerpt(b []byte) string {
+	b = bytes.TrimRight(b, "\n")
+	if len(b) > 80 {
+		return strconv.Quote(string(b[:80])) + "…"
+	}
+	return strconv.Quote(string(b))
+}
+
+type header struct {
+	V    int    `json:"v"`
+	Type string `json:"type"`
+}
+
+// apply decodes one complete line. ok is false when the line is not a JSON
+// record at all (a candidate torn tail); a record that is JSON but unusable is
+// ok with a problem to warn about.
+func (j *Journal) apply(line []byte) (problem string, ok bool) {
+	var h header
+	if err := json.Unmarshal(line, &h); err != nil {
+		return fmt.Sprintf("not JSON (%v): %s", err, excerpt(line)), false
+	}
+	if h.V < 1 {
+		return fmt.Sprintf("no version field: %s", excerpt(line)), false
+	}
+	if h.V > Version {
+		j.opaque = append(j.opaque, append([]byte(nil), line...))
+		return fmt.Sprintf("record of version %d (newer clustertx?) ignored, kept as is", h.V), true
+	}
+	var err error
+	switch h.Type {
+	case "entry":
+		var r entryRec
+		if err = json.Unmarshal(line, &r); err == nil {
+			var e Entry
+			if e, err = r.entry(); err == nil {
+				j.applyEntry(e)
+			}
+		}
+	case "temp":
+		var r tempRec
+		if err = json.Unmarshal(line, &r); err == nil {
+			var t Temp
+			if t, err = r.temp(); err == nil {
+				j.applyTemp(t)
+			}
+		}
+	case "temp_done":
+		var r tempDoneRec
+		if err = json.Unmarshal(line, &r); err == nil {
+			if r.ID == "" {
+				err = errors.New("temp_done without id")
+			} else {
+				delete(j.temps, r.ID)
+			}
+		}
+	case "speed":
+		var r speedRec
+		if err = json.Unmarshal(line, &r); err == nil {
+			if err = r.check(); err == nil {
+				j.applySpeed(r)
+			}
+		}
+	default:
+		j.opaque = append(j.opaque, append([]byte(nil), line...))
+		return fmt.Sprintf("unknown record type %q ignored, kept as is", h.Type), true
+	}
+	if err != nil {
+		return fmt.Sprintf("skipped %s record: %v", h.Type, err), true
+	}
+	return "", true
+}
+
+func (j *Journal) applyEntry(e Entry) {
+	j.seq++
+	j.entries[e.Key] = seqEntry{e, j.seq}
+	j.byPath[e.Path] = e.Key
+}
+
+func (j *Journal) applyTemp(t Temp) {
+	j.seq++
+	j.temps[t.ID] = seqTemp{t, j.seq}
+}
+
+func (j *Journal) applySpeed(r speedRec) {
+	m := j.speeds[r.Host]
+	if m == nil {
+		m = map[string]speedState{}
+		j.speeds[r.Host] = m
+	}
+	m[r.Profile] = speedState{speed: r.Speed, obs: r.Obs, n: r.N, time: r.Time}
+}
+
+// Lookup returns the latest entry for exactly this version of the file.
+func (j *Journal) Lookup(k Key) (Entry, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s, ok := j.entries[k]
+	return s.e, ok
+}
+
+// LookupPath returns the latest entry for path, whatever its size and mtime
+// were (e.g. to report "already done" for a file replaced by its output).
+func (j *Journal) LookupPath(path string) (Entry, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	k, ok := j.byPath[path]
+	if !ok {
+		return Entry{}, false
+	}
+	return j.entries[k].e, true
+}
+
+// Record appends e and fsyncs it before returning. A zero Time is set to now.
+func (j *Journal) Record(e Entry) error {
+	if e.Path == "" {
+		return errors.New("journal: Record: empty path")
+	}
+	if !e.Outcome.valid() {
+		return fmt.Errorf("journal: Record: invalid outcome %q", e.Outcome)
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = e.Time.Round(0)
+	line, err := marshalLine(entryRecOf(e))
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.appendLocked(line); err != nil {
+		return err
+	}
+	j.applyEntry(e)
+	return nil
+}
+
+// AddTemp records that t.Path on t.Host may exist from now on. Call it, and
+// let it return, BEFORE creating the file. IDs must be unique among pending
+// temps (NewTempID).
+func (j *Journal) AddTemp(t Temp) error {
+	if t.ID == "" || t.Path == "" {
+		return errors.New("journal: AddTemp: empty id or path")
+	}
+	if t.Time.IsZero() {
+		t.Time = time.Now()
+	}
+	t.Time = t.Time.Round(0)
+	line, err := marshalLine(tempRecOf(t))
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, dup := j.temps[t.ID]; dup {
+		return fmt.Errorf("journal: AddTemp: id %q is already pending", t.ID)
+	}
+	if err := j.appendLocked(line); err != nil {
+		return err
+	}
+	j.applyTemp(t)
+	return nil
+}
+
+// DoneTemp records that the temp is gone. Call it only AFTER the file has
+// been renamed into place or deleted (or found absent). Unknown IDs are
+// not an error.
+func (j *Journal) DoneTemp(id string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.temps[id]; !ok {
+		if j.f == nil {
+			return ErrClosed
+		}
+		return nil
+	}
+	line, err := marshalLine(tempDoneRec{V: Version, Type: "temp_done", ID: id, Time: time.Now().Round(0)})
+	if err != nil {
+		return err
+	}
+	if err := j.appendLocked(line); err != nil {
+		return err
+	}
+	delete(j.temps, id)
+	return nil
+}
+
+// PendingTemps returns the temps added and not yet done, oldest first: at
+// the start of a run, the leftovers of a run that was killed. Remove each
+// (on its host) and then call DoneTemp.
+func (j *Journal) PendingTemps() []Temp {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s := make([]seqTemp, 0, len(j.temps))
+	for _, t := range j.temps {
+		s = append(s, t)
+	}
+	sort.Slice(s, func(a, b int) bool { return s[a].seq < s[b].seq })
+	out := make([]Temp, len(s))
+	for i, t := range s {
+		out[i] = t.t
+	}
+	return out
+}
+
+// RecordSpeed records an observed encode speed (seconds of media per second
+// of wall time) of host with profile and updates its smoothed value: the mean
+// of the first observations, then an exponentially weighted moving average
+// giving each new observation a weight of 0.3.
+func (j *Journal) RecordSpeed(host, profile string, mediaSecPerSec float64) error {
+	if host == "" || profile == "" {
+		return errors.New("journal: RecordSpeed: empty host or profile")
+	}
+	if !(mediaSecPerSec > 0) || math.IsInf(mediaSecPerSec, 0) {
+		return fmt.Errorf("journal: RecordSpeed: invalid speed %v", mediaSecPerSec)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	prev := j.speeds[host][profile]
+	n := prev.n + 1
+	w := math.Max(1/float64(n), speedAlpha)
+	r := speedRec{
+		V: Version, Type: "speed", Host: host, Profile: profile,
+		Obs:   mediaSecPerSec,
+		Speed: prev.speed + w*(mediaSecPerSec-prev.speed),
+		N:     n,
+		Time:  time.Now().Round(0),
+	}
+	line, err := marshalLine(r)
+	if err != nil {
+		return err
+	}
+	if err := j.appendLocked(line); err != nil {
+		return err
+	}
+	j.applySpeed(r)
+	return nil
+}
+
+// Speeds returns a copy of the smoothed speeds: host → profile → media
+// seconds per second.
+func (j *Journal) Speeds() map[string]map[string]float64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make(map[string]map[string]float64, len(j.speeds))
+	for h, m := range j.speeds {
+		out[h] = make(map[string]float64, len(m))
+		for p, s := range m {
+			out[h][p] = s.speed
+		}
+	}
+	return out
+}
+
+// appendLocked writes one line and fsyncs it. On failure it truncates the
+// partial line away; if it cannot, the journal refuses further writes.
+func (j *Journal) appendLocked(line []byte) error {
+	if j.f == nil {
+		return ErrClosed
+	}
+	if j.broken != nil {
+		return fmt.Errorf("journal %s: unusable after an earlier write error: %w", j.path, j.broken)
+	}
+	if _, err := j.f.Write(line); err != nil {
+		if terr := j.f.Truncate(j.size); terr != nil {
+			j.broken = err
+		}
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if err := j.f.Sync(); err != nil {
+		// After a failed fsync the page cache cannot be trusted (the line may
+		// or may not reach the disk): stop writing.
+		j.broken = err
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.size += int64(len(line))
+	j.lines++
+	return nil
+}
+
+// Compact rewrites the journal atomically with only the live records: the
+// latest entry per Key (in their original order), pending temps, the speeds,
+// and records of newer versions verbatim. Lookups answer the same before and
+// after. Open calls it when the log has grown past 4× its live records.
+func (j *Journal) Compact() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return ErrClosed
+	}
+	return j.compactLocked()
+}
+
+func (j *Journal) compactLocked() error {
+	if j.broken != nil {
+		return fmt.Errorf("journal %s: unusable after an earlier write error: %w", j.path, j.broken)
+	}
+	var buf bytes.Buffer
+	lines := 0
+	add := func(v any) error {
+		line, err := marshalLine(v)
+		if err != nil {
+			return err
+		}
+		buf.Write(line)
+		lines++
+		return nil
+	}
+	es := make([]seqEntry, 0, len(j.entries))
+	for _, e := range j.entries {
+		es = append(es, e)
+	}
+	sort.Slice(es, func(a, b int) bool { return es[a].seq < es[b].seq })
+	for _, e := range es {
+		if err := add(entryRecOf(e.e)); err != nil {
+			return err
+		}
+	}
+	ts := make([]seqTemp, 0, len(j.temps))
+	for _, t := range j.temps {
+		ts = append(ts, t)
+	}
+	sort.Slice(ts, func(a, b int) bool { return ts[a].seq < ts[b].seq })
+	for _, t := range ts {
+		if err := add(tempRecOf(t.t)); err != nil {
+			return err
+		}
+	}
+	hosts := make([]string, 0, len(j.speeds))
+	for h := range j.speeds {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		profiles := make([]string, 0, len(j.speeds[h]))
+		for p := range j.speeds[h] {
+			profiles = append(profiles, p)
+		}
+		sort.Strings(profiles)
+		for _, p := range profiles {
+			s := j.speeds[h][p]
+			if err := add(speedRec{V: Version, Type: "speed", Host: h, Profile: p, Obs: s.obs, Speed: s.speed, N: s.n, Time: s.time}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, o := range j.opaque {
+		buf.Write(o)
+		lines++
+	}
+
+	tmp := j.compactPath()
+	_ = os.Remove(tmp)
+	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: compact: %w", err)
+	}
+	fail := func(err error) error {
+		nf.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("journal: compact: %w", err)
+	}
+	if _, err := nf.Write(buf.Bytes()); err != nil {
+		return fail(err)
+	}
+	if err := nf.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, j.path); err != nil {
+		return fail(err)
+	}
+	// From here the path names the new file: append to it whatever happens.
+	old := j.f
+	j.f, j.size, j.lines = nf, int64(buf.Len()), lines
+	old.Close()
+	if err := syncDir(filepath.Dir(j.path)); err != nil {
+		return fmt.Errorf("journal: compact: %w", err)
+	}
+	return nil
+}
+
+// Close releases the lock. Every record is already on disk.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return ErrClosed
+	}
+	err := j.f.Close()
+	j.f = nil
+	if lerr := releaseLock(j.lock); err == nil {
+		err = lerr
+	}
+	j.lock = nil
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ---- wire format ----
+
+func marshalLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// pathStr is a file path on the wire: a JSON string when it is valid UTF-8,
+// else {"b64": "..."} so that no byte of a non-UTF-8 file name is lost
+// (encoding/json would replace it with U+FFFD and the file would never match
+// again).
+type pathStr string
+
+func (p pathStr) MarshalJSON() ([]byte, error) {
+	if utf8.ValidString(string(p)) {
+		return json.Marshal(string(p))
+	}
+	return json.Marshal(struct {
+		B64 string `json:"b64"`
+	}{base64.StdEncoding.EncodeToString([]byte(p))})
+}
+
+func (p *pathStr) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '{' {
+		var o struct {
+			B64 string `json:"b64"`
+		}
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		raw, err := base64.StdEncoding.DecodeString(o.B64)
+		if err != nil {
+			return err
+		}
+		*p = pathStr(raw)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*p = pathStr(s)
+	return nil
+}
+
+type entryRec struct {
+	V        int       `json:"v"`
+	Type     string    `json:"type"`
+	Path     pathStr   `json:"path"`
+	Size     int64     `json:"size"`
+	MtimeNs  int64     `json:"mtime_ns"`
+	Outcome  Outcome   `json:"outcome"`
+	Output   pathStr   `json:"output,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Host     string    `json:"host,omitempty"`
+	Profile  string    `json:"profile,omitempty"`
+	Attempts int       `json:"attempts,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+func entryRecOf(e Entry) entryRec {
+	return entryRec{
+		V: Version, Type: "entry",
+		Path: pathStr(e.Path), Size: e.Size, MtimeNs: e.MtimeNs,
+		Outcome: e.Outcome, Output: pathStr(e.Output), Reason: e.Reason,
+		Host: e.Host, Profile: e.Profile, Attempts: e.Attempts, Time: e.Time,
+	}
+}
+
+func (r entryRec) entry() (Entry, error) {
+	if r.Path == "" {
+		return Entry{}, errors.New("empty path")
+	}
+	if !r.Outcome.valid() {
+		return Entry{}, fmt.Errorf("invalid outcome %q", r.Outcome)
+	}
+	return Entry{
+		Key:     Key{Path: string(r.Path), Size: r.Size, MtimeNs: r.MtimeNs},
+		Outcome: r.Outcome, Output: string(r.Output), Reason: r.Reason,
+		Host: r.Host, Profile: r.Profile, Attempts: r.Attempts, Time: r.Time,
+	}, nil
+}
+
+type tempRec struct {
+	V    int       `json:"v"`
+	Type string    `json:"type"`
+	ID   string    `json:"id"`
+	Host string    `json:"host,omitempty"`
+	Path pathStr   `json:"path"`
+	Time time.Time `json:"time"`
+}
+
+func tempRecOf(t Temp) tempRec {
+	return tempRec{V: Version, Type: "temp", ID: t.ID, Host: t.Host, Path: pathStr(t.Path), Time: t.Time}
+}
+
+func (r tempRec) temp() (Temp, error) {
+	if r.ID == "" || r.Path == "" {
+		return Temp{}, errors.New("empty id or path")
+	}
+	return Temp{ID: r.ID, Host: r.Host, Path: string(r.Path), Time: r.Time}, nil
+}
+
+type tempDoneRec struct {
+	V    int       `json:"v"`
+	Type string    `json:"type"`
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+}
+
+type speedRec struct {
+	V       int       `json:"v"`
+	Type    string    `json:"type"`
+	Host    string    `json:"host"`
+	Profile string    `json:"profile"`
+	Obs     float64   `json:"obs"`   // this observation
+	Speed   float64   `json:"speed"` // smoothed, including this observation
+	N       int       `json:"n"`     // observations so far
+	Time    time.Time `json:"time"`
+}
+
+func (r speedRec) check() error {
+	if r.Host == "" || r.Profile == "" {
+		return errors.New("empty host or profile")
+	}
+	if !(r.Speed > 0) || math.IsInf(r.Speed, 0) || r.N < 1 {
+		return fmt.Errorf("invalid speed %v (n=%d)", r.Speed, r.N)
+	}
+	return nil
+}
