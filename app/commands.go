@@ -6,5 +6,7 @@ import "github.com/urfave/cli/v2"
 // argument that names one is a subcommand, not a file; a file with such a
 // name can still be given as ./NAME.
 func commands() []*cli.Command {
-	return nil
+	return []*cli.Command{
+		hostsCommand(),
+	}
 }

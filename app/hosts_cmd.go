@@ -1,0 +1,377 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"clustertx/config"
+	"clustertx/hosts"
+)
+
+// hostsCommand is `clustertx hosts [-c CLUSTER] [--json]`: probe every host
+// of a cluster (all clusters by default) in parallel and show what each can
+// do. Exit 0 when every enabled host is up, 3 when some are down, 1 on a
+// config error.
+//
+// The connection flags (-y/--config, --strict, --known-hosts, --ssh-config,
+// --accept-new-host-keys, --check-timeout, -v) are accepted both before
+// `hosts` (as global flags) and after it; the value given closest to the
+// end of the lineage wins (after `hosts` over before). -c works in both
+// places too: `clustertx -c lab hosts` and `clustertx hosts -c lab`.
+// urfave/cli v2 stops parsing flags at the first positional argument, so
+// every flag must come before any stray argument (there is none to give).
+func hostsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "hosts",
+		Usage:     "probe the hosts of a cluster: status, latency, ffmpeg, encoders, cores, load, GPU, free space",
+		UsageText: "clustertx [global flags] hosts [-c CLUSTER] [--json] [--known-hosts FILE] [--ssh-config FILE] [--check-timeout D]",
+		Description: "Connects to every enabled host of the cluster (of every cluster without -c) at once, " +
+			"each within --check-timeout, and prints one row per host. Disabled hosts are listed, not contacted. " +
+			"Hardware encoders are those ffmpeg has and that encoded a test frame. " +
+			"Exit codes: 0 all enabled hosts up, 3 some down, 1 config error.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "cluster", Aliases: []string{"c"}, Usage: "probe only the hosts of cluster `NAME`"},
+			&cli.BoolFlag{Name: "json", Usage: "print a JSON array (one object per host) instead of the table"},
+			// The global flags that matter here, so that they may also follow `hosts`.
+			&cli.StringFlag{Name: "config", Aliases: []string{"y"}, Usage: "config `FILE` (as the global flag)"},
+			&cli.BoolFlag{Name: "strict", Usage: "unknown keys in the config are errors"},
+			&cli.StringSliceFlag{Name: "known-hosts", Usage: "known_hosts `FILE` (default ~/.ssh/known_hosts)"},
+			&cli.StringFlag{Name: "ssh-config", Usage: "ssh client config `FILE` (\"none\" to ignore)"},
+			&cli.BoolFlag{Name: "accept-new-host-keys", Usage: "trust and record host keys of hosts not yet in known_hosts"},
+			&cli.DurationFlag{Name: "check-timeout", Value: 15 * time.Second, Usage: "time allowed to connect to and probe each host"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "SSH debug messages on stderr"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErr("hosts: unexpected argument %q", c.Args().First())
+			}
+			return runHosts(c)
+		},
+	}
+}
+
+// setIn returns the innermost context of c's lineage where the flag was
+// given on the command line (c itself when nowhere), so that a flag may be
+// given before or after the subcommand name.
+func setIn(c *cli.Context, names ...string) *cli.Context {
+	for _, x := range c.Lineage() {
+		for _, n := range x.LocalFlagNames() {
+			for _, want := range names {
+				if n == want {
+					return x
+				}
+			}
+		}
+	}
+	return c
+}
+
+func flagString(c *cli.Context, name string, aliases ...string) string {
+	return setIn(c, append([]string{name}, aliases...)...).String(name)
+}
+
+func flagBool(c *cli.Context, name string, aliases ...string) bool {
+	return setIn(c, append([]string{name}, aliases...)...).Bool(name)
+}
+
+// HostRow is one host in `clustertx hosts` output (and its --json form).
+type HostRow struct {
+	Host     string   `json:"host"`
+	Clusters []string `json:"clusters"`
+	Type     string   `json:"type"`
+	Address  string   `json:"address,omitempty"`
+	Status   string   `json:"status"` // up, down, disabled
+	Reason   string   `json:"reason,omitempty"`
+
+	LatencyMS float64 `json:"latency_ms,omitempty"` // round trip of a trivial command
+	ConnectMS float64 `json:"connect_ms,omitempty"` // connect (SSH handshake + auth)
+	FFmpeg    string  `json:"ffmpeg,omitempty"`
+
+	HWEncoders []string          `json:"hw_encoders"`
+	SWEncoders []string          `json:"sw_encoders"`
+	Encoders   []string          `json:"encoders,omitempty"`
+	HWUnusable map[string]string `json:"hw_unusable,omitempty"`
+
+	Cores     int        `json:"cores,omitempty"`
+	Load      []float64  `json:"load,omitempty"` // 1, 5, 15 minutes
+	GPUs      []string   `json:"gpus"`
+	WorkDir   string     `json:"working_dir,omitempty"`
+	FreeBytes *int64     `json:"free_bytes,omitempty"`
+	Notes     []string   `json:"notes,omitempty"`
+	def       *hosts.Def `json:"-"`
+}
+
+func runHosts(c *cli.Context) error {
+	stdout, stderr := c.App.Writer, c.App.ErrWriter
+	cfg, err := config.Load(config.LoadOptions{
+		Path:   flagString(c, "config", "y"),
+		Strict: flagBool(c, "strict"),
+	})
+	if err != nil {
+		return &ExitError{Code: ExitFatal, Err: err}
+	}
+	if !flagBool(c, "quiet", "q") {
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
+		}
+	}
+	rows, err := hostRows(cfg, flagString(c, "cluster", "c"))
+	if err != nil {
+		return &ExitError{Code: ExitFatal, Err: err}
+	}
+	timeout := setIn(c, "check-timeout").Duration("check-timeout")
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	sshOpts := hosts.SSHOptions{
+		KnownHostsFiles:   setIn(c, "known-hosts").StringSlice("known-hosts"),
+		AcceptNewHostKeys: flagBool(c, "accept-new-host-keys"),
+		SSHConfigFile:     flagString(c, "ssh-config"),
+		ConnectTimeout:    timeout,
+	}
+	if flagBool(c, "verbose", "v") {
+		var mu sync.Mutex
+		sshOpts.Logf = func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(stderr, "clustertx: debug: "+format+"\n", args...)
+		}
+	}
+	probeHosts(c.Context, rows, sshOpts, timeout)
+	for _, r := range rows { // [] rather than null for scripts
+		for _, p := range []*[]string{&r.HWEncoders, &r.SWEncoders, &r.GPUs} {
+			if *p == nil {
+				*p = []string{}
+			}
+		}
+	}
+
+	if c.Bool("json") {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rows); err != nil {
+			return err
+		}
+	} else {
+		printHostRows(stdout, rows)
+	}
+	if c.Context.Err() != nil {
+		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
+	}
+	down, enabled := 0, 0
+	for _, r := range rows {
+		if r.Status != "disabled" {
+			enabled++
+		}
+		if r.Status == "down" {
+			down++
+		}
+	}
+	if down > 0 {
+		return &ExitError{Code: ExitIncomplete, Err: fmt.Errorf("%d of %d enabled hosts down", down, enabled)}
+	}
+	return nil
+}
+
+// hostRows lists the hosts of the cluster (every cluster when name is ""),
+// each once, in file order.
+func hostRows(cfg *config.Config, name string) ([]*HostRow, error) {
+	clusters := cfg.Clusters
+	if name != "" {
+		cl, ok := cfg.Cluster(name)
+		if !ok {
+			names := cfg.ClusterNames()
+			if len(names) == 0 {
+				return nil, fmt.Errorf("no cluster %q: %s defines no clusters", name, cfg.File)
+			}
+			return nil, fmt.Errorf("no cluster %q in %s (clusters: %s)", name, cfg.File, strings.Join(names, ", "))
+		}
+		clusters = []*config.Cluster{cl}
+	}
+	var rows []*HostRow
+	byName := map[string]*HostRow{}
+	for _, cl := range clusters {
+		for _, d := range cl.Hosts {
+			if r := byName[d.Name]; r != nil {
+				r.Clusters = append(r.Clusters, cl.Name)
+				continue
+			}
+			r := &HostRow{Host: d.Name, Clusters: []string{cl.Name}, Type: string(d.Type), Address: d.Address, def: d}
+			if d.Type == hosts.Streaming {
+				r.WorkDir = d.WorkingDir
+			}
+			if !d.Enabled {
+				r.Status = "disabled"
+			}
+			byName[d.Name] = r
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("no hosts defined in %s", cfg.File)
+	}
+	return rows, nil
+}
+
+// probeHosts connects to and inventories every enabled host at once, each
+// within timeout.
+func probeHosts(ctx context.Context, rows []*HostRow, sshOpts hosts.SSHOptions, timeout time.Duration) {
+	var wg sync.WaitGroup
+	for _, r := range rows {
+		if r.Status == "disabled" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			probeHost(hctx, r, sshOpts, timeout)
+		}()
+	}
+	wg.Wait()
+}
+
+func probeHost(ctx context.Context, r *HostRow, sshOpts hosts.SSHOptions, timeout time.Duration) {
+	r.Status = "down"
+	start := time.Now()
+	t, err := hosts.Connect(ctx, r.def, sshOpts)
+	if err != nil {
+		r.Reason = oneLineErr(err)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			r.Reason += fmt.Sprintf(" (no answer within --check-timeout %v)", timeout)
+		}
+		return
+	}
+	defer t.Close()
+	r.ConnectMS = ms(time.Since(start))
+	inv := hosts.Inventory(ctx, r.def, t)
+	r.FFmpeg = inv.FFmpeg
+	r.LatencyMS = ms(inv.RTT)
+	if r.LatencyMS == 0 {
+		r.LatencyMS = ms(inv.Latency)
+	}
+	r.HWEncoders, r.SWEncoders, r.Encoders, r.HWUnusable = inv.HWEncoders, inv.SWEncoders, inv.Encoders, inv.HWUnusable
+	r.Cores, r.GPUs, r.Notes = inv.Cores, inv.GPUs, inv.Notes
+	if inv.LoadOK {
+		r.Load = []float64{inv.Load1, inv.Load5, inv.Load15}
+	}
+	if inv.Free >= 0 {
+		f := inv.Free
+		r.FreeBytes = &f
+	}
+	if inv.Up {
+		r.Status = "up"
+		return
+	}
+	r.Reason = inv.Reason
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		r.Reason += fmt.Sprintf(" (no answer within --check-timeout %v)", timeout)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func oneLineErr(err error) string {
+	s := strings.TrimSpace(err.Error())
+	s = strings.ReplaceAll(s, "\r", "")
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")
+}
+
+// printHostRows writes the host table.
+func printHostRows(w io.Writer, rows []*HostRow) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tTYPE\tSTATUS\tLATENCY\tFFMPEG\tHW ENCODERS\tCORES\tLOAD\tGPU\tFREE\tREASON")
+	for _, r := range rows {
+		lat, cores, load, free := "-", "-", "-", "-"
+		if r.LatencyMS > 0 {
+			lat = fmt.Sprintf("%.0fms", r.LatencyMS)
+			if r.LatencyMS < 10 {
+				lat = fmt.Sprintf("%.1fms", r.LatencyMS)
+			}
+		}
+		if r.Cores > 0 {
+			cores = fmt.Sprint(r.Cores)
+		}
+		if len(r.Load) == 3 {
+			load = fmt.Sprintf("%.2f", r.Load[0])
+		}
+		if r.FreeBytes != nil {
+			free = humanBytes(*r.FreeBytes)
+		}
+		hw := "-"
+		if len(r.HWEncoders) > 0 {
+			hw = strings.Join(r.HWEncoders, ",")
+		} else if r.Status == "up" {
+			hw = "none"
+		}
+		gpu := "-"
+		if len(r.GPUs) > 0 {
+			gpu = gpuShort(r.GPUs)
+		} else if r.Status == "up" {
+			gpu = "none"
+		}
+		ff := r.FFmpeg
+		if ff == "" {
+			ff = "-"
+		}
+		reason := r.Reason
+		if reason == "" {
+			reason = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.Host, r.Type, r.Status, lat, ff, hw, cores, load, gpu, free, reason)
+	}
+	tw.Flush()
+}
+
+// gpuShort turns nvidia-smi -L lines into "2× NVIDIA GeForce RTX 3060".
+func gpuShort(gpus []string) string {
+	count := map[string]int{}
+	var order []string
+	for _, g := range gpus {
+		name := g
+		if _, after, ok := strings.Cut(g, ": "); ok {
+			name = after
+		}
+		if i := strings.Index(name, " (UUID"); i >= 0 {
+			name = name[:i]
+		}
+		if count[name] == 0 {
+			order = append(order, name)
+		}
+		count[name]++
+	}
+	sort.Strings(order)
+	var parts []string
+	for _, n := range order {
+		if count[n] > 1 {
+			n = fmt.Sprintf("%d× %s", count[n], n)
+		}
+		parts = append(parts, n)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
