@@ -2,6 +2,9 @@ package queue
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
+	"sort"
 	"testing"
 	"time"
 )
@@ -140,5 +143,431 @@ func TestCloseWakesWaiters(t *testing.T) {
 	case <-done:
 	case <-time.After(2 * time.Second):
 		t.Fatal("Close did not wake the waiting worker")
+	}
+}
+
+// ------------------------------------------------ virtual-clock scheduling
+
+type vclock struct{ t time.Time }
+
+func (c *vclock) now() time.Time          { return c.t }
+func (c *vclock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newVirtual(o Options) (*Queue, *vclock) {
+	c := &vclock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	o.Now = c.now
+	return NewWithOptions(o), c
+}
+
+func sec(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func mustNext(t *testing.T, q *Queue, host string) *Item {
+	t.Helper()
+	it, _ := q.TryNext(host)
+	if it == nil {
+		t.Fatalf("%s got nothing", host)
+	}
+	return it
+}
+
+func TestEligibilityClasses(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.Push(item(1, 50, "gpu"), item(2, 40, "a", "gpu"), item(3, 30, "a"), item(4, 20, "a", "b", "gpu"))
+	if got := mustNext(t, q, "b"); got.ID != 4 {
+		t.Fatalf("b got %d, want 4: the only item b may run", got.ID)
+	}
+	if it, wait := q.TryNext("b"); it != nil || !wait {
+		t.Fatalf("b: got %v wait=%v; want nothing now, but wait (item 4 runs and may come back)", it, wait)
+	}
+	if got := mustNext(t, q, "a"); got.ID != 2 {
+		t.Fatalf("a got %d, want 2 (largest it may run)", got.ID)
+	}
+	if got := mustNext(t, q, "gpu"); got.ID != 1 {
+		t.Fatalf("gpu got %d, want 1", got.ID)
+	}
+	if got := mustNext(t, q, "a"); got.ID != 3 {
+		t.Fatalf("a got %d, want 3", got.ID)
+	}
+	if it, wait := q.TryNext("c"); it != nil || wait {
+		t.Fatalf("unknown host c: got %v wait=%v, want nil and no wait", it, wait)
+	}
+}
+
+func TestLPTOrderWithEqualSpeeds(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	var items []*Item
+	for i, w := range []float64{5, 90, 30, 90, 60, 10} {
+		items = append(items, item(i, w, "a", "b"))
+	}
+	q.Push(items...)
+	var got []int
+	for i := 0; i < 6; i++ {
+		got = append(got, mustNext(t, q, []string{"a", "b"}[i%2]).ID)
+	}
+	want := []int{1, 3, 4, 2, 5, 0} // largest first, equal work in push order
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("order %v, want %v", got, want)
+		}
+	}
+}
+
+func TestFIFOPolicy(t *testing.T) {
+	q, _ := newVirtual(Options{Policy: FIFO})
+	q.Push(item(0, 5, "a"), item(1, 90, "a"), item(2, 30, "a"))
+	for want := 0; want < 3; want++ {
+		if got := mustNext(t, q, "a"); got.ID != want {
+			t.Fatalf("FIFO gave %d, want %d", got.ID, want)
+		}
+	}
+}
+
+// A 0.3× host must not take the biggest film when an 8× host frees up
+// soon: it takes what it can finish in time, and the film waits for the
+// fast host.
+func TestSlowHostLeavesFilmToFastHost(t *testing.T) {
+	q, clk := newVirtual(Options{})
+	q.SetHostSpeed("slow", 0.3)
+	q.SetHostSpeed("fast", 8)
+	q.Push(item(1, 800, "slow", "fast")) // fast's current job: 100 s
+	if got := mustNext(t, q, "fast"); got.ID != 1 {
+		t.Fatalf("fast got %d", got.ID)
+	}
+	clk.advance(sec(20))
+	q.Push(item(2, 10800, "slow", "fast"), item(3, 30, "slow", "fast")) // a 3 h film, a tiny clip
+	if got := mustNext(t, q, "slow"); got.ID != 3 {
+		t.Fatalf("slow got %d, want the clip 3 (the film is 10 h on slow, 23 min on fast after 80 s)", got.ID)
+	}
+	if it, wait := q.TryNext("slow"); it != nil || !wait {
+		t.Fatalf("slow: got %v wait=%v, want to wait: the film is fast's", it, wait)
+	}
+	clk.advance(sec(80))
+	q.Done(q.Pending()[1]) // fast's job (item 1) ends on time
+	if got := mustNext(t, q, "fast"); got.ID != 2 {
+		t.Fatalf("fast got %d, want the film", got.ID)
+	}
+}
+
+// If the fast host stays busy long enough, the slow host still finishes
+// the film sooner, and takes it.
+func TestSlowHostTakesFilmWhenFastHostIsBusyLong(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetHostSpeed("slow", 1)
+	q.SetHostSpeed("fast", 8)
+	q.Push(item(1, 8*20000, "fast")) // fast busy for 20000 s
+	mustNext(t, q, "fast")
+	q.Push(item(2, 10800, "slow", "fast"))
+	if got := mustNext(t, q, "slow"); got.ID != 2 {
+		t.Fatalf("slow got %d, want the film: it ends at 10800 s, fast frees at 20000 s", got.ID)
+	}
+}
+
+// The only host that may run an item never waits for another.
+func TestOnlyEligibleHostNeverIdles(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetHostSpeed("slow", 0.3)
+	q.SetHostSpeed("fast", 8)
+	q.Push(item(1, 100000, "slow"), item(2, 100, "fast"))
+	if got := mustNext(t, q, "slow"); got.ID != 1 {
+		t.Fatalf("slow got %d", got.ID)
+	}
+}
+
+func TestRequeueAfterHostFailureVirtual(t *testing.T) {
+	q, clk := newVirtual(Options{})
+	q.Push(item(1, 100, "a", "b"), item(2, 10, "a", "b"))
+	it := mustNext(t, q, "a")
+	clk.advance(sec(30))
+	q.SetDown("a", true)
+	q.HostFailed(it)
+	if p, r := q.Counts(); p != 2 || r != 0 {
+		t.Fatalf("counts %d/%d, want 2 pending 0 running", p, r)
+	}
+	got := mustNext(t, q, "b")
+	if got != it || got.Requeues != 1 || got.Attempts != 0 {
+		t.Fatalf("b got %d requeues=%d attempts=%d; want the requeued item, 1 requeue, no attempt", got.ID, got.Requeues, got.Attempts)
+	}
+	if it, wait := q.TryNext("a"); it != nil || wait {
+		t.Fatal("a down host must get nil and not wait")
+	}
+	q.SetDown("a", false)
+	if got := mustNext(t, q, "a"); got.ID != 2 {
+		t.Fatalf("a, back up, got %d", got.ID)
+	}
+}
+
+func TestSpeedModel(t *testing.T) {
+	q, _ := newVirtual(Options{Alpha: 0.5})
+	q.SetHostSpeed("a", 2)
+	q.SetHostSpeed("b", 4)
+	if s := q.HostSpeed("b"); s != 4 {
+		t.Fatalf("prior b = %v", s)
+	}
+	q.ObserveSpeed("a", 1000, 10*time.Second) // 100 units/s: replaces the prior
+	if s := q.HostSpeed("a"); s != 100 {
+		t.Fatalf("a after first sample = %v, want 100", s)
+	}
+	if s := q.HostSpeed("b"); s != 200 {
+		t.Fatalf("unobserved b = %v, want weight 4 × (100/2) = 200", s)
+	}
+	q.ObserveSpeed("a", 2000, 10*time.Second)
+	if s := q.HostSpeed("a"); s != 150 {
+		t.Fatalf("a after EWMA = %v, want 150", s)
+	}
+	if m := q.ObservedSpeeds(); len(m) != 1 || m["a"] != 150 {
+		t.Fatalf("observed speeds %v", m)
+	}
+}
+
+func TestDoneRecordsSpeed(t *testing.T) {
+	q, clk := newVirtual(Options{})
+	q.Push(item(1, 600, "a"))
+	it := mustNext(t, q, "a")
+	clk.advance(sec(60))
+	q.Done(it)
+	if s := q.HostSpeed("a"); s != 10 {
+		t.Fatalf("speed after a 600-unit job in 60 s = %v, want 10", s)
+	}
+}
+
+// specSetup: "slow" runs a big item (fast was down when it started), the
+// queue is then empty, and the fast host would finish it 10× sooner.
+func specSetup(t *testing.T, o Options) (*Queue, *vclock, *Item) {
+	t.Helper()
+	q, clk := newVirtual(o)
+	q.SetHostSpeed("slow", 1)
+	q.SetHostSpeed("fast", 10)
+	q.SetDown("fast", true)
+	q.Push(item(1, 10000, "slow", "fast"))
+	it := mustNext(t, q, "slow")
+	q.SetDown("fast", false)
+	clk.advance(sec(100))
+	return q, clk, it
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestSpeculationCopyWins(t *testing.T) {
+	q, clk, it := specSetup(t, Options{})
+	if got, wait := q.TryNext("fast"); got != nil || !wait {
+		t.Fatalf("without Options.Speculate, Next gives no copy: got %v wait=%v", got, wait)
+	}
+	if got := q.Speculate("fast"); got != it {
+		t.Fatalf("Speculate gave %v, want the slow host's item", got)
+	}
+	if got := q.Speculate("fast"); got != nil {
+		t.Fatal("at most one extra copy")
+	}
+	if p, r := q.Counts(); p != 0 || r != 1 {
+		t.Fatalf("counts %d/%d: a copy is the same running item", p, r)
+	}
+	lostSlow, lostFast := q.Lost(it, "slow"), q.Lost(it, "fast")
+	clk.advance(sec(1000))
+	if !q.Finish(it, "fast") {
+		t.Fatal("first copy to finish must win")
+	}
+	if !isClosed(lostSlow) || isClosed(lostFast) {
+		t.Fatalf("lost: slow=%v fast=%v; want only the slow copy told", isClosed(lostSlow), isClosed(lostFast))
+	}
+	if q.Finish(it, "slow") {
+		t.Fatal("the second copy must lose")
+	}
+	if q.JobFailed(it, "slow", 2) || it.Attempts != 0 {
+		t.Fatal("a stopped loser's failure changes nothing")
+	}
+	if p, r := q.Counts(); p != 0 || r != 0 {
+		t.Fatalf("counts %d/%d", p, r)
+	}
+	if s := q.HostSpeed("fast"); s != 10 {
+		t.Fatalf("winner's speed sample: %v, want 10", s)
+	}
+}
+
+func TestSpeculationOriginalWins(t *testing.T) {
+	q, clk, it := specSetup(t, Options{Speculate: true})
+	if got, _ := q.TryNext("fast"); got != it { // Options.Speculate: Next hands out the copy
+		t.Fatalf("Next gave %v, want a copy of item 1", got)
+	}
+	lostFast := q.Lost(it, "fast")
+	clk.advance(sec(50))
+	if !q.Finish(it, "slow") {
+		t.Fatal("the original finished first: it wins")
+	}
+	if !isClosed(lostFast) {
+		t.Fatal("the copy must be told it lost")
+	}
+	if q.Finish(it, "fast") {
+		t.Fatal("the copy must lose")
+	}
+}
+
+func TestSpeculationFailures(t *testing.T) {
+	q, clk, it := specSetup(t, Options{})
+	q.Speculate("fast")
+	if !q.JobFailed(it, "fast", 1) {
+		t.Fatal("the copy failed but the original runs: not final")
+	}
+	if p, r := q.Counts(); p != 0 || r != 1 || isClosed(q.Lost(it, "slow")) {
+		t.Fatalf("the original must carry on: counts %d/%d", p, r)
+	}
+	clk.advance(sec(10))
+	if !q.Finish(it, "slow") {
+		t.Fatal("the original wins")
+	}
+
+	q, _, it = specSetup(t, Options{})
+	q.Speculate("fast")
+	q.HostFailedOn(it, "slow")
+	if p, r := q.Counts(); p != 0 || r != 1 || it.Requeues != 0 {
+		t.Fatalf("slow's host failed, the copy runs on: counts %d/%d requeues %d", p, r, it.Requeues)
+	}
+	if q.JobFailed(it, "fast", 1) {
+		t.Fatal("no copy left and attempts used up: final")
+	}
+	if p, r := q.Counts(); p != 0 || r != 0 {
+		t.Fatalf("counts %d/%d", p, r)
+	}
+
+	q, _, it = specSetup(t, Options{})
+	q.Speculate("fast")
+	q.HostFailedOn(it, "fast")
+	q.HostFailedOn(it, "slow")
+	if p, r := q.Counts(); p != 1 || r != 0 || it.Requeues != 1 {
+		t.Fatalf("both copies lost to host failures: counts %d/%d requeues %d, want requeued once", p, r, it.Requeues)
+	}
+}
+
+func TestNoSpeculationForSmallGain(t *testing.T) {
+	q, clk := newVirtual(Options{})
+	q.SetHostSpeed("slow", 1)
+	q.SetHostSpeed("fast", 1.2)
+	q.SetDown("fast", true)
+	q.Push(item(1, 1000, "slow", "fast"))
+	mustNext(t, q, "slow")
+	q.SetDown("fast", false)
+	clk.advance(sec(100))
+	if got := q.Speculate("fast"); got != nil {
+		t.Fatal("900 s left on slow vs 833 s on fast: not worth a copy")
+	}
+}
+
+// A host that overruns its prediction for ever does not keep others
+// waiting for ever.
+func TestNoStarvationBehindStuckHost(t *testing.T) {
+	q, clk := newVirtual(Options{})
+	q.SetHostSpeed("slow", 0.3)
+	q.SetHostSpeed("fast", 8)
+	q.Push(item(1, 800, "fast"))
+	mustNext(t, q, "fast") // predicted 100 s
+	q.Push(item(2, 10800, "slow", "fast"))
+	if it, wait := q.TryNext("slow"); it != nil || !wait {
+		t.Fatal("slow should wait for fast at first")
+	}
+	clk.advance(100000 * time.Second) // fast is stuck
+	if got := mustNext(t, q, "slow"); got.ID != 2 {
+		t.Fatalf("slow got %d", got.ID)
+	}
+}
+
+// Drive many hosts and items with failures through TryNext on a virtual
+// clock: every item ends, and no slot is left waiting with work pending.
+func TestEventLoopFinishesEverything(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	q, clk := newVirtual(Options{Speculate: true, SpecMinGain: time.Second})
+	hostNames := []string{"h0", "h1", "h2", "h3", "h4", "h5"}
+	speed := map[string]float64{}
+	for _, h := range hostNames {
+		speed[h] = 0.3 + 5*rng.Float64()
+		q.SetHostSpeed(h, speed[h])
+		q.SetSlots(h, 1+rng.IntN(2))
+	}
+	var items []*Item
+	for i := 0; i < 400; i++ {
+		var el []string
+		for _, h := range hostNames {
+			if rng.Float64() < 0.6 {
+				el = append(el, h)
+			}
+		}
+		if len(el) == 0 {
+			el = []string{"h0"}
+		}
+		items = append(items, item(i, 100+5000*rng.Float64(), el...))
+	}
+	q.Push(items...)
+	type ev struct {
+		at   time.Time
+		it   *Item
+		host string
+	}
+	var running []ev
+	slotsFree := map[string]int{}
+	for _, h := range hostNames {
+		slotsFree[h] = map[bool]int{true: 2, false: 1}[q.hosts[h].slots == 2]
+	}
+	fill := func() {
+		for _, h := range hostNames {
+			for slotsFree[h] > 0 {
+				it, _ := q.TryNext(h)
+				if it == nil {
+					break
+				}
+				slotsFree[h]--
+				d := sec(it.Work / speed[h] * math.Exp(0.5*rng.NormFloat64()))
+				running = append(running, ev{clk.now().Add(d), it, h})
+			}
+		}
+	}
+	fill()
+	ended := 0
+	for len(running) > 0 {
+		sort.Slice(running, func(i, j int) bool { return running[i].at.Before(running[j].at) })
+		e := running[0]
+		running = running[1:]
+		clk.t = e.at
+		slotsFree[e.host]++
+		switch r := rng.Float64(); {
+		case r < 0.05:
+			if !q.JobFailed(e.it, e.host, 2) && e.it.state == finished {
+				ended++
+			}
+		case r < 0.08:
+			q.HostFailedOn(e.it, e.host)
+		default:
+			if q.Finish(e.it, e.host) {
+				ended++
+				for i := 0; i < len(running); i++ { // stop the losing copy
+					if running[i].it == e.it {
+						slotsFree[running[i].host]++
+						running = append(running[:i], running[i+1:]...)
+						i--
+					}
+				}
+			}
+		}
+		fill()
+	}
+	if p, r := q.Counts(); p != 0 || r != 0 || ended != len(items) {
+		t.Fatalf("ended with %d pending, %d running, %d/%d finished", p, r, ended, len(items))
+	}
+}
+
+func TestHasWorkFor(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.Push(item(1, 10, "a", "b"), item(2, 10, "b"))
+	if !q.HasWorkFor("a") || !q.HasWorkFor("b") || q.HasWorkFor("c") {
+		t.Fatal("before any run")
+	}
+	it := mustNext(t, q, "a")
+	q.Done(it)
+	if q.HasWorkFor("a") || !q.HasWorkFor("b") {
+		t.Fatal("after item 1 is done, only b has work")
 	}
 }

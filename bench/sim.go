@@ -1,0 +1,316 @@
+// Package bench holds clustertx's benchmarks (run by `make bench`) and the
+// discrete-event simulator they use to drive the real scheduler (package
+// queue) with simulated hosts on a virtual clock.
+package bench
+
+import (
+	"container/heap"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"clustertx/queue"
+)
+
+// SimHost is a simulated host.
+type SimHost struct {
+	Name   string
+	Speed  float64 // true speed: work units per second per slot (1 = realtime at 1080p)
+	Weight float64 // prior given to the queue (the `weight` option)
+	Slots  int
+}
+
+// SimJob is a simulated file.
+type SimJob struct {
+	Work     float64         // the estimate the queue sees (media seconds × pixels ÷ 1080p pixels)
+	Actual   float64         // the work it really takes (Work unless the estimate is noisy)
+	Eligible map[string]bool // shared between jobs of the same eligibility class
+}
+
+// Batch is a library and a cluster.
+type Batch struct {
+	Hosts []SimHost
+	Jobs  []SimJob // push order (library order)
+}
+
+// LowerBound is max(total work ÷ total cluster speed, biggest job ÷ fastest
+// host that may run it), on the actual work.
+func (b *Batch) LowerBound() float64 {
+	var capacity, total, biggest float64
+	speed := map[string]float64{}
+	for _, h := range b.Hosts {
+		capacity += float64(h.Slots) * h.Speed
+		speed[h.Name] = h.Speed
+	}
+	for _, j := range b.Jobs {
+		total += j.Actual
+		var fast float64
+		for n := range j.Eligible {
+			fast = max(fast, speed[n])
+		}
+		biggest = max(biggest, j.Actual/fast)
+	}
+	return max(total/capacity, biggest)
+}
+
+// GenBatch builds a heterogeneous cluster of nHosts (speeds log-uniform in
+// 0.3×–8× realtime, about a third with 2 slots, weights within ~25% of the
+// truth) and a library of nFiles in random order: 80% episodes of 20–60
+// min, 20% films of 90–180 min; 70% 1080p, 20% 720p, 10% 2160p. 85% of the
+// files may go to any host, 10% only to the first half (say, the hosts that
+// mount the share), 5% only to every fourth host (say, a profile that needs
+// a GPU). itemNoise is the lognormal σ of actual ÷ estimated work.
+func GenBatch(seed uint64, nHosts, nFiles int, itemNoise float64) *Batch {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	b := &Batch{}
+	all, half, gpu := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for i := 0; i < nHosts; i++ {
+		s := 0.3 * math.Pow(8/0.3, rng.Float64())
+		h := SimHost{Name: fmt.Sprintf("h%03d", i), Speed: s, Weight: s * math.Exp(0.25*rng.NormFloat64()), Slots: 1}
+		if rng.Float64() < 0.33 {
+			h.Slots = 2
+		}
+		b.Hosts = append(b.Hosts, h)
+		all[h.Name] = true
+		if i < (nHosts+1)/2 {
+			half[h.Name] = true
+		}
+		if i%4 == 0 {
+			gpu[h.Name] = true
+		}
+	}
+	for i := 0; i < nFiles; i++ {
+		var minutes float64
+		if rng.Float64() < 0.8 {
+			minutes = 20 + 40*rng.Float64()
+		} else {
+			minutes = 90 + 90*rng.Float64()
+		}
+		px := 1.0
+		switch r := rng.Float64(); {
+		case r < 0.2:
+			px = 1280 * 720 / (1920 * 1080.0)
+		case r < 0.3:
+			px = 4
+		}
+		w := minutes * 60 * px
+		j := SimJob{Work: w, Actual: w * math.Exp(itemNoise*rng.NormFloat64()), Eligible: all}
+		switch r := rng.Float64(); {
+		case r < 0.10:
+			j.Eligible = half
+		case r < 0.15:
+			j.Eligible = gpu
+		}
+		b.Jobs = append(b.Jobs, j)
+	}
+	return b
+}
+
+// SimOptions configure one simulated run.
+type SimOptions struct {
+	Policy    queue.Policy
+	Speculate bool
+	RunNoise  float64 // lognormal σ of each run's duration (host hiccups), per copy
+	Seed      uint64
+	// MemSample, if set, is called every 1,000 events (peak memory sampling).
+	MemSample func()
+}
+
+// SimResult is what a run measured.
+type SimResult struct {
+	Makespan   float64       // virtual seconds
+	LowerBound float64       // Batch.LowerBound
+	Copies     int           // speculative copies started
+	CopyWins   int           // of which finished first
+	Wasted     float64       // slot-seconds spent on copies that lost
+	QueueTime  time.Duration // wall time spent inside queue calls
+	Events     int
+}
+
+// Ratio is makespan ÷ lower bound.
+func (r SimResult) Ratio() float64 { return r.Makespan / r.LowerBound }
+
+type simSlot struct {
+	h      int
+	run    *simRun
+	parked bool
+}
+
+type simRun struct {
+	it        *queue.Item
+	slot      *simSlot
+	start     float64
+	end       float64
+	spec      bool
+	cancelled bool
+	idx       int
+}
+
+type simJob struct {
+	job  *SimJob
+	runs []*simRun
+}
+
+type events []*simRun
+
+func (e events) Len() int { return len(e) }
+func (e events) Less(i, j int) bool {
+	if e[i].end != e[j].end {
+		return e[i].end < e[j].end
+	}
+	return e[i].it.ID < e[j].it.ID
+}
+func (e events) Swap(i, j int)   { e[i], e[j] = e[j], e[i]; e[i].idx = i; e[j].idx = j }
+func (e *events) Push(x any)     { r := x.(*simRun); r.idx = len(*e); *e = append(*e, r) }
+func (e *events) Pop() any       { old := *e; r := old[len(old)-1]; *e = old[:len(old)-1]; return r }
+func (e events) empty() bool     { return len(e) == 0 }
+func (e *events) push(r *simRun) { heap.Push(e, r) }
+func (e *events) pop() *simRun   { return heap.Pop(e).(*simRun) }
+
+// Simulate runs batch b through a real queue on a virtual clock: every
+// slot asks the queue (TryNext) when it is free, a job takes
+// actual work ÷ host speed (× run noise), the first copy to finish wins
+// (Finish) and the other is stopped, and parked slots ask again after every
+// event, as blocked workers do on every queue change.
+func Simulate(b *Batch, o SimOptions) (SimResult, error) {
+	rng := rand.New(rand.NewPCG(o.Seed, 0x51a1))
+	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var now float64
+	clock := func() time.Time { return epoch.Add(time.Duration(now * float64(time.Second))) }
+	q := queue.NewWithOptions(queue.Options{Policy: o.Policy, Speculate: o.Speculate, Now: clock})
+	var res SimResult
+	res.LowerBound = b.LowerBound()
+	timed := func(f func()) {
+		t := time.Now()
+		f()
+		res.QueueTime += time.Since(t)
+	}
+
+	hostIdx := map[string]int{}
+	var slots []*simSlot
+	for i, h := range b.Hosts {
+		hostIdx[h.Name] = i
+		timed(func() {
+			q.SetHostSpeed(h.Name, h.Weight)
+			q.SetSlots(h.Name, h.Slots)
+		})
+		for s := 0; s < h.Slots; s++ {
+			slots = append(slots, &simSlot{h: i})
+		}
+	}
+	items := make([]*queue.Item, len(b.Jobs))
+	for i := range b.Jobs {
+		items[i] = &queue.Item{ID: i, Work: b.Jobs[i].Work, Eligible: b.Jobs[i].Eligible, Payload: &simJob{job: &b.Jobs[i]}}
+	}
+	timed(func() { q.Push(items...) })
+
+	var ev events
+	var parked []*simSlot
+	running := map[*simRun]bool{}
+	poll := func(s *simSlot) {
+		h := &b.Hosts[s.h]
+		var it *queue.Item
+		var wait bool
+		timed(func() { it, wait = q.TryNext(h.Name) })
+		if it == nil {
+			if wait && !s.parked {
+				s.parked = true
+				parked = append(parked, s)
+			}
+			return
+		}
+		sj := it.Payload.(*simJob)
+		d := sj.job.Actual / h.Speed
+		if o.RunNoise > 0 {
+			d *= math.Exp(o.RunNoise * rng.NormFloat64())
+		}
+		r := &simRun{it: it, slot: s, start: now, end: now + d, spec: len(sj.runs) > 0}
+		if r.spec {
+			res.Copies++
+		}
+		sj.runs = append(sj.runs, r)
+		s.run, s.parked = r, false
+		running[r] = true
+		ev.push(r)
+	}
+	// Slots start in host order, one slot of every host before the second.
+	order := append([]*simSlot(nil), slots...)
+	sort.SliceStable(order, func(i, j int) bool { return slotRank(order[i], slots) < slotRank(order[j], slots) })
+	for _, s := range order {
+		poll(s)
+	}
+	var freed []*simSlot
+	for !ev.empty() {
+		r := ev.pop()
+		if r.cancelled {
+			continue
+		}
+		now = r.end
+		res.Events++
+		if o.MemSample != nil && res.Events%1000 == 0 {
+			o.MemSample()
+		}
+		h := &b.Hosts[r.slot.h]
+		var win bool
+		timed(func() { win = q.Finish(r.it, h.Name) })
+		delete(running, r)
+		freed = append(freed[:0], r.slot)
+		r.slot.run = nil
+		sj := r.it.Payload.(*simJob)
+		if win && r.spec {
+			res.CopyWins++
+		}
+		if !win {
+			res.Wasted += now - r.start
+		}
+		for _, o := range sj.runs {
+			if o != r && !o.cancelled && running[o] {
+				o.cancelled = true // the loser is stopped and cleaned up
+				res.Wasted += now - o.start
+				delete(running, o)
+				o.slot.run = nil
+				freed = append(freed, o.slot)
+			}
+		}
+		for _, s := range freed {
+			poll(s)
+		}
+		if len(parked) > 0 {
+			// Parked slots ask again; first let the queue see the progress
+			// of every running job, as ffmpeg's progress reports would.
+			timed(func() {
+				for x := range running {
+					q.Progress(x.it, b.Hosts[x.slot.h].Name, (now-x.start)/(x.end-x.start))
+				}
+			})
+			ps := append([]*simSlot(nil), parked...)
+			parked = parked[:0]
+			for _, s := range ps {
+				s.parked = false
+				if s.run == nil {
+					poll(s)
+				}
+			}
+		}
+	}
+	res.Makespan = now
+	if p, r := q.Counts(); p+r > 0 {
+		return res, fmt.Errorf("simulation ended with %d pending and %d running items", p, r)
+	}
+	return res, nil
+}
+
+func slotRank(s *simSlot, all []*simSlot) int {
+	k := 0
+	for _, x := range all {
+		if x == s {
+			break
+		}
+		if x.h == s.h {
+			k++
+		}
+	}
+	return k*1_000_000 + s.h
+}
