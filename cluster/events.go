@@ -23,6 +23,9 @@ type JobInfo struct {
 // reports and metrics. Methods are called from many goroutines and must
 // not block for long.
 type Observer interface {
+	// Planned reports, once, how many files will be queued and their total
+	// media duration (seconds), before any job starts.
+	Planned(files int, mediaSeconds float64)
 	HostChecked(hosts.CheckResult)
 	// HostState reports a host going down or coming (back) up during the run.
 	HostState(host string, up bool, reason string)
@@ -37,6 +40,7 @@ type Observer interface {
 // NopObserver ignores everything; embed it to implement part of Observer.
 type NopObserver struct{}
 
+func (NopObserver) Planned(int, float64)                        {}
 func (NopObserver) HostChecked(hosts.CheckResult)               {}
 func (NopObserver) HostState(string, bool, string)              {}
 func (NopObserver) JobStarted(JobInfo)                          {}
@@ -48,6 +52,11 @@ func (NopObserver) RunFinished(*Report)                         {}
 // Observers fans events out to several observers.
 type Observers []Observer
 
+func (o Observers) Planned(n int, secs float64) {
+	for _, x := range o {
+		x.Planned(n, secs)
+	}
+}
 func (o Observers) HostChecked(c hosts.CheckResult) {
 	for _, x := range o {
 		x.HostChecked(c)

@@ -22,16 +22,23 @@ import (
 // own context because the job's may already be cancelled.
 const cleanupTimeout = 15 * time.Second
 
+// maxHostFailures bounds how often one file may fail with a host error
+// (connection lost, stalled encode…) before it is failed itself: host
+// failures do not count as attempts, so without a bound a file that hangs
+// ffmpeg would move from host to host forever.
+const maxHostFailures = 4
+
 // TempMarker is in the name of every temporary file clustertx creates, in
 // source folders and in working_dirs, so that leftovers can be recognised.
 const TempMarker = ".clustertx-"
 
 type worker struct {
-	m    *manager
-	def  *hosts.Def
-	t    hosts.Transport
-	q    *queue.Queue
-	slot int
+	m          *manager
+	def        *hosts.Def
+	t          hosts.Transport
+	q          *queue.Queue
+	slot       int
+	hostFailed func(error) // marks the host down (once) when a transport fails
 }
 
 func (w *worker) loop(ctx context.Context, results []*FileResult) {
@@ -43,7 +50,7 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 		job := it.Payload.(*Job)
 		r := results[it.ID]
 		start := time.Now()
-		w.m.logf("%s: start %s", w.def.Name, job.Item.Path)
+		w.m.logf("job: %s: start %s", w.def.Name, job.Item.Path)
 		ji := JobInfo{ID: job.ID, Path: job.Item.Path, Host: w.def.Name, Slot: w.slot,
 			Duration: job.Info.Duration, SrcSize: job.Info.Size, Attempt: it.Attempts + 1}
 		err := w.runJob(ctx, job, r, ji)
@@ -54,17 +61,28 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 		case err == nil:
 			w.q.Done(it)
 			r.Attempts = it.Attempts + 1
-			w.m.logf("%s: %s %s: %s", w.def.Name, r.Outcome, job.Item.Path, r.Reason)
+			w.m.record(job.Item.Path, r)
+			w.m.logf("job: %s: %s %s: %s", w.def.Name, r.Outcome, job.Item.Path, r.Reason)
 			w.m.opts.Observer.JobFinished(ji, r)
 		case ctx.Err() != nil:
 			// Interrupted: the item stays pending and is reported as not run.
 			w.q.HostFailed(it)
 			return
+		case hosts.IsTransport(err) && it.Requeues+1 >= maxHostFailures:
+			// The file has now taken down hosts (or stalled) this many
+			// times: the file, not the hosts, is the likely cause.
+			w.hostFailed(err)
+			w.q.JobFailed(it, w.def.Name, 0)
+			r.Attempts = it.Attempts
+			r.Outcome, r.Reason = Failed, fmt.Sprintf("failed on hosts %d times, last: %s", maxHostFailures, oneLine(err))
+			w.m.record(job.Item.Path, r)
+			w.m.logf("job: error: %s: %s", job.Item.Path, r.Reason)
+			w.m.opts.Observer.JobFinished(ji, r)
+			return
 		case hosts.IsTransport(err):
 			w.m.logf("warning: host %s failed while running %s: %v; the job goes back to the queue", w.def.Name, job.Item.Path, err)
-			w.q.SetDown(w.def.Name, true)
+			w.hostFailed(err)
 			w.q.HostFailed(it)
-			w.m.opts.Observer.HostState(w.def.Name, false, oneLine(err))
 			return
 		default:
 			retry := w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts)
@@ -73,7 +91,8 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 			if retry {
 				w.m.logf("warning: host %s: %s: %v; retrying", w.def.Name, job.Item.Path, err)
 			} else {
-				w.m.logf("error: host %s: %s: %v", w.def.Name, job.Item.Path, err)
+				w.m.record(job.Item.Path, r)
+				w.m.logf("job: error: host %s: %s: %v", w.def.Name, job.Item.Path, err)
 				w.m.opts.Observer.JobFinished(ji, r)
 			}
 		}
@@ -195,7 +214,7 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 	if err != nil {
 		return err
 	}
-	r.Profile = prof.Name
+	r.Profile, r.Host = prof.Name, h.Name
 	ji.Profile = prof.Name
 	obs := w.m.opts.Observer
 	obs.JobStarted(ji)
@@ -218,23 +237,44 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 		w.m.logf("note: %s: %s", filepath.Base(job.Item.Path), n)
 	}
 
-	// Whatever happens from here, no temporary file survives a failure.
-	var remoteFiles []string
+	// Whatever happens from here, no temporary file survives: each is
+	// announced to the journal before it exists, and removed on every path
+	// out (a dead host's are removed when it answers again, or next run).
+	ts := w.m.temps
+	type remoteTemp struct{ id, path string }
+	var remoteFiles []remoteTemp
+	tmpID, err := ts.add("", tmp)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
 		for _, f := range remoteFiles {
-			if rerr := t.Remove(cctx, f); rerr != nil {
-				w.m.logf("warning: host %s: removing %s: %v", h.Name, f, rerr)
+			if rerr := t.Remove(cctx, f.path); rerr != nil {
+				w.m.logf("warning: host %s: removing %s: %v (will retry when it answers again)", h.Name, f.path, rerr)
+				ts.orphan(h.Name, f.id, f.path)
+				continue
 			}
+			ts.done(f.id)
 		}
 		if err != nil || r.Outcome != Done {
-			os.Remove(tmp)
+			if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				w.m.logf("warning: removing %s: %v", tmp, rerr)
+				return
+			}
 		}
+		ts.done(tmpID)
 	}()
 
 	if h.Type == hosts.Streaming {
-		remoteFiles = append(remoteFiles, remoteIn, remoteOut)
+		for _, p := range []string{remoteIn, remoteOut} {
+			id, err := ts.add(h.Name, p)
+			if err != nil {
+				return err
+			}
+			remoteFiles = append(remoteFiles, remoteTemp{id, p})
+		}
 		if err := w.checkRemoteSpace(ctx, job); err != nil {
 			return err
 		}
@@ -248,13 +288,7 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 	if w.m.opts.Verbose {
 		w.m.logf("%s: run %s", h.Name, showArgv(argv))
 	}
-	prog := progress.NewParser(job.Info.Duration, func(p progress.Progress) { obs.JobProgress(ji, p) })
-	stderr := &hosts.TailBuffer{Max: 20}
-	if err := t.Exec(ctx, argv, prog, stderr); err != nil {
-		var xe *hosts.ExitError
-		if errors.As(err, &xe) {
-			return fmt.Errorf("ffmpeg %s", xe.Error())
-		}
+	if err := w.encode(ctx, job, prof, argv, ji, r); err != nil || r.Outcome == Kept {
 		return err
 	}
 
@@ -268,6 +302,87 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 		}
 	}
 	return w.m.finish(ctx, job, prof, tmp, final, r)
+}
+
+var (
+	errStalled   = errors.New("stalled")
+	errThreshold = errors.New("threshold not met")
+)
+
+// encode runs ffmpeg on the host and watches it: an encode that reports no
+// progress for StallTimeout is stopped and counts as a host failure (the
+// job goes elsewhere); with threshold_check, once that share of the file is
+// encoded the saving is estimated from the output size so far against the
+// same share of the source, and an encode that cannot reach the threshold
+// is stopped and the original kept (r.Outcome = Kept, nil error). The check
+// repeats on every progress block from that point on: encoder lookahead and
+// muxer buffering make the output size lag the position, so early
+// estimates are optimistic (never pessimistic) and one check would miss.
+func (w *worker) encode(ctx context.Context, job *Job, prof *profiles.Profile, argv []string, ji JobInfo, r *FileResult) error {
+	h, t, obs := w.def, w.t, w.m.opts.Observer
+	ectx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var estimate int
+	prog := progress.NewParser(job.Info.Duration, func(p progress.Progress) {
+		obs.JobProgress(ji, p)
+		if prof.Threshold <= 0 || prof.ThresholdCheck >= 100 || p.Percent < float64(prof.ThresholdCheck) || p.Ended {
+			return
+		}
+		if saving, ok := estimatedSaving(p, job.Info); ok && saving < prof.Threshold && ectx.Err() == nil {
+			estimate = saving
+			cancel(errThreshold)
+		}
+	})
+	go func() { // stall watchdog
+		started := time.Now()
+		tick := time.NewTicker(min(w.m.opts.StallTimeout/4, 5*time.Second))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ectx.Done():
+				return
+			case <-tick.C:
+			}
+			last := prog.Last().Updated
+			if last.IsZero() {
+				last = started
+			}
+			if time.Since(last) > w.m.opts.StallTimeout {
+				cancel(errStalled)
+				return
+			}
+		}
+	}()
+	stderr := &hosts.TailBuffer{Max: 20}
+	err := t.Exec(ectx, argv, prog, stderr)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil {
+		switch context.Cause(ectx) {
+		case errThreshold:
+			r.Outcome = Kept
+			r.Reason = fmt.Sprintf("kept original: estimated saving %d%% < threshold %d%% (checked at %d%%)", estimate, prof.Threshold, prof.ThresholdCheck)
+			return nil
+		case errStalled:
+			return &hosts.TransportError{Host: h.Name, Op: "encode", Err: fmt.Errorf("no progress for %s; encode stopped", w.m.opts.StallTimeout)}
+		}
+	}
+	var xe *hosts.ExitError
+	if errors.As(err, &xe) {
+		return fmt.Errorf("ffmpeg %s", xe.Error())
+	}
+	return err
+}
+
+// estimatedSaving estimates the final saving (percent) from the output
+// size so far against the part of the source already encoded.
+func estimatedSaving(p progress.Progress, src *media.Info) (int, bool) {
+	if src.Duration <= 0 || src.Size <= 0 || p.OutTime <= 0 || p.Size <= 0 {
+		return 0, false
+	}
+	expected := float64(src.Size) * min(1, p.OutTime/src.Duration)
+	return 100 - int(float64(p.Size)*100/expected), true
 }
 
 // checkRemoteSpace refuses to stage a file the working_dir cannot hold
@@ -304,6 +419,9 @@ func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, 
 	}
 	if err := syncFile(tmp); err != nil {
 		return fmt.Errorf("syncing output: %w", err)
+	}
+	if err := m.recordOutput(tmp, final, prof.Name, r.Host); err != nil {
+		return fmt.Errorf("journal: %w", err)
 	}
 	if final != job.Item.Path {
 		// Refuse to clobber a file that appeared while we encoded.

@@ -44,8 +44,9 @@ type Job struct {
 	Work     float64
 
 	// Set when the job cannot run: skipped by a rule, no rule, probe error…
-	Outcome Outcome
-	Reason  string
+	Outcome     Outcome
+	Reason      string
+	fromJournal bool // the outcome comes from an earlier run
 }
 
 // Plan is everything a run will do, built before anything is touched.

@@ -13,6 +13,7 @@ import (
 
 	"clustertx/config"
 	"clustertx/hosts"
+	"clustertx/journal"
 	"clustertx/media"
 	"clustertx/profiles"
 	"clustertx/queue"
@@ -46,8 +47,17 @@ type Options struct {
 	ProbeWorkers int           // concurrent ffprobe (default 2×CPUs)
 	Verbose      bool          // log each job's exact command
 	Observer     Observer      // progress, reports, metrics (nil: none)
-	Out          io.Writer     // plan, host table, summary
-	Log          io.Writer     // progress log lines
+
+	ReprobeInterval time.Duration // first re-probe of a down host (default 30s), doubling…
+	ReprobeMax      time.Duration // …up to this (default 5m)
+	HostWait        time.Duration // how long work may wait for any host to come back (default 5m)
+	StallTimeout    time.Duration // an encode with no progress for this long is killed (default 5m)
+
+	Journal       *journal.Journal // resume journal (nil: none)
+	Force         bool             // redo files the journal says are done or kept
+	MaxFailedRuns int              // skip files that failed in this many earlier runs (0: never skip)
+	Out           io.Writer        // plan, host table, summary
+	Log           io.Writer        // progress log lines
 }
 
 // FileResult is one file's line in the report.
@@ -70,7 +80,8 @@ type FileResult struct {
 // Report is the result of a run.
 type Report struct {
 	Files       []*FileResult
-	Hosts       []hosts.CheckResult
+	Hosts       []hosts.CheckResult    // the checks before work started
+	HostEvents  map[string][]HostEvent // per host: when it was up or down during the run
 	Interrupted bool
 }
 
@@ -100,6 +111,7 @@ type manager struct {
 	opts   Options
 	cfg    *config.Config
 	prober *media.Prober
+	temps  *temps
 	logMu  sync.Mutex
 
 	conns map[string]hosts.Transport // up hosts
@@ -131,6 +143,18 @@ func (o *Options) defaults() {
 	if o.Observer == nil {
 		o.Observer = NopObserver{}
 	}
+	if o.ReprobeInterval <= 0 {
+		o.ReprobeInterval = 30 * time.Second
+	}
+	if o.ReprobeMax < o.ReprobeInterval {
+		o.ReprobeMax = max(5*time.Minute, o.ReprobeInterval)
+	}
+	if o.HostWait <= 0 {
+		o.HostWait = 5 * time.Minute
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 5 * time.Minute
+	}
 }
 
 // PlanFiles builds the plan for items: directories expanded, files probed,
@@ -154,7 +178,8 @@ func WritePlan(w io.Writer, opts Options, p *Plan) {
 }
 
 func newManager(opts Options) *manager {
-	return &manager{opts: opts, cfg: opts.Config, prober: &media.Prober{FFprobe: opts.Config.FFprobe}}
+	return &manager{opts: opts, cfg: opts.Config, prober: &media.Prober{FFprobe: opts.Config.FFprobe},
+		temps: &temps{j: opts.Journal}}
 }
 
 // resolve expands the items and finds the hosts of every cluster named.
@@ -178,12 +203,30 @@ func (m *manager) resolve(items []WorkItem) (*hostSet, map[string][]*hosts.Def, 
 	return hs, clusterHosts, items, nil
 }
 
-func (m *manager) probe(ctx context.Context, items []WorkItem) []media.Result {
-	paths := make([]string, len(items))
+// probe probes every item, except those an earlier run finished (the
+// journal says so): those get a result with Skip set and are not probed.
+func (m *manager) probe(ctx context.Context, items []WorkItem) []probeResult {
+	out := make([]probeResult, len(items))
+	var paths []string
+	var idx []int
 	for i, it := range items {
-		paths[i] = it.Path
+		if o, reason, ok := m.journalSkip(it); ok {
+			out[i] = probeResult{skip: o, reason: reason}
+			continue
+		}
+		paths = append(paths, it.Path)
+		idx = append(idx, i)
 	}
-	return m.prober.ProbeAll(ctx, paths, m.opts.ProbeWorkers)
+	for k, r := range m.prober.ProbeAll(ctx, paths, m.opts.ProbeWorkers) {
+		out[idx[k]] = probeResult{Result: r}
+	}
+	return out
+}
+
+type probeResult struct {
+	media.Result
+	skip   Outcome // set when the journal decided the item's outcome
+	reason string
 }
 
 func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
@@ -192,6 +235,9 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 		return nil, err
 	}
 
+	if !m.opts.DryRun {
+		m.temps.cleanLocal(m.logf)
+	}
 	// Probe files and check hosts at the same time: both wait on I/O.
 	var checks []hosts.CheckResult
 	m.conns = map[string]hosts.Transport{}
@@ -220,20 +266,61 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 		return rep, nil
 	}
 
-	up := map[string]bool{}
-	for _, c := range checks {
-		up[c.Host] = c.Up
-	}
-	if len(checks) > 0 && len(m.conns) == 0 {
-		rep.Files = m.unrunnable(plan, "no host is reachable")
-		if anyRunnable(plan) {
-			return rep, fmt.Errorf("no usable host: every host of the cluster is down (see the table above)")
+	runs := map[string]*hostRun{}
+	for _, h := range hs.order {
+		r := &hostRun{def: h}
+		if t, ok := m.conns[h.Name]; ok {
+			r.set(true, t, "")
+			m.temps.cleanHost(ctx, h.Name, t, m.logf) // leftovers of an interrupted run
+		} else {
+			r.set(false, nil, checkReason(checks, h.Name))
 		}
-		return rep, nil
+		runs[h.Name] = r
 	}
-	rep.Files = m.execute(ctx, plan, up)
+	m.conns = nil // the host runs own the connections now
+	defer func() {
+		for _, r := range runs {
+			if t := r.transport(); t != nil {
+				t.Close()
+			}
+		}
+	}()
+	if len(plan.Hosts) > 0 && !anyUp(runs, plan.Hosts) {
+		m.logf("warning: no host is reachable; waiting up to %s for one to come up", m.opts.HostWait)
+	}
+	rep.Files = m.execute(ctx, plan, runs)
+	for i, j := range plan.Jobs { // outcomes decided at plan time
+		if (j.Outcome == Skipped || j.Outcome == Failed) && !j.fromJournal {
+			m.record(j.Item.Path, rep.Files[i])
+		}
+	}
+	m.finalCleanup(runs)
+	rep.HostEvents = map[string][]HostEvent{}
+	for name, r := range runs {
+		r.mu.Lock()
+		rep.HostEvents[name] = append([]HostEvent(nil), r.events...)
+		r.mu.Unlock()
+	}
 	rep.Interrupted = ctx.Err() != nil
 	return rep, nil
+}
+
+func anyUp(runs map[string]*hostRun, defs []*hosts.Def) bool {
+	for _, d := range defs {
+		if runs[d.Name].transport() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func checkReason(checks []hosts.CheckResult, name string) string {
+	for _, c := range checks {
+		if c.Host == name {
+			return c.Reason
+		}
+	}
+	return ""
 }
 
 func anyRunnable(p *Plan) bool {
@@ -257,20 +344,9 @@ func (m *manager) checkHosts(ctx context.Context, defs []*hosts.Def) []hosts.Che
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
 			defer cancel()
-			start := time.Now()
-			t, err := m.opts.Connect(cctx, def)
-			if err != nil {
-				res[i] = hosts.CheckResult{Host: def.Name, Type: def.Type, Latency: time.Since(start), Reason: oneLine(err), Free: -1}
-				return
-			}
-			r := hosts.Check(cctx, def, t)
-			r.Latency = time.Since(start)
-			if cctx.Err() != nil && !r.Up {
-				r.Reason = fmt.Sprintf("check timed out after %s (%s)", m.opts.CheckTimeout, r.Reason)
-			}
+			t, r := m.checkHost(cctx, def)
 			res[i] = r
-			if !r.Up {
-				t.Close()
+			if t == nil {
 				return
 			}
 			mu.Lock()
@@ -295,11 +371,15 @@ func oneLine(err error) string {
 }
 
 // plan resolves every probed file to a job.
-func (m *manager) plan(items []WorkItem, probes []media.Result, clusterHosts map[string][]*hosts.Def) *Plan {
+func (m *manager) plan(items []WorkItem, probes []probeResult, clusterHosts map[string][]*hosts.Def) *Plan {
 	p := &Plan{}
 	for i, it := range items {
 		j := &Job{ID: i + 1, Item: it, Info: probes[i].Info}
 		p.Jobs = append(p.Jobs, j)
+		if probes[i].skip != "" {
+			j.Outcome, j.Reason, j.fromJournal = probes[i].skip, probes[i].reason, true
+			continue
+		}
 		if err := probes[i].Err; err != nil {
 			j.Outcome, j.Reason = Failed, reasonOf(err)
 			continue
@@ -398,8 +478,13 @@ func (m *manager) unrunnable(p *Plan, reason string) []*FileResult {
 	return out
 }
 
-// execute runs the queue: one worker per slot of every up host.
-func (m *manager) execute(ctx context.Context, p *Plan, up map[string]bool) []*FileResult {
+// speedKey is the journal's profile key for a host's observed speed in the
+// queue's work units (source seconds × pixels per second), all profiles.
+const speedKey = "work"
+
+// execute runs the queue: a supervisor per host runs one worker per slot
+// while the host is up and re-probes it while it is down.
+func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
 	q := queue.New()
 	results := make([]*FileResult, len(p.Jobs))
 	var items []*queue.Item
@@ -414,31 +499,58 @@ func (m *manager) execute(ctx context.Context, p *Plan, up map[string]bool) []*F
 		}
 		items = append(items, &queue.Item{ID: i, Work: j.Work, Eligible: el, Payload: j})
 	}
+	// Speed priors: what earlier runs observed (the journal), else the
+	// host's weight. The queue replaces them with what this run observes.
+	var known map[string]map[string]float64
+	if m.opts.Journal != nil {
+		known = m.opts.Journal.Speeds()
+	}
 	for _, h := range p.Hosts {
-		if !up[h.Name] {
+		q.SetSlots(h.Name, h.SlotCount())
+		if v := known[h.Name][speedKey]; v > 0 {
+			q.SetHostSpeed(h.Name, v)
+		} else if h.Weight > 0 {
+			q.SetHostSpeed(h.Name, h.Weight)
+		}
+		if runs[h.Name].transport() == nil {
 			q.SetDown(h.Name, true)
 		}
 	}
+	defer func() {
+		if m.opts.Journal == nil {
+			return
+		}
+		for h, v := range q.ObservedSpeeds() {
+			if err := m.opts.Journal.RecordSpeed(h, speedKey, v); err != nil {
+				m.logf("warning: journal: %v", err)
+			}
+		}
+	}()
+	var secs float64
+	for _, it := range items {
+		secs += it.Payload.(*Job).Info.Duration
+	}
+	m.opts.Observer.Planned(len(items), secs)
 	q.Push(items...)
 	stop := context.AfterFunc(ctx, q.Close)
 	defer stop()
 
+	gaveUp := make(chan struct{})
+	var giveUpOnce sync.Once
+	giveUp := func() { giveUpOnce.Do(func() { close(gaveUp); q.Close() }) }
+	done := make(chan struct{})
+	go m.watchStuck(ctx, q, runs, done, giveUp)
+
 	var wg sync.WaitGroup
 	for _, h := range p.Hosts {
-		t, ok := m.conns[h.Name]
-		if !ok {
-			continue
-		}
-		for slot := 0; slot < h.SlotCount(); slot++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				w := &worker{m: m, def: h, t: t, q: q, slot: slot}
-				w.loop(ctx, results)
-			}()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.supervise(ctx, runs[h.Name], q, results, gaveUp)
+		}()
 	}
 	wg.Wait()
+	close(done)
 
 	for _, it := range q.Pending() {
 		j := it.Payload.(*Job)

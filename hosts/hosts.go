@@ -56,6 +56,7 @@ type Def struct {
 	PathSubs []PathSub    // mounted: manager path prefix → host path prefix
 	Queues   []QueueSlots // queue name → slots; empty means {_default: Slots}
 	Slots    int          // slots when Queues is empty (default 1)
+	Weight   float64      // relative speed prior for scheduling (default 1); the speed observed replaces it
 	Profiles []string     // if set, only these profiles run here
 	Profile  string       // seed-doc form: every job on this host uses this profile
 

@@ -56,7 +56,7 @@ func (l *LocalTransport) Exec(ctx context.Context, argv []string, stdout, stderr
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		select {
 		case <-done:
-		case <-time.After(8 * time.Second):
+		case <-time.After(2 * time.Second): // the output is discarded: no need to wait for a flush
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			<-done
 		}

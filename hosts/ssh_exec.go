@@ -22,7 +22,9 @@ const pidMarker = "clustertx-pid="
 // background with /dev/null as stdin, its PID goes to stderr, and a watcher
 // that holds the session's stdin (saved as fd 3) sends SIGTERM when that
 // stdin reaches EOF: when the client closes it on cancel, or when the
-// connection dies. Exit status is the command's. The watcher holds neither
+// connection dies; SIGKILL follows a second later, because a cancelled
+// output is discarded anyway and ffmpeg's SIGTERM path flushes the encoder,
+// which for x265's deep lookahead can take many seconds. Exit status is the command's. The watcher holds neither
 // stdout nor stderr, so it never keeps the session open; after a normal
 // exit the shell kills the watcher, leaving only a `cat` that ends with the
 // session (it kills nothing).
@@ -31,7 +33,7 @@ func posixWrapper(argv []string) string {
 		QuotePOSIX(argv...) + " 3<&- &\n" +
 		"pid=$!\n" +
 		"echo \"" + pidMarker + "$pid\" >&2\n" +
-		"( cat <&3 >/dev/null 2>&1; kill -TERM \"$pid\" 2>/dev/null ) >/dev/null 2>&1 &\n" +
+		"( cat <&3 >/dev/null 2>&1; kill -TERM \"$pid\" 2>/dev/null; sleep 1; kill -KILL \"$pid\" 2>/dev/null ) >/dev/null 2>&1 &\n" +
 		"wpid=$!\n" +
 		"exec 3<&-\n" +
 		"wait \"$pid\"; st=$?\n" +

@@ -1,0 +1,253 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"clustertx/cluster"
+	"clustertx/internal/testenv"
+)
+
+// slowProfile makes encodes take long enough to interfere with them.
+func (l *lab) slowProfile() {
+	data, _ := os.ReadFile(l.cfgPath)
+	data = bytes.Replace(data, []byte("-preset ultrafast"), []byte("-preset slower"), 1)
+	must(l.t, os.WriteFile(l.cfgPath, data, 0o644))
+}
+
+// waitFor polls cond (a test helper, not the code under test) until it
+// holds or the deadline passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// ffmpegOf returns pids of running ffmpeg processes whose command line
+// contains marker.
+func ffmpegOf(marker string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.HasPrefix(string(cmd), "ffmpeg\x00") || !strings.Contains(string(cmd), marker) {
+			continue
+		}
+		if stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); strings.Contains(string(stat), ") Z ") {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// Issue 8 (1): a host that is down at start joins as soon as it answers.
+func TestLateJoinerTakesWork(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.nasYAML(), l.gamerYAML())
+	l.slowProfile()
+	l.gamer.Stop()
+	var paths []string
+	for i := 0; i < 5; i++ {
+		paths = append(paths, l.clip("ep"+strconv.Itoa(i)+".mkv", testenv.Clip{Seconds: 4}))
+	}
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		l.gamer.Start(t)
+	}()
+	rep, out, err := l.run(context.Background(), nil, items("lab", paths...)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	took := map[string]int{}
+	for _, f := range rep.Files {
+		if f.Outcome != cluster.Done {
+			t.Errorf("%s: %s %s", f.Path, f.Outcome, f.Reason)
+		}
+		took[f.Host]++
+	}
+	if took["gamer"] == 0 {
+		t.Errorf("the late host took no work: %v\n%s", took, out)
+	}
+	if !strings.Contains(out, "host gamer is up") {
+		t.Errorf("no join message:\n%s", out)
+	}
+	ev := rep.HostEvents["gamer"]
+	if len(ev) < 2 || ev[0].Up || !ev[len(ev)-1].Up {
+		t.Errorf("gamer events %+v: want down at start, then up", ev)
+	}
+}
+
+// Issue 4 (1): a host dying mid-encode or mid-upload loses the job to
+// another host, never the file; its leftovers go when it answers again.
+func TestHostDiesMidJob(t *testing.T) {
+	for _, phase := range []string{"encode", "upload"} {
+		t.Run(phase, func(t *testing.T) {
+			l := newLab(t)
+			l.writeConfig(l.nasYAML(), l.gamerYAML())
+			l.slowProfile()
+			profile := "" // rules: hevc, slow enough to be killed mid-encode
+			clip := testenv.Clip{Seconds: 8, Width: 640, Height: 480}
+			if phase == "upload" {
+				// A big file that is quick to process: the upload is the long part.
+				profile, clip = "remux", testenv.Clip{Seconds: 10, Width: 1280, Height: 720, Noise: true}
+			}
+			big := l.clip("big.mkv", clip)
+			small := l.clip("small.mkv", testenv.Clip{Seconds: 2})
+			sums := map[string]string{big: fileHash(t, big), small: fileHash(t, small)}
+			killed := make(chan struct{})
+			go func() {
+				defer close(killed)
+				var ok bool
+				if phase == "encode" {
+					ok = waitFor(30*time.Second, func() bool { return len(ffmpegOf(l.work)) > 0 })
+				} else {
+					ok = waitFor(30*time.Second, func() bool {
+						entries, _ := os.ReadDir(l.work)
+						for _, e := range entries {
+							if info, err := e.Info(); err == nil && info.Size() > 0 && strings.Contains(e.Name(), "-src") {
+								return true
+							}
+						}
+						return false
+					})
+				}
+				if !ok {
+					t.Errorf("gamer never started the %s", phase)
+				}
+				l.gamer.Stop()
+				time.Sleep(time.Second)
+				l.gamer.Start(t) // it comes back: its leftovers must go
+			}()
+			rep, out, err := l.run(context.Background(), nil,
+				cluster.WorkItem{Path: big, Cluster: "lab", Profile: profile},
+				cluster.WorkItem{Path: small, Cluster: "lab", Profile: profile})
+			<-killed
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, out)
+			}
+			for _, f := range rep.Files {
+				if f.Outcome != cluster.Done {
+					t.Errorf("%s: %s %s\n%s", f.Path, f.Outcome, f.Reason, out)
+				}
+				if sums[f.Path] == "" {
+					t.Errorf("unexpected file %s", f.Path)
+				}
+			}
+			if !strings.Contains(out, "host gamer is down") {
+				t.Errorf("no host-down message:\n%s", out)
+			}
+			if phase == "upload" && !strings.Contains(out, "upload") {
+				t.Errorf("gamer did not fail during the upload:\n%s", out)
+			}
+			t.Log(out)
+			if left := leftovers(t, l.media, l.work); len(left) > 0 {
+				t.Errorf("temp files left: %q\n%s", left, out)
+			}
+		})
+	}
+}
+
+// A stalled encode (no progress for StallTimeout) is stopped and the job
+// moves on; the stalled host is treated as failed and re-probed.
+func TestStalledEncodeIsStoppedAndMoved(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.nasYAML(), l.gamerYAML())
+	a := l.clip("a.mkv", testenv.Clip{Seconds: 8, Width: 640, Height: 480})
+	go func() {
+		if !waitFor(30*time.Second, func() bool { return len(ffmpegOf(l.work)) > 0 }) {
+			return
+		}
+		for _, pid := range ffmpegOf(l.work) {
+			syscall.Kill(pid, syscall.SIGSTOP) // frozen: no progress, no exit
+		}
+	}()
+	// gamer takes the job first (nas is down at start and joins later).
+	l.nas.Stop()
+	go func() {
+		time.Sleep(2 * time.Second)
+		l.nas.Start(t)
+	}()
+	rep, out, err := l.run(context.Background(), func(o *cluster.Options) {
+		o.StallTimeout = 2 * time.Second
+		o.HostWait = 20 * time.Second
+	}, items("lab", a)...)
+	for _, pid := range ffmpegOf(l.work) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done {
+		t.Fatalf("%s %s\n%s", f.Outcome, f.Reason, out)
+	}
+	if !strings.Contains(out, "no progress for 2s") {
+		t.Errorf("stall not reported:\n%s", out)
+	}
+}
+
+// Issue 5: threshold_check estimates the saving from the output so far;
+// a file that compresses well runs to the end, one that cannot reach the
+// threshold is stopped early and its original kept.
+func TestThresholdCheckEarlyAbort(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	l := &lab{t: t, dir: t.TempDir()}
+	l.media = filepath.Join(l.dir, "media")
+	l.writeConfig(l.localYAML())
+	data, _ := os.ReadFile(l.cfgPath)
+	// grow: lossless x264 makes the output far larger than the source.
+	data = bytes.Replace(data, []byte("profiles:\n"), []byte(`profiles:
+  grow:
+    output_options: -c:v libx264 -preset slow -qp 0 -c:a copy
+    extension: .mkv
+    threshold: 20
+    threshold_check: 10
+`), 1)
+	data = bytes.Replace(data, []byte("  hevc:\n"), []byte("  hevc:\n    threshold: 20\n    threshold_check: 10\n"), 1)
+	must(t, os.WriteFile(l.cfgPath, data, 0o644))
+	bad := l.clip("bad.mp4", testenv.Clip{Seconds: 20, Width: 640, Height: 480})
+	good := l.clip("good.mp4", testenv.Clip{Seconds: 20, Width: 640, Height: 480})
+	badSum := fileHash(t, bad)
+	start := time.Now()
+	rep, out, err := l.run(context.Background(), nil,
+		cluster.WorkItem{Path: bad, Cluster: "lab", Profile: "grow"},
+		cluster.WorkItem{Path: good, Cluster: "lab", Profile: "hevc"})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	byPath := map[string]*cluster.FileResult{}
+	for _, f := range rep.Files {
+		byPath[f.Path] = f
+	}
+	b := byPath[bad]
+	if b.Outcome != cluster.Kept || !strings.Contains(b.Reason, "estimated saving") {
+		t.Errorf("poorly compressing file: %s %s", b.Outcome, b.Reason)
+	}
+	if fileHash(t, bad) != badSum {
+		t.Error("original of the aborted encode changed")
+	}
+	if g := byPath[good]; g.Outcome != cluster.Done {
+		t.Errorf("well compressing file must not be aborted: %s %s", g.Outcome, g.Reason)
+	}
+	if left := leftovers(t, l.media); len(left) > 0 {
+		t.Errorf("temp files left: %q", left)
+	}
+	t.Logf("took %s", time.Since(start))
+}

@@ -1,0 +1,200 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"clustertx/hosts"
+	"clustertx/queue"
+)
+
+// hostRun is one host during the run: its connection while it is up, and
+// the bookkeeping that lets it leave and rejoin.
+type hostRun struct {
+	def *hosts.Def
+
+	mu        sync.Mutex
+	t         hosts.Transport // nil while down
+	up        bool
+	since     time.Time // when it last went up or down
+	reason    string    // why it is down
+	nextProbe time.Time
+	events    []HostEvent
+}
+
+// HostEvent is a host joining or leaving the run, for the summary.
+type HostEvent struct {
+	Time   time.Time
+	Up     bool
+	Reason string
+}
+
+func (h *hostRun) set(up bool, t hosts.Transport, reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.up, h.t, h.reason, h.since = up, t, reason, time.Now()
+	h.events = append(h.events, HostEvent{Time: h.since, Up: up, Reason: reason})
+}
+
+func (h *hostRun) transport() hosts.Transport {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.t
+}
+
+// supervise runs a host for the whole run: while it is up, one worker per
+// slot pulls from the queue; when it is down (at start, or after a host
+// failure mid-run) it is re-probed with exponential backoff and rejoins as
+// soon as it answers. It returns when the queue has nothing left that this
+// host could ever take, or the run is over.
+func (m *manager) supervise(ctx context.Context, h *hostRun, q *queue.Queue, results []*FileResult, runDone <-chan struct{}) {
+	backoff := m.opts.ReprobeInterval
+	for {
+		if !hasWorkFor(q, h.def.Name) {
+			return
+		}
+		if t := h.transport(); t != nil {
+			failed := m.runSlots(ctx, h, t, q, results)
+			if !failed {
+				return // the queue has nothing more for it
+			}
+			t.Close()
+			backoff = m.opts.ReprobeInterval
+			continue
+		}
+		// Down: wait, then probe again.
+		h.mu.Lock()
+		h.nextProbe = time.Now().Add(backoff)
+		h.mu.Unlock()
+		timer := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-runDone:
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		if !hasWorkFor(q, h.def.Name) {
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
+		t, res := m.checkHost(cctx, h.def)
+		cancel()
+		if t == nil {
+			h.mu.Lock()
+			h.reason = res.Reason
+			h.mu.Unlock()
+			backoff = min(2*backoff, m.opts.ReprobeMax)
+			continue
+		}
+		h.set(true, t, "")
+		m.temps.cleanHost(ctx, h.def.Name, t, m.logf) // what it kept when it died
+		q.SetDown(h.def.Name, false)
+		m.logf("host %s is up (ffmpeg %s); it joins the run", h.def.Name, res.FFmpeg)
+		m.opts.Observer.HostState(h.def.Name, true, "")
+	}
+}
+
+// runSlots runs the host's slot workers until none has anything left, and
+// reports whether they stopped because the host failed.
+func (m *manager) runSlots(ctx context.Context, h *hostRun, t hosts.Transport, q *queue.Queue, results []*FileResult) (hostFailed bool) {
+	var wg sync.WaitGroup
+	var once sync.Once
+	failed := func(err error) {
+		once.Do(func() {
+			hostFailed = true
+			reason := oneLine(err)
+			h.set(false, nil, reason)
+			q.SetDown(h.def.Name, true) // its other slots stop taking work
+			m.logf("warning: host %s is down: %s; its jobs go back to the queue and it will be probed again", h.def.Name, reason)
+			m.opts.Observer.HostState(h.def.Name, false, reason)
+		})
+	}
+	for slot := 0; slot < h.def.SlotCount(); slot++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{m: m, def: h.def, t: t, q: q, slot: slot, hostFailed: failed}
+			w.loop(ctx, results)
+		}()
+	}
+	wg.Wait()
+	return hostFailed
+}
+
+// checkHost connects to a host and checks it; on success it returns the
+// open transport.
+func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transport, hosts.CheckResult) {
+	start := time.Now()
+	t, err := m.opts.Connect(ctx, def)
+	if err != nil {
+		return nil, hosts.CheckResult{Host: def.Name, Type: def.Type, Latency: time.Since(start), Reason: oneLine(err), Free: -1}
+	}
+	r := hosts.Check(ctx, def, t)
+	r.Latency = time.Since(start)
+	if ctx.Err() != nil && !r.Up {
+		r.Reason = fmt.Sprintf("check timed out after %s (%s)", m.opts.CheckTimeout, r.Reason)
+	}
+	if !r.Up {
+		t.Close()
+		return nil, r
+	}
+	return t, r
+}
+
+// hasWorkFor reports whether any unfinished item may still go to host.
+func hasWorkFor(q *queue.Queue, host string) bool { return q.HasWorkFor(host) }
+
+// watchStuck closes the queue when pending work has had no live host to go
+// to for HostWait: every host that could take it is down and none came
+// back in time. Those files are then reported as not run.
+func (m *manager) watchStuck(ctx context.Context, q *queue.Queue, runs map[string]*hostRun, done <-chan struct{}, giveUp func()) {
+	tick := time.NewTicker(min(time.Second, m.opts.HostWait/4+time.Millisecond))
+	defer tick.Stop()
+	var stuckSince time.Time
+	announced := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		pendingN, runningN := q.Counts()
+		stuck := pendingN > 0 && runningN == 0
+		if stuck {
+			for _, it := range q.Pending() {
+				for h := range it.Eligible {
+					if r := runs[h]; r != nil && r.transport() != nil {
+						stuck = false
+						break
+					}
+				}
+				if !stuck {
+					break
+				}
+			}
+		}
+		switch {
+		case !stuck:
+			stuckSince, announced = time.Time{}, false
+		case stuckSince.IsZero():
+			stuckSince = time.Now()
+		case !announced:
+			m.logf("warning: %d files wait for a host: every host that can take them is down; waiting up to %s for one to come back", pendingN, m.opts.HostWait)
+			announced = true
+			fallthrough
+		default:
+			if time.Since(stuckSince) >= m.opts.HostWait {
+				m.logf("error: no host came back within %s; %d files are not run", m.opts.HostWait, pendingN)
+				giveUp()
+				return
+			}
+		}
+	}
+}
