@@ -21,6 +21,9 @@ import (
 	"clustertx/cluster"
 	"clustertx/config"
 	"clustertx/hosts"
+	"clustertx/journal"
+	"clustertx/metrics"
+	"clustertx/report"
 )
 
 // Exit codes, documented in the README.
@@ -29,6 +32,7 @@ const (
 	ExitFatal       = 1   // config error, no usable host
 	ExitUsage       = 2   // bad command line
 	ExitIncomplete  = 3   // some files failed or were not run
+	ExitLocked      = 4   // another run holds the journal lock
 	ExitInterrupted = 130 // Ctrl-C / SIGTERM
 )
 
@@ -89,6 +93,16 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ssh-config", Usage: "ssh client config `FILE` (default ~/.ssh/config; \"none\" to ignore)"},
 		&cli.IntFlag{Name: "max-attempts", Value: 2, Usage: "encode attempts per file (on different hosts when possible) before it is failed"},
 		&cli.DurationFlag{Name: "check-timeout", Value: 15 * time.Second, Usage: "time allowed to connect to and check each host"},
+		&cli.DurationFlag{Name: "reprobe-interval", Value: 30 * time.Second, Usage: "first re-probe of a host that is down (it then backs off up to 5m); a host that answers joins the run"},
+		&cli.DurationFlag{Name: "host-wait", Value: 5 * time.Minute, Usage: "how long files wait for a host to come back when every host that can take them is down"},
+		&cli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "an encode that reports no progress for this long is stopped and moved to another host"},
+		&cli.StringFlag{Name: "journal", Usage: "resume journal `FILE` (default $XDG_STATE_HOME/clustertx/journal.jsonl)"},
+		&cli.BoolFlag{Name: "no-journal", Usage: "do not read or write the resume journal (and take no lock)"},
+		&cli.BoolFlag{Name: "force", Usage: "redo files the journal says are already done or kept"},
+		&cli.IntFlag{Name: "max-failed-runs", Value: 3, Usage: "skip files that failed in this many earlier runs (0: always retry)"},
+		&cli.StringFlag{Name: "report", Usage: "write a machine-readable JSON report of the run to `FILE` (schema clustertx.report/v1)"},
+		&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `FILE` (node_exporter textfile collector), periodically and at the end"},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /health on `ADDR` (e.g. :9464) during the run"},
 		// Sticky flags, shown for --help; they are consumed by splitArgs.
 		&cli.StringFlag{Name: "cluster", Aliases: []string{"c"}, Usage: "run the files that follow on cluster `NAME` (repeatable: -c A f1 -c B f2)"},
 		&cli.StringFlag{Name: "profile", Aliases: []string{"p"}, Usage: "encode the files that follow with profile `NAME`, bypassing rules"},
@@ -327,6 +341,53 @@ func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Write
 	if c.Bool("quiet") {
 		logw = io.Discard
 	}
+
+	// The journal: what earlier runs finished, and the lock that keeps two
+	// runs (last night's cron still going) apart. Dry runs leave it alone.
+	var jr *journal.Journal
+	if !c.Bool("dry-run") && !c.Bool("no-journal") {
+		path := c.String("journal")
+		if path == "" {
+			path = journal.DefaultPath()
+		}
+		jr, err = journal.Open(expandHome(path))
+		if err != nil {
+			var le *journal.LockedError
+			if errors.As(err, &le) {
+				return &ExitError{Code: ExitLocked, Err: err}
+			}
+			return &ExitError{Code: ExitFatal, Err: err}
+		}
+		defer jr.Close()
+		for _, w := range jr.Warnings() {
+			fmt.Fprintf(stderr, "clustertx: warning: journal: %s\n", w)
+		}
+	}
+
+	console := report.NewConsole(stderr, report.ConsoleOptions{Quiet: c.Bool("quiet"), Verbose: c.Bool("verbose")})
+	defer console.Close()
+	rec := report.NewRecorder()
+	observers := cluster.Observers{rec}
+	if !c.Bool("dry-run") {
+		observers = append(observers, console)
+		logw = console.Log()
+	}
+	if c.String("metrics-file") != "" || c.String("metrics-addr") != "" {
+		mc := metrics.New()
+		observers = append(observers, mc)
+		if f := c.String("metrics-file"); f != "" {
+			stop := mc.StartTextfile(ctx, expandHome(f), 15*time.Second)
+			defer stop()
+		}
+		if a := c.String("metrics-addr"); a != "" {
+			addr, stop, err := mc.Serve(ctx, a)
+			if err != nil {
+				return &ExitError{Code: ExitFatal, Err: fmt.Errorf("metrics: %w", err)}
+			}
+			defer stop()
+			fmt.Fprintf(stderr, "clustertx: metrics on http://%s/metrics\n", addr)
+		}
+	}
 	opts := cluster.Options{
 		Config: cfg,
 		Connect: func(ctx context.Context, def *hosts.Def) (hosts.Transport, error) {
@@ -340,16 +401,29 @@ func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Write
 		CheckTimeout: c.Duration("check-timeout"),
 		Out:          stdout,
 		Log:          logw,
+		Observer:     observers,
+
+		ReprobeInterval: c.Duration("reprobe-interval"),
+		HostWait:        c.Duration("host-wait"),
+		StallTimeout:    c.Duration("stall-timeout"),
+		Journal:         jr,
+		Force:           c.Bool("force"),
+		MaxFailedRuns:   c.Int("max-failed-runs"),
 	}
 	rep, err := cluster.Run(ctx, opts, items)
+	console.Close()
 	if rep != nil {
+		report.WriteSummary(stdout, rep)
 		if !opts.DryRun {
-			cluster.PrintSummary(stdout, rep)
+			report.WriteHostEvents(stdout, rec)
 			if cerr := cleanQueueFiles(rep); cerr != nil {
 				fmt.Fprintf(stderr, "clustertx: warning: %v\n", cerr)
 			}
-		} else {
-			cluster.PrintSummary(stdout, rep)
+		}
+		if path := c.String("report"); path != "" {
+			if werr := report.WriteJSONFile(expandHome(path), rep, rec); werr != nil {
+				fmt.Fprintf(stderr, "clustertx: error: writing report: %v\n", werr)
+			}
 		}
 	}
 	switch {

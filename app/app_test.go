@@ -74,6 +74,7 @@ func TestHelpExitsZero(t *testing.T) {
 func freshHome(t *testing.T) string {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
+	t.Setenv("XDG_STATE_HOME", filepath.Join(home, ".state"))
 	t.Setenv("CLUSTERTX_CONFIG", "")
 	os.Unsetenv("CLUSTERTX_CONFIG")
 	return home
@@ -208,7 +209,7 @@ func TestDryRunEmbeddedDefaultWritesNothing(t *testing.T) {
 	after, _ := os.ReadFile(src)
 	entries, _ := os.ReadDir(dir)
 	homeEntries, _ := os.ReadDir(home)
-	if !bytes.Equal(before, after) || len(entries) != 1 || len(homeEntries) != 0 {
+	if !bytes.Equal(before, after) || len(entries) != 1 || len(homeEntries) != 0 { // no journal either
 		t.Errorf("dry run wrote something: %v %v", entries, homeEntries)
 	}
 }
