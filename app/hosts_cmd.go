@@ -91,6 +91,7 @@ type HostRow struct {
 	Type     string   `json:"type"`
 	Address  string   `json:"address,omitempty"`
 	Status   string   `json:"status"` // up, down, disabled
+	Role     string   `json:"role"`   // normal, fallback, disabled
 	Reason   string   `json:"reason,omitempty"`
 
 	LatencyMS float64 `json:"latency_ms,omitempty"` // round trip of a trivial command
@@ -210,8 +211,15 @@ func hostRows(cfg *config.Config, name string) ([]*HostRow, error) {
 			if d.Type == hosts.Streaming {
 				r.WorkDir = d.WorkingDir
 			}
+			r.Role = "normal"
+			if d.Fallback {
+				r.Role = "fallback"
+			}
 			if !d.Enabled {
-				r.Status = "disabled"
+				r.Status, r.Role = "disabled", "disabled"
+				if d.DisabledBy != "" {
+					r.Reason = "disabled by cluster " + d.DisabledBy
+				}
 			}
 			byName[d.Name] = r
 			rows = append(rows, r)
@@ -291,7 +299,7 @@ func oneLineErr(err error) string {
 // printHostRows writes the host table.
 func printHostRows(w io.Writer, rows []*HostRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tTYPE\tSTATUS\tLATENCY\tFFMPEG\tHW ENCODERS\tCORES\tLOAD\tGPU\tFREE\tREASON")
+	fmt.Fprintln(tw, "HOST\tTYPE\tROLE\tSTATUS\tLATENCY\tFFMPEG\tHW ENCODERS\tCORES\tLOAD\tGPU\tFREE\tREASON")
 	for _, r := range rows {
 		lat, cores, load, free := "-", "-", "-", "-"
 		if r.LatencyMS > 0 {
@@ -329,8 +337,8 @@ func printHostRows(w io.Writer, rows []*HostRow) {
 		if reason == "" {
 			reason = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Host, r.Type, r.Status, lat, ff, hw, cores, load, gpu, free, reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.Host, r.Type, r.Role, r.Status, lat, ff, hw, cores, load, gpu, free, reason)
 	}
 	tw.Flush()
 }

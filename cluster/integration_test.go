@@ -91,8 +91,10 @@ func (l *lab) writeConfig(hostsYAML ...string) string {
 	return l.cfgPath
 }
 
+// localYAML is the manager as a normal worker (by default a cluster's
+// local host is a fallback: mode both).
 func (l *lab) localYAML() string {
-	return "      manager:\n        type: local\n"
+	return "      manager:\n        type: local\n        fallback: no\n"
 }
 
 func (l *lab) nasYAML() string {

@@ -112,11 +112,12 @@ func expandPaths(items []WorkItem, exts []string) []WorkItem {
 // host serving the global queues). Disabled hosts and hosts excluded by
 // --host are left out. A host in several clusters is one host.
 type hostSet struct {
-	cfg    *config.Config
-	only   string
-	byName map[string]*hosts.Def
-	order  []*hosts.Def
-	local  *hosts.Def
+	cfg      *config.Config
+	only     string
+	byName   map[string]*hosts.Def
+	order    []*hosts.Def
+	local    *hosts.Def
+	disabled []*hosts.Def // shown in the host table, never contacted
 }
 
 func newHostSet(cfg *config.Config, only string) *hostSet {
@@ -150,7 +151,13 @@ func (hs *hostSet) cluster(name string) ([]*hosts.Def, error) {
 	}
 	var out []*hosts.Def
 	for _, h := range c.Hosts {
-		if !h.Enabled || (hs.only != "" && h.Name != hs.only) {
+		if hs.only != "" && h.Name != hs.only {
+			continue
+		}
+		if !h.Enabled {
+			if _, seen := hs.byName[h.Name]; !seen {
+				hs.disabled = append(hs.disabled, h)
+			}
 			continue
 		}
 		out = append(out, hs.intern(h))

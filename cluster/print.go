@@ -14,23 +14,35 @@ import (
 	"clustertx/media"
 )
 
-// printHostTable writes the host check table.
-func printHostTable(w io.Writer, checks []hosts.CheckResult) {
-	if len(checks) == 0 {
+// printHostTable writes the host check table, with each host's role:
+// normal, fallback (works only when no other host can) or disabled.
+func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet) {
+	if len(checks) == 0 && len(hs.disabled) == 0 {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tTYPE\tSTATUS\tLATENCY\tFFMPEG\tNOTE")
+	fmt.Fprintln(tw, "HOST\tTYPE\tROLE\tSTATUS\tLATENCY\tFFMPEG\tNOTE")
 	for _, c := range checks {
 		status := "up"
 		note := ""
 		if !c.Up {
-			status, note = "DOWN", c.Reason
+			status, note = "DOWN", c.Reason+" (re-probed during the run)"
 		} else if c.Free >= 0 {
 			note = media.FormatBytes(c.Free) + " free in working_dir"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Host, c.Type, status,
+		role := "normal"
+		if d := hs.byName[c.Host]; d != nil && d.Fallback {
+			role = "fallback"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Host, c.Type, role, status,
 			c.Latency.Round(time.Millisecond), dash(c.FFmpeg), note)
+	}
+	for _, d := range hs.disabled {
+		why := "status: disabled"
+		if d.DisabledBy != "" {
+			why = d.DisabledBy
+		}
+		fmt.Fprintf(tw, "%s\t%s\tdisabled\t-\t-\t-\tnot contacted (%s)\n", d.Name, d.Type, why)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

@@ -255,7 +255,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
 	}
-	printHostTable(m.opts.Out, checks)
+	printHostTable(m.opts.Out, checks, hs)
 	defer func() { m.opts.Observer.RunFinished(rep) }()
 
 	if m.opts.DryRun {
@@ -507,6 +507,7 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	}
 	for _, h := range p.Hosts {
 		q.SetSlots(h.Name, h.SlotCount())
+		q.SetFallback(h.Name, h.Fallback)
 		if v := known[h.Name][speedKey]; v > 0 {
 			q.SetHostSpeed(h.Name, v)
 		} else if h.Weight > 0 {

@@ -79,6 +79,7 @@ type Config struct {
 
 // Cluster is one entry of config.clusters.
 type Cluster struct {
+	Mode  string // "", local, remote or both (see applyMode)
 	Name  string
 	Hosts []*hosts.Def // in file order
 	Pos   string       // file:line
@@ -392,6 +393,20 @@ func (l *loader) clusters(sec yamlx.Pair) error {
 			l.d.Warnf(cp.KeyN, cp.Path, "cluster %s has no hosts", cp.Key)
 		}
 		for _, hp := range hps {
+			if hp.Key == "mode" && hp.Value.Kind == yaml.ScalarNode {
+				// Not a host: the cluster's operating mode (a host is a mapping).
+				mode, err := l.d.String(hp.Value, hp.Path)
+				if err != nil {
+					return err
+				}
+				switch mode = strings.ToLower(strings.TrimSpace(mode)); mode {
+				case ModeLocal, ModeRemote, ModeBoth:
+					cl.Mode = mode
+				default:
+					return l.d.Errorf(hp.Value, hp.Path, "mode must be local, remote or both, found %q", mode)
+				}
+				continue
+			}
 			h, err := hosts.DecodeHostHome(l.d, cp.Key, hp, l.home)
 			if err != nil {
 				return err
@@ -408,9 +423,38 @@ func (l *loader) clusters(sec yamlx.Pair) error {
 			l.hostPairs[h] = hp
 			cl.Hosts = append(cl.Hosts, h)
 		}
+		cl.applyMode()
 		l.c.Clusters = append(l.c.Clusters, cl)
 	}
 	return nil
+}
+
+// Cluster operating modes (ClusterPlex's TRANSCODE_OPERATING_MODE).
+const (
+	ModeLocal  = "local"  // only the cluster's local hosts encode
+	ModeRemote = "remote" // local hosts are never used
+	ModeBoth   = "both"   // remote hosts first; local hosts are fallbacks
+)
+
+// applyMode turns the cluster mode into host roles: with "local" the
+// remote hosts are disabled, with "remote" the local ones are, and with
+// "both" (the default when the cluster has a local host) local hosts become
+// fallbacks unless they say `fallback: no` themselves.
+func (c *Cluster) applyMode() {
+	mode := c.Mode
+	if mode == "" {
+		mode = ModeBoth
+	}
+	for _, h := range c.Hosts {
+		local := h.Type == hosts.Local
+		switch {
+		case mode == ModeLocal && !local, mode == ModeRemote && local:
+			h.Enabled = false
+			h.DisabledBy = "mode " + mode
+		case mode == ModeBoth && local && !h.FallbackSet:
+			h.Fallback = true
+		}
+	}
 }
 
 // hostDiff names what makes a and b different machines, or "".

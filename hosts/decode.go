@@ -17,7 +17,7 @@ import (
 // Host keys, for "did you mean" hints on unknown keys.
 var hostKeys = []string{
 	"type", "status", "ip", "user", "port", "identity_file", "os", "ffmpeg",
-	"working_dir", "path-substitutions", "path-substitution", "queues", "slots", "weight",
+	"working_dir", "path-substitutions", "path-substitution", "queues", "slots", "weight", "fallback",
 	"profiles", "profile",
 }
 
@@ -131,6 +131,9 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 			if def.Slots, err = d.Int(kv.Value, kv.Path); err == nil && def.Slots < 0 {
 				err = d.Errorf(kv.Value, kv.Path, "slots must be 0 or more, found %d", def.Slots)
 			}
+		case "fallback":
+			def.FallbackSet = true
+			def.Fallback, err = d.Bool(kv.Value, kv.Path)
 		case "weight":
 			if def.Weight, err = d.Float(kv.Value, kv.Path); err == nil && def.Weight <= 0 {
 				err = d.Errorf(kv.Value, kv.Path, "weight must be more than 0, found %g", def.Weight)

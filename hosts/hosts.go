@@ -57,8 +57,12 @@ type Def struct {
 	Queues   []QueueSlots // queue name → slots; empty means {_default: Slots}
 	Slots    int          // slots when Queues is empty (default 1)
 	Weight   float64      // relative speed prior for scheduling (default 1); the speed observed replaces it
-	Profiles []string     // if set, only these profiles run here
-	Profile  string       // seed-doc form: every job on this host uses this profile
+
+	Fallback    bool     // takes a job only when no other eligible host is up, or it failed on them
+	FallbackSet bool     // fallback was given explicitly (a cluster mode does not override it)
+	DisabledBy  string   // why Enabled is false when not by status: (e.g. "mode remote")
+	Profiles    []string // if set, only these profiles run here
+	Profile     string   // seed-doc form: every job on this host uses this profile
 
 	Pos string // file:line of the definition, for messages
 }

@@ -155,18 +155,19 @@ type Queue struct {
 }
 
 type hostState struct {
-	name    string
-	hash    uint64
-	weight  float64 // prior (relative)
-	est     float64 // observed speed (EWMA), when nobs > 0
-	nobs    int
-	speed   float64 // effective speed
-	slots   int     // set by SetSlots (0: inferred)
-	seen    int     // most slots seen busy or asking at once
-	down    bool
-	waiting int
-	runs    []*run
-	classes []*class
+	name     string
+	hash     uint64
+	weight   float64 // prior (relative)
+	est      float64 // observed speed (EWMA), when nobs > 0
+	nobs     int
+	speed    float64 // effective speed
+	slots    int     // set by SetSlots (0: inferred)
+	seen     int     // most slots seen busy or asking at once
+	down     bool
+	fallback bool // takes work only no other host can (SetFallback)
+	waiting  int
+	runs     []*run
+	classes  []*class
 
 	scratch []float64 // per-walk slot availability (seconds since t0)
 	gen     int
@@ -446,6 +447,38 @@ func (q *Queue) reinsert(it *Item) {
 	it.inClass = true
 }
 
+// liveRegular reports whether a host other than h, not a fallback, is up
+// among hosts.
+func (q *Queue) liveRegular(hosts []*hostState, h *hostState) bool {
+	for _, g := range hosts {
+		if g != h && !g.fallback && !g.down {
+			return true
+		}
+	}
+	return false
+}
+
+// failedOnRegular reports whether it failed as a job on a host that is not
+// a fallback (a fallback host may then take it even while others are up).
+func (q *Queue) failedOnRegular(it *Item) bool {
+	for name := range it.FailedOn {
+		if g := q.hosts[name]; g != nil && !g.fallback {
+			return true
+		}
+	}
+	return false
+}
+
+// SetFallback marks host as a fallback (ClusterPlex's "both" mode, rffmpeg's
+// local fallback): it takes a job only when no other eligible host is up,
+// or when the job has already failed on a host that is not a fallback.
+func (q *Queue) SetFallback(host string, fallback bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.host(host).fallback = fallback
+	q.broadcast()
+}
+
 // canRun reports whether host may take it now: it is eligible there, and it
 // has not already failed there unless every live eligible host has.
 func (q *Queue) canRun(it *Item, h *hostState) bool {
@@ -538,7 +571,7 @@ func (q *Queue) pick(h *hostState, now float64) (it *Item, wait, deferred bool) 
 	var live int
 	for _, c := range h.classes {
 		live += c.live
-		if c.pendingN == 0 {
+		if c.pendingN == 0 || (h.fallback && q.liveRegular(c.hosts, h)) {
 			continue
 		}
 		for c.head < len(c.items) && hole(c.items[c.head]) {
@@ -558,7 +591,7 @@ func (q *Queue) pick(h *hostState, now float64) (it *Item, wait, deferred bool) 
 			keep = append(keep, s)
 			if s.Eligible[h.name] {
 				live++
-				if q.canRun(s, h) {
+				if q.canRun(s, h) && (!h.fallback || !q.liveRegular(s.cls.hosts, h) || q.failedOnRegular(s)) {
 					spec = append(spec, s)
 				}
 			}

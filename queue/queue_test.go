@@ -571,3 +571,34 @@ func TestHasWorkFor(t *testing.T) {
 		t.Fatal("after item 1 is done, only b has work")
 	}
 }
+
+func TestFallbackHostTakesOnlyWhatNoOtherCan(t *testing.T) {
+	q := New()
+	q.SetFallback("local", true)
+	q.Push(item(1, 10, "local", "remote"), item(2, 5, "local", "remote"), item(3, 1, "local"))
+	// remote is up: local may take only the job nobody else can run.
+	it, _ := q.TryNext("local")
+	if it == nil || it.ID != 3 {
+		t.Fatalf("fallback took %v, want only item 3", it)
+	}
+	q.Done(it)
+	if it, wait := q.TryNext("local"); it != nil || !wait {
+		t.Fatalf("fallback took %v (wait=%v) while the remote host is up", it, wait)
+	}
+	// A job that failed on the remote host may go to the fallback at once.
+	r := q.Next(context.Background(), "remote")
+	if r.ID != 1 {
+		t.Fatalf("remote got %d", r.ID)
+	}
+	if !q.JobFailed(r, "remote", 2) {
+		t.Fatal("want a retry")
+	}
+	if it, _ := q.TryNext("local"); it == nil || it.ID != 1 {
+		t.Fatalf("fallback did not take the job that failed remotely: %v", it)
+	}
+	// The remote host goes down: the fallback takes everything left.
+	q.SetDown("remote", true)
+	if it, _ := q.TryNext("local"); it == nil || it.ID != 2 {
+		t.Fatalf("fallback did not take over from the down host: %v", it)
+	}
+}

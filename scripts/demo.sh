@@ -87,6 +87,7 @@ config:
       manager:
         type: local
         ffmpeg: ffmpeg
+        fallback: no     # encode too (a cluster's local host is a fallback by default)
       nas:
         type: mounted
         ip: 127.0.0.1
