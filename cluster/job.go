@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"clustertx/hosts"
@@ -38,11 +39,15 @@ type worker struct {
 	t          hosts.Transport
 	q          *queue.Queue
 	slot       int
-	hostFailed func(error) // marks the host down (once) when a transport fails
+	hostFailed func(error)   // marks the host down (once) when a transport fails
+	busy       *atomic.Int32 // encodes running on this host (all its slots)
 }
 
 func (w *worker) loop(ctx context.Context, results []*FileResult) {
 	for {
+		if !w.waitForLoad(ctx) {
+			return
+		}
 		it := w.q.Next(ctx, w.def.Name)
 		if it == nil {
 			return
@@ -53,7 +58,9 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 		w.m.logf("job: %s: start %s", w.def.Name, job.Item.Path)
 		ji := JobInfo{ID: job.ID, Path: job.Item.Path, Host: w.def.Name, Slot: w.slot,
 			Duration: job.Info.Duration, SrcSize: job.Info.Size, Attempt: it.Attempts + 1}
+		w.busy.Add(1)
 		err := w.runJob(ctx, job, r, ji)
+		w.busy.Add(-1)
 		r.Elapsed = time.Since(start)
 		r.Host = w.def.Name
 		ji.Profile = r.Profile
@@ -95,6 +102,47 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 				w.m.logf("job: error: host %s: %s: %v", w.def.Name, job.Item.Path, err)
 				w.m.opts.Observer.JobFinished(ji, r)
 			}
+		}
+	}
+}
+
+// waitForLoad holds a slot of a host with max_load while the host is busy
+// with other work (someone is playing a game on it): the load average, less
+// what our own running encodes account for, must be under max_load before
+// the slot takes a new job. It re-checks every LoadRecheck, and returns
+// false when the run is over or nothing is left for this host.
+func (w *worker) waitForLoad(ctx context.Context) bool {
+	if w.def.MaxLoad <= 0 {
+		return true
+	}
+	announced := false
+	for {
+		load, ncpu, err := hosts.Load(ctx, w.t)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			return true // unknown load: do not hold the host back
+		}
+		own := float64(w.busy.Load()) * max(1, float64(ncpu)/float64(w.def.SlotCount()))
+		if other := load - own; other < w.def.MaxLoad {
+			if announced {
+				w.m.logf("host %s: load %.2f is under max_load %g again; taking jobs", w.def.Name, other, w.def.MaxLoad)
+			}
+			return true
+		} else if !announced {
+			w.m.logf("host %s is busy (load %.2f besides our encodes, max_load %g): not taking new jobs for now", w.def.Name, other, w.def.MaxLoad)
+			announced = true
+		}
+		timer := time.NewTimer(w.m.opts.LoadRecheck)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return false
+		case <-timer.C:
+		}
+		if !w.q.HasWorkFor(w.def.Name) {
+			return false
 		}
 	}
 }

@@ -41,6 +41,7 @@ type Job struct {
 	Rule     string            // matching rule name, "" when forced or none
 	Profile  *profiles.Profile // resolved, mixins applied
 	Eligible []*hosts.Def      // enabled hosts that may take it
+	Excluded map[string]string // host → why it cannot encode this file (missing encoder)
 	Work     float64
 
 	// Set when the job cannot run: skipped by a rule, no rule, probe error…

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,8 +32,12 @@ func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet) {
 			note = media.FormatBytes(c.Free) + " free in working_dir"
 		}
 		role := "normal"
-		if d := hs.byName[c.Host]; d != nil && d.Fallback {
+		d := hs.byName[c.Host]
+		if d != nil && d.Fallback {
 			role = "fallback"
+		}
+		if d != nil && d.MaxLoad > 0 && c.Load >= 0 {
+			note = strings.TrimSpace(fmt.Sprintf("load %.2f (max_load %g) %s", c.Load, d.MaxLoad, note))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Host, c.Type, role, status,
 			c.Latency.Round(time.Millisecond), dash(c.FFmpeg), note)
@@ -83,6 +88,9 @@ func (m *manager) printPlan(p *Plan) {
 			fmt.Fprintf(w, "  output:   %s\n", out)
 		}
 		fmt.Fprintf(w, "  hosts:    %s\n", hostNames(j.Eligible))
+		for _, h := range sortedKeys(j.Excluded) {
+			fmt.Fprintf(w, "  not on:   %s: %s\n", h, j.Excluded[h])
+		}
 		for _, h := range j.Eligible {
 			m.printHostCommand(w, j, h)
 		}
@@ -175,6 +183,15 @@ func (joinOnly) Download(_ ctxT, _, _ string) error            { return errDry }
 func (joinOnly) Remove(_ ctxT, _ string) error                 { return errDry }
 func (joinOnly) FreeSpace(_ ctxT, _ string) (int64, error)     { return 0, errDry }
 func (joinOnly) Close() error                                  { return nil }
+
+func sortedKeys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
 
 // PrintSummary writes the end-of-run table and totals.
 func PrintSummary(w io.Writer, rep *Report) {

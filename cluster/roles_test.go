@@ -1,7 +1,9 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +109,88 @@ func TestOnlyHost(t *testing.T) {
 	}
 	if strings.Contains(l.nas.Log(), "Accepted") {
 		t.Error("--host gamer contacted nas")
+	}
+}
+
+// Issue 5: a profile whose encoder a host's ffmpeg lacks is not sent there
+// (checked at start; Debian's ffmpeg lists hevc_nvenc without a GPU, so
+// hardware encoders are test-encoded), and --dry-run says so.
+func TestProfileNotSentToHostLackingItsEncoder(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.localYAML(), l.nasYAML())
+	data, _ := os.ReadFile(l.cfgPath)
+	data = bytes.Replace(data, []byte("profiles:\n"), []byte(`profiles:
+  gpu:
+    output_options: -c:v hevc_nvenc -c:a copy
+    extension: .mkv
+  imaginary:
+    output_options: -c:v libimaginary265 -c:a copy
+    extension: .mkv
+`), 1)
+	must(t, os.WriteFile(l.cfgPath, data, 0o644))
+	a := l.clip("a.mkv", testenv.Clip{Seconds: 1})
+	b := l.clip("b.mkv", testenv.Clip{Seconds: 1})
+	work := []cluster.WorkItem{{Path: a, Cluster: "lab", Profile: "gpu"}, {Path: b, Cluster: "lab", Profile: "imaginary"}}
+	rep, out, err := l.run(context.Background(), func(o *cluster.Options) { o.DryRun = true }, work...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"nas: lacks hevc_nvenc (test encode failed", "nas: lacks libimaginary265 (not in this host's ffmpeg -encoders)", "no host can encode it"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if rep.Count(cluster.NotRun) != 2 {
+		t.Errorf("want both files not runnable:\n%s", out)
+	}
+	before := treeHash(t, l.media)
+	rep, out, err = l.run(context.Background(), nil, work...)
+	if err != nil || rep.Count(cluster.NotRun) != 2 || !rep.Incomplete() {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if treeHash(t, l.media) != before {
+		t.Error("media changed")
+	}
+}
+
+// Issue 5: a host with max_load takes no new job while its load average,
+// besides our own encodes, is at or above the limit (the kids' gaming PC);
+// the host table shows the load.
+func TestMaxLoadHostStaysIdleWhileBusy(t *testing.T) {
+	l := newLab(t)
+	nas := strings.Replace(l.nasYAML(), "        type: mounted\n", "        type: mounted\n        max_load: 0.001\n", 1)
+	l.writeConfig(nas, l.gamerYAML())
+	// Someone else keeps the machine busy, so the load is well above 0.001.
+	stop := make(chan struct{})
+	defer close(stop)
+	for i := 0; i < 2; i++ {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	var paths []string
+	for _, n := range []string{"a.mkv", "b.mkv", "c.mkv"} {
+		paths = append(paths, l.clip(n, testenv.Clip{Seconds: 1}))
+	}
+	rep, out, err := l.run(context.Background(), func(o *cluster.Options) { o.LoadRecheck = 200 * time.Millisecond }, items("lab", paths...)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, f := range rep.Files {
+		if f.Outcome != cluster.Done || f.Host != "gamer" {
+			t.Errorf("%s: %s on %s; the busy host must not take work", f.Path, f.Outcome, f.Host)
+		}
+	}
+	for _, want := range []string{"max_load 0.001", "host nas is busy"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }

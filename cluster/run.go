@@ -52,6 +52,7 @@ type Options struct {
 	ReprobeMax      time.Duration // …up to this (default 5m)
 	HostWait        time.Duration // how long work may wait for any host to come back (default 5m)
 	StallTimeout    time.Duration // an encode with no progress for this long is killed (default 5m)
+	LoadRecheck     time.Duration // how often a host over its max_load is checked again (default 30s)
 
 	Journal       *journal.Journal // resume journal (nil: none)
 	Force         bool             // redo files the journal says are done or kept
@@ -114,6 +115,9 @@ type manager struct {
 	temps  *temps
 	logMu  sync.Mutex
 
+	encMu    sync.Mutex
+	encoders map[string]*hosts.EncoderSet // per host that answered the check
+
 	conns map[string]hosts.Transport // up hosts
 }
 
@@ -155,6 +159,9 @@ func (o *Options) defaults() {
 	if o.StallTimeout <= 0 {
 		o.StallTimeout = 5 * time.Minute
 	}
+	if o.LoadRecheck <= 0 {
+		o.LoadRecheck = 30 * time.Second
+	}
 }
 
 // PlanFiles builds the plan for items: directories expanded, files probed,
@@ -167,7 +174,7 @@ func PlanFiles(ctx context.Context, opts Options, items []WorkItem) (*Plan, erro
 	if err != nil {
 		return nil, err
 	}
-	return m.plan(items, m.probe(ctx, items), clusterHosts), nil
+	return m.plan(ctx, items, m.probe(ctx, items), clusterHosts), nil
 }
 
 // WritePlan prints what --dry-run promises for each planned file.
@@ -250,7 +257,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	<-checkDone
 	defer m.closeConns()
 
-	plan := m.plan(items, probes, clusterHosts)
+	plan := m.plan(ctx, items, probes, clusterHosts)
 	rep := &Report{Hosts: checks}
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
@@ -371,7 +378,7 @@ func oneLine(err error) string {
 }
 
 // plan resolves every probed file to a job.
-func (m *manager) plan(items []WorkItem, probes []probeResult, clusterHosts map[string][]*hosts.Def) *Plan {
+func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResult, clusterHosts map[string][]*hosts.Def) *Plan {
 	p := &Plan{}
 	for i, it := range items {
 		j := &Job{ID: i + 1, Item: it, Info: probes[i].Info}
@@ -412,11 +419,26 @@ func (m *manager) plan(items []WorkItem, probes []probeResult, clusterHosts map[
 		}
 		j.Profile = prof
 		for _, h := range clusterHosts[it.Cluster] {
-			if eligible(j, h) {
-				j.Eligible = append(j.Eligible, h)
+			if !eligible(j, h) {
+				continue
 			}
+			if why := m.lacksEncoder(ctx, j, h); why != "" {
+				if j.Excluded == nil {
+					j.Excluded = map[string]string{}
+				}
+				j.Excluded[h.Name] = why
+				continue
+			}
+			j.Eligible = append(j.Eligible, h)
 		}
-		if len(j.Eligible) == 0 {
+		if len(j.Eligible) == 0 && len(j.Excluded) > 0 {
+			var why []string
+			for h, r := range j.Excluded {
+				why = append(why, h+": "+r)
+			}
+			sort.Strings(why)
+			j.Outcome, j.Reason = NotRun, "no host can encode it: "+strings.Join(why, "; ")
+		} else if len(j.Eligible) == 0 {
 			q := prof.Queue
 			if q == "" {
 				q = hosts.DefaultQueue

@@ -3,7 +3,10 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"clustertx/hosts"
@@ -114,11 +117,12 @@ func (m *manager) runSlots(ctx context.Context, h *hostRun, t hosts.Transport, q
 			m.opts.Observer.HostState(h.def.Name, false, reason)
 		})
 	}
+	busy := new(atomic.Int32)
 	for slot := 0; slot < h.def.SlotCount(); slot++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &worker{m: m, def: h.def, t: t, q: q, slot: slot, hostFailed: failed}
+			w := &worker{m: m, def: h.def, t: t, q: q, slot: slot, hostFailed: failed, busy: busy}
 			w.loop(ctx, results)
 		}()
 	}
@@ -132,7 +136,7 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 	start := time.Now()
 	t, err := m.opts.Connect(ctx, def)
 	if err != nil {
-		return nil, hosts.CheckResult{Host: def.Name, Type: def.Type, Latency: time.Since(start), Reason: oneLine(err), Free: -1}
+		return nil, hosts.CheckResult{Host: def.Name, Type: def.Type, Latency: time.Since(start), Reason: oneLine(err), Free: -1, Load: -1}
 	}
 	r := hosts.Check(ctx, def, t)
 	r.Latency = time.Since(start)
@@ -143,7 +147,51 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 		t.Close()
 		return nil, r
 	}
+	if def.MaxLoad > 0 {
+		if load, _, err := hosts.Load(ctx, t); err == nil {
+			r.Load = load
+		}
+	}
+	if set, err := hosts.ListEncoders(ctx, def, t); err == nil {
+		m.encMu.Lock()
+		if m.encoders == nil {
+			m.encoders = map[string]*hosts.EncoderSet{}
+		}
+		m.encoders[def.Name] = set
+		m.encMu.Unlock()
+	}
 	return t, r
+}
+
+// lacksEncoder says why host h cannot encode job with the profile it would
+// use there (an encoder its ffmpeg does not have, or hardware that fails a
+// one-frame test), or "" when it can or nothing is known about the host.
+func (m *manager) lacksEncoder(ctx context.Context, job *Job, h *hosts.Def) string {
+	m.encMu.Lock()
+	set := m.encoders[h.Name]
+	t := m.conns[h.Name]
+	m.encMu.Unlock()
+	if set == nil || t == nil {
+		return ""
+	}
+	prof, err := profileFor(m.cfg, job, h)
+	if err != nil {
+		return ""
+	}
+	plan, err := prof.Plan(job.Info, m.automap(prof))
+	if err != nil {
+		return ""
+	}
+	missing := set.Missing(ctx, t, append(append([]string(nil), plan.In...), plan.Out...))
+	var why []string
+	for enc, r := range missing {
+		why = append(why, enc+" ("+r+")")
+	}
+	sort.Strings(why)
+	if len(why) == 0 {
+		return ""
+	}
+	return "lacks " + strings.Join(why, ", ")
 }
 
 // hasWorkFor reports whether any unfinished item may still go to host.

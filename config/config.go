@@ -79,10 +79,11 @@ type Config struct {
 
 // Cluster is one entry of config.clusters.
 type Cluster struct {
-	Mode  string // "", local, remote or both (see applyMode)
-	Name  string
-	Hosts []*hosts.Def // in file order
-	Pos   string       // file:line
+	Mode    string  // "", local, remote or both (see applyMode)
+	MaxLoad float64 // default max_load for its hosts (0: none)
+	Name    string
+	Hosts   []*hosts.Def // in file order
+	Pos     string       // file:line
 }
 
 // Host returns the cluster's host of that name.
@@ -393,6 +394,16 @@ func (l *loader) clusters(sec yamlx.Pair) error {
 			l.d.Warnf(cp.KeyN, cp.Path, "cluster %s has no hosts", cp.Key)
 		}
 		for _, hp := range hps {
+			if hp.Key == "max_load" && hp.Value.Kind == yaml.ScalarNode {
+				// Not a host: the cluster's default max_load.
+				if cl.MaxLoad, err = l.d.Float(hp.Value, hp.Path); err != nil {
+					return err
+				}
+				if cl.MaxLoad < 0 {
+					return l.d.Errorf(hp.Value, hp.Path, "max_load must be 0 (no limit) or more")
+				}
+				continue
+			}
 			if hp.Key == "mode" && hp.Value.Kind == yaml.ScalarNode {
 				// Not a host: the cluster's operating mode (a host is a mapping).
 				mode, err := l.d.String(hp.Value, hp.Path)
@@ -446,6 +457,9 @@ func (c *Cluster) applyMode() {
 		mode = ModeBoth
 	}
 	for _, h := range c.Hosts {
+		if !h.MaxLoadSet && c.MaxLoad > 0 {
+			h.MaxLoad = c.MaxLoad
+		}
 		local := h.Type == hosts.Local
 		switch {
 		case mode == ModeLocal && !local, mode == ModeRemote && local:

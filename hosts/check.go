@@ -18,13 +18,14 @@ type CheckResult struct {
 	FFmpeg  string        // ffmpeg version, e.g. "5.1.9-0+deb12u1"
 	Reason  string        // why the host is down
 	Free    int64         // streaming: bytes free in working_dir (-1 unknown)
+	Load    float64       // 1-minute load average when the host has max_load (-1 unknown)
 }
 
 // Check verifies that a connected host can work: its ffmpeg runs, and for a
 // streaming host working_dir exists and is writable. It writes nothing.
 func Check(ctx context.Context, def *Def, t Transport) CheckResult {
 	start := time.Now()
-	res := CheckResult{Host: def.Name, Type: def.Type, Free: -1}
+	res := CheckResult{Host: def.Name, Type: def.Type, Free: -1, Load: -1}
 	down := func(format string, args ...any) CheckResult {
 		res.Reason = fmt.Sprintf(format, args...)
 		res.Latency = time.Since(start)

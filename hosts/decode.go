@@ -17,7 +17,7 @@ import (
 // Host keys, for "did you mean" hints on unknown keys.
 var hostKeys = []string{
 	"type", "status", "ip", "user", "port", "identity_file", "os", "ffmpeg",
-	"working_dir", "path-substitutions", "path-substitution", "queues", "slots", "weight", "fallback",
+	"working_dir", "path-substitutions", "path-substitution", "queues", "slots", "weight", "fallback", "max_load",
 	"profiles", "profile",
 }
 
@@ -131,6 +131,11 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 			if def.Slots, err = d.Int(kv.Value, kv.Path); err == nil && def.Slots < 0 {
 				err = d.Errorf(kv.Value, kv.Path, "slots must be 0 or more, found %d", def.Slots)
 			}
+		case "max_load":
+			if def.MaxLoad, err = d.Float(kv.Value, kv.Path); err == nil && def.MaxLoad < 0 {
+				err = d.Errorf(kv.Value, kv.Path, "max_load must be 0 (no limit) or more, found %g", def.MaxLoad)
+			}
+			def.MaxLoadSet = true
 		case "fallback":
 			def.FallbackSet = true
 			def.Fallback, err = d.Bool(kv.Value, kv.Path)

@@ -58,6 +58,8 @@ type Def struct {
 	Slots    int          // slots when Queues is empty (default 1)
 	Weight   float64      // relative speed prior for scheduling (default 1); the speed observed replaces it
 
+	MaxLoad     float64  // take new jobs only while the load average (less our own encodes) is below this; 0: no limit
+	MaxLoadSet  bool     // max_load was given on the host (a cluster default does not override it)
 	Fallback    bool     // takes a job only when no other eligible host is up, or it failed on them
 	FallbackSet bool     // fallback was given explicitly (a cluster mode does not override it)
 	DisabledBy  string   // why Enabled is false when not by status: (e.g. "mode remote")

@@ -1,0 +1,93 @@
+package hosts
+
+import (
+	"bytes"
+	"context"
+	"sync"
+)
+
+// EncoderSet is what a host's ffmpeg can encode with, learned once per run:
+// the `ffmpeg -encoders` list, and for hardware encoders (which Debian's
+// ffmpeg lists whether or not the hardware exists) a one-frame test encode,
+// run the first time a profile needs that encoder and then remembered.
+type EncoderSet struct {
+	def    *Def
+	listed map[string]bool
+
+	mu     sync.Mutex
+	tested map[string]string // hardware encoder → "" (works) or why not
+}
+
+// ListEncoders asks the host's ffmpeg for its encoders.
+func ListEncoders(ctx context.Context, def *Def, t Transport) (*EncoderSet, error) {
+	ffmpeg := def.FFmpeg
+	if ffmpeg == "" {
+		ffmpeg = "ffmpeg"
+	}
+	var out bytes.Buffer
+	if err := t.Exec(ctx, []string{ffmpeg, "-hide_banner", "-encoders"}, &out, nil); err != nil {
+		return nil, err
+	}
+	s := &EncoderSet{def: def, listed: map[string]bool{}, tested: map[string]string{}}
+	for _, e := range ParseEncoders(out.String()) {
+		s.listed[e] = true
+	}
+	return s, nil
+}
+
+// Missing returns why each encoder that args (a profile's ffmpeg arguments)
+// needs cannot be used on the host; empty when the profile can run there.
+func (s *EncoderSet) Missing(ctx context.Context, t Transport, args []string) map[string]string {
+	var out map[string]string
+	add := func(enc, why string) {
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[enc] = why
+	}
+	for _, enc := range EncodersIn(args) {
+		if !s.listed[enc] {
+			add(enc, "not in this host's ffmpeg -encoders")
+			continue
+		}
+		if !IsHWEncoder(enc) || !verifiable(enc) {
+			continue
+		}
+		s.mu.Lock()
+		why, done := s.tested[enc]
+		s.mu.Unlock()
+		if !done {
+			ffmpeg := s.def.FFmpeg
+			if ffmpeg == "" {
+				ffmpeg = "ffmpeg"
+			}
+			why = testEncode(ctx, t, ffmpeg, enc)
+			s.mu.Lock()
+			s.tested[enc] = why
+			s.mu.Unlock()
+		}
+		if why != "" {
+			add(enc, "test encode failed: "+why)
+		}
+	}
+	return out
+}
+
+// Load reads the host's 1-minute load average and its CPU count, through
+// the transport (POSIX hosts; Windows has no load average).
+func Load(ctx context.Context, t Transport) (load1 float64, ncpu int, err error) {
+	run := func(argv ...string) (string, error) {
+		var out bytes.Buffer
+		err := t.Exec(ctx, argv, &out, nil)
+		return out.String(), err
+	}
+	l, err := loadAvg(run)
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := cores(run)
+	if err != nil {
+		n = 1
+	}
+	return l[0], n, nil
+}
