@@ -489,11 +489,11 @@ func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, 
 	syncDir(filepath.Dir(final))
 	r.Output = final
 	r.Outcome = Done
-	saved := 0
+	saved := 0.0
 	if job.Info.Size > 0 {
-		saved = 100 - int(out.Size*100/job.Info.Size)
+		saved = 100 * (1 - float64(out.Size)/float64(job.Info.Size))
 	}
-	r.Reason = fmt.Sprintf("%s → %s (%d%% saved)", media.FormatBytes(job.Info.Size), media.FormatBytes(out.Size), saved)
+	r.Reason = fmt.Sprintf("%s → %s (%.0f%% saved)", media.FormatBytes(job.Info.Size), media.FormatBytes(out.Size), saved)
 	if final != job.Item.Path && !m.opts.Keep {
 		if err := os.Remove(job.Item.Path); err != nil {
 			r.Reason += "; warning: could not remove the source: " + err.Error()

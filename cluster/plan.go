@@ -78,8 +78,10 @@ func expandPaths(items []WorkItem, exts []string) []WorkItem {
 		out = append(out, it)
 	}
 	for _, it := range items {
+		// A directory is walked even when its name looks like a video
+		// ("Film (2024).mkv/" holding the film and its extras).
 		st, err := os.Stat(it.Path)
-		if err != nil || !st.IsDir() || (len(want) > 0 && want[strings.ToLower(filepath.Ext(it.Path))]) {
+		if err != nil || !st.IsDir() {
 			add(it)
 			continue
 		}

@@ -65,7 +65,7 @@ func dash(s string) string {
 func (m *manager) printPlan(p *Plan) {
 	w := m.opts.Out
 	for _, j := range p.Jobs {
-		fmt.Fprintf(w, "%s\n", j.Item.Path)
+		fmt.Fprintf(w, "%s\n", displayPath(j.Item.Path))
 		if j.Info != nil {
 			fmt.Fprintf(w, "  probe:    %s\n", j.Info.Summary())
 		}
@@ -85,7 +85,7 @@ func (m *manager) printPlan(p *Plan) {
 		}
 		fmt.Fprintf(w, "  profile:  %s\n", prof)
 		if out, err := outputPath(j.Item.Path, j.Profile.Extension, m.opts.Keep); err == nil {
-			fmt.Fprintf(w, "  output:   %s\n", out)
+			fmt.Fprintf(w, "  output:   %s\n", displayPath(out))
 		}
 		fmt.Fprintf(w, "  hosts:    %s\n", hostNames(j.Eligible))
 		for _, h := range sortedKeys(j.Excluded) {
@@ -127,11 +127,11 @@ func (m *manager) printHostCommand(w io.Writer, j *Job, h *hosts.Def) {
 		fmt.Fprintf(w, "      note     %s\n", n)
 	}
 	if h.Type == hosts.Streaming {
-		fmt.Fprintf(w, "      upload   %s -> %s\n", j.Item.Path, remoteIn)
+		fmt.Fprintf(w, "      upload   %s -> %s\n", displayPath(j.Item.Path), remoteIn)
 	}
 	fmt.Fprintf(w, "      run      %s\n", showArgv(argv))
 	if h.Type == hosts.Streaming {
-		fmt.Fprintf(w, "      download %s -> %s\n", remoteOut, tmp)
+		fmt.Fprintf(w, "      download %s -> %s\n", remoteOut, displayPath(tmp))
 	}
 }
 

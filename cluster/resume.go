@@ -199,11 +199,13 @@ func (ts *temps) cleanLocal(logf func(string, ...any)) {
 		if tp.Host != "" {
 			continue
 		}
-		if err := os.Remove(tp.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		switch err := os.Remove(tp.Path); {
+		case err == nil:
+			logf("removed leftover temporary file %s from an interrupted run", tp.Path)
+		case !errors.Is(err, os.ErrNotExist): // never created: nothing to say
 			logf("warning: removing leftover %s: %v", tp.Path, err)
 			continue
 		}
-		logf("removed leftover temporary file %s from an interrupted run", tp.Path)
 		ts.done(tp.ID)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -122,9 +123,32 @@ type manager struct {
 }
 
 func (m *manager) logf(format string, args ...any) {
+	// One message, one line: a control character in a file name must not
+	// split it (a name holding "\nclustertx: …" would forge a log line).
+	msg := oneLineText(fmt.Sprintf(format, args...))
 	m.logMu.Lock()
 	defer m.logMu.Unlock()
-	fmt.Fprintf(m.opts.Log, "clustertx: "+format+"\n", args...)
+	fmt.Fprintf(m.opts.Log, "clustertx: %s\n", msg)
+}
+
+// oneLineText replaces control characters (newlines, carriage returns,
+// escapes…) with '?' so that text from file names stays on its line.
+func oneLineText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// displayPath shows a path on a line of its own: as is, or Go-quoted when
+// it holds control characters (so it can still be told apart and copied).
+func displayPath(p string) string {
+	if oneLineText(p) == p {
+		return p
+	}
+	return strconv.Quote(p)
 }
 
 // defaults fills in unset options.

@@ -38,7 +38,10 @@ func (l *LocalTransport) Exec(ctx context.Context, argv []string, stdout, stderr
 	} else {
 		cmd.Stderr = tail
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
+	// (Pdeathsig follows the OS thread that forks. The Go runtime retires
+	// a thread only when a goroutine exits while locked to it, which never
+	// happens here, so the encode lives exactly as long as the manager.)
 	if err := cmd.Start(); err != nil {
 		var ee *exec.Error
 		if errors.As(err, &ee) || errors.Is(err, os.ErrNotExist) {
