@@ -69,7 +69,11 @@ func TestTerminalShowsBarAndHostLines(t *testing.T) {
 		t.Errorf("terminal never showed the bar (%v) and a live host line (%v); last screen:\n%s", sawBar, sawHost, screen)
 	}
 	// Wait for the end and check the summary made it to the screen.
-	waitFor(120*time.Second, func() bool { s, _ := tmux("capture-pane", "-p", "-S", "-100"); screen = s; return strings.Contains(s, "EXIT=") })
+	waitFor(120*time.Second, func() bool {
+		s, _ := tmux("capture-pane", "-p", "-S", "-100")
+		screen = s
+		return strings.Contains(s, "EXIT=")
+	})
 	if !strings.Contains(screen, "EXIT=0") {
 		t.Errorf("run did not end with exit 0:\n%s", screen)
 	}

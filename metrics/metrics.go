@@ -403,3 +403,7 @@ func (c *Collector) Status() Status {
 }
 
 var _ cluster.Observer = (*Collector)(nil)
+
+// Planned implements cluster.Observer: the files queued for the run are the
+// jobs posted.
+func (c *Collector) Planned(files int, _ float64) { c.SetQueued(files) }
