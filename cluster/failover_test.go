@@ -251,3 +251,49 @@ func TestThresholdCheckEarlyAbort(t *testing.T) {
 	}
 	t.Logf("took %s", time.Since(start))
 }
+
+// Tail speculation: a job stuck on a slow host is started again on a host
+// that becomes idle; the first verified copy wins, the other is stopped
+// and cleaned up, and the original is replaced exactly once.
+func TestSpeculativeCopyWins(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.nasYAML(), l.gamerYAML())
+	a := l.clip("a.mp4", testenv.Clip{Seconds: 8, Width: 640, Height: 480})
+	l.gamer.Stop() // nas takes the job first; gamer joins later
+	go func() {
+		// Freeze nas's encode: from the queue's point of view nas is now
+		// far slower than predicted.
+		if !waitFor(30*time.Second, func() bool { return len(ffmpegOf(l.view)) > 0 }) {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+		for _, pid := range ffmpegOf(l.view) {
+			syscall.Kill(pid, syscall.SIGSTOP)
+		}
+		l.gamer.Start(t)
+	}()
+	rep, out, err := l.run(context.Background(), func(o *cluster.Options) {
+		o.StallTimeout = time.Minute // not a stall: a slow host
+		o.SpecMinGain = time.Millisecond
+	}, items("lab", a)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done || f.Host != "gamer" {
+		t.Fatalf("%s on %s: %s\n%s", f.Outcome, f.Host, f.Reason, out)
+	}
+	if !strings.Contains(out, "host nas: stopped its copy") {
+		t.Errorf("the losing copy was not stopped:\n%s", out)
+	}
+	if !waitFor(5*time.Second, func() bool { return len(ffmpegOf(l.view)) == 0 }) {
+		t.Errorf("nas's losing ffmpeg is still running: %v", ffmpegOf(l.view))
+	}
+	entries, _ := os.ReadDir(l.media)
+	if len(entries) != 1 || entries[0].Name() != "a.mkv" {
+		t.Errorf("media folder holds %v, want only a.mkv", entries)
+	}
+	if left := leftovers(t, l.media, l.work); len(left) > 0 {
+		t.Errorf("temp files left: %q", left)
+	}
+}

@@ -52,58 +52,96 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 		if it == nil {
 			return
 		}
-		job := it.Payload.(*Job)
-		r := results[it.ID]
-		start := time.Now()
-		w.m.logf("job: %s: start %s", w.def.Name, job.Item.Path)
-		ji := JobInfo{ID: job.ID, Path: job.Item.Path, Host: w.def.Name, Slot: w.slot,
-			Duration: job.Info.Duration, SrcSize: job.Info.Size, Attempt: it.Attempts + 1}
-		w.busy.Add(1)
-		err := w.runJob(ctx, job, r, ji)
-		w.busy.Add(-1)
-		r.Elapsed = time.Since(start)
-		r.Host = w.def.Name
-		ji.Profile = r.Profile
-		switch {
-		case err == nil:
-			w.q.Done(it)
-			r.Attempts = it.Attempts + 1
-			w.m.record(job.Item.Path, r)
-			w.m.logf("job: %s: %s %s: %s", w.def.Name, r.Outcome, job.Item.Path, r.Reason)
-			w.m.opts.Observer.JobFinished(ji, r)
-		case ctx.Err() != nil:
-			// Interrupted: the item stays pending and is reported as not run.
-			w.q.HostFailed(it)
+		if !w.runItem(ctx, it, results) {
 			return
-		case hosts.IsTransport(err) && it.Requeues+1 >= maxHostFailures:
-			// The file has now taken down hosts (or stalled) this many
-			// times: the file, not the hosts, is the likely cause.
-			w.hostFailed(err)
-			w.q.JobFailed(it, w.def.Name, 0)
+		}
+	}
+}
+
+// errLost is a speculative copy that another copy beat.
+var errLost = errors.New("another copy finished first")
+
+// runItem runs one copy of an item on this host (with tail speculation the
+// same file may run on two hosts: the first verified result wins, the other
+// copy is stopped and discarded). Each copy fills its own FileResult; only
+// the copy that ends the item publishes it. It returns false when the
+// worker must stop (host failed, run interrupted).
+func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileResult) bool {
+	job := it.Payload.(*Job)
+	r := w.m.resultOf(job)
+	publish := func() {
+		w.m.resMu.Lock()
+		results[it.ID] = r
+		w.m.resMu.Unlock()
+	}
+	// Stop this copy as soon as it is no longer needed.
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lost := w.q.Lost(it, w.def.Name)
+	go func() {
+		select {
+		case <-lost:
+			cancel()
+		case <-jctx.Done():
+		}
+	}()
+
+	start := time.Now()
+	w.m.logf("job: %s: start %s", w.def.Name, job.Item.Path)
+	ji := JobInfo{ID: job.ID, Path: job.Item.Path, Host: w.def.Name, Slot: w.slot,
+		Duration: job.Info.Duration, SrcSize: job.Info.Size, Attempt: it.Attempts + 1}
+	claim := func() bool { return w.q.Finish(it, w.def.Name) }
+	w.busy.Add(1)
+	err := w.runJob(jctx, job, r, ji, claim)
+	w.busy.Add(-1)
+	r.Elapsed = time.Since(start)
+	r.Host = w.def.Name
+	ji.Profile = r.Profile
+	switch {
+	case err == nil:
+		r.Attempts = it.Attempts + 1
+		publish()
+		w.m.record(job.Item.Path, r)
+		w.m.logf("job: %s: %s %s: %s", w.def.Name, r.Outcome, job.Item.Path, r.Reason)
+		w.m.opts.Observer.JobFinished(ji, r)
+	case ctx.Err() != nil:
+		// Interrupted: the item stays pending and is reported as not run.
+		w.q.HostFailedOn(it, w.def.Name)
+		return false
+	case errors.Is(err, errLost) || jctx.Err() != nil:
+		w.m.logf("host %s: stopped its copy of %s: another host finished it first", w.def.Name, job.Item.Path)
+	case hosts.IsTransport(err) && it.Requeues+1 >= maxHostFailures:
+		// The file has now taken down hosts (or stalled) this many
+		// times: the file, not the hosts, is the likely cause.
+		w.hostFailed(err)
+		if !w.q.JobFailed(it, w.def.Name, 0) {
 			r.Attempts = it.Attempts
 			r.Outcome, r.Reason = Failed, fmt.Sprintf("failed on hosts %d times, last: %s", maxHostFailures, oneLine(err))
+			publish()
 			w.m.record(job.Item.Path, r)
 			w.m.logf("job: error: %s: %s", job.Item.Path, r.Reason)
 			w.m.opts.Observer.JobFinished(ji, r)
-			return
-		case hosts.IsTransport(err):
-			w.m.logf("warning: host %s failed while running %s: %v; the job goes back to the queue", w.def.Name, job.Item.Path, err)
-			w.hostFailed(err)
-			w.q.HostFailed(it)
-			return
-		default:
-			retry := w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts)
-			r.Attempts = it.Attempts
-			r.Outcome, r.Reason = Failed, oneLine(err)
-			if retry {
-				w.m.logf("warning: host %s: %s: %v; retrying", w.def.Name, job.Item.Path, err)
-			} else {
-				w.m.record(job.Item.Path, r)
-				w.m.logf("job: error: host %s: %s: %v", w.def.Name, job.Item.Path, err)
-				w.m.opts.Observer.JobFinished(ji, r)
-			}
+		}
+		return false
+	case hosts.IsTransport(err):
+		w.m.logf("warning: host %s failed while running %s: %v; the job goes back to the queue", w.def.Name, job.Item.Path, err)
+		w.hostFailed(err)
+		w.q.HostFailedOn(it, w.def.Name)
+		return false
+	default:
+		retry := w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts)
+		r.Attempts = it.Attempts
+		r.Outcome, r.Reason = Failed, oneLine(err)
+		if retry {
+			w.m.logf("warning: host %s: %s: %v; retrying", w.def.Name, job.Item.Path, err)
+		} else {
+			publish()
+			w.m.record(job.Item.Path, r)
+			w.m.logf("job: error: host %s: %s: %v", w.def.Name, job.Item.Path, err)
+			w.m.opts.Observer.JobFinished(ji, r)
 		}
 	}
+	return true
 }
 
 // waitForLoad holds a slot of a host with max_load while the host is busy
@@ -256,7 +294,7 @@ func (m *manager) automap(p *profiles.Profile) bool {
 // returns nil when the file reached a final outcome recorded in r (done or
 // kept); a *hosts.TransportError when the host failed (the job is
 // requeued); any other error is a job failure.
-func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo) (err error) {
+func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo, claim func() bool) (err error) {
 	h, t := w.def, w.t
 	prof, err := profileFor(w.m.cfg, job, h)
 	if err != nil {
@@ -336,8 +374,14 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 	if w.m.opts.Verbose {
 		w.m.logf("%s: run %s", h.Name, showArgv(argv))
 	}
-	if err := w.encode(ctx, job, prof, argv, ji, r); err != nil || r.Outcome == Kept {
+	if err := w.encode(ctx, job, prof, argv, ji, r); err != nil {
 		return err
+	}
+	if r.Outcome == Kept {
+		if !claim() {
+			return errLost
+		}
+		return nil
 	}
 
 	if h.Type == hosts.Streaming {
@@ -349,7 +393,7 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 			obs.Transfer(h.Name, false, st.Size(), time.Since(start))
 		}
 	}
-	return w.m.finish(ctx, job, prof, tmp, final, r)
+	return w.m.finish(ctx, job, prof, tmp, final, r, claim)
 }
 
 var (
@@ -451,13 +495,18 @@ func (w *worker) checkRemoteSpace(ctx context.Context, job *Job) error {
 // finish verifies the output, applies the threshold and moves it into
 // place. The source is removed only after the verified output has its final
 // name, so there is never a moment with neither.
-func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, tmp, final string, r *FileResult) error {
+func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, tmp, final string, r *FileResult, claim func() bool) error {
 	expect := media.ExpectFrom(job.Info, keepsAudio(prof))
 	out, err := m.prober.Verify(ctx, tmp, expect)
 	if err != nil {
 		return err
 	}
 	r.OutSize = out.Size
+	// Only the first verified copy may touch the original (tail
+	// speculation can run the file on two hosts).
+	if !claim() {
+		return errLost
+	}
 	if prof.Threshold > 0 && job.Info.Size > 0 {
 		saved := 100 - int(out.Size*100/job.Info.Size)
 		if saved < prof.Threshold {

@@ -54,6 +54,8 @@ type Options struct {
 	HostWait        time.Duration // how long work may wait for any host to come back (default 5m)
 	StallTimeout    time.Duration // an encode with no progress for this long is killed (default 5m)
 	LoadRecheck     time.Duration // how often a host over its max_load is checked again (default 30s)
+	NoSpeculation   bool          // never start a second copy of a slow job on an idle host
+	SpecMinGain     time.Duration // a copy starts only if predicted to finish this much sooner (default 30s)
 
 	Journal       *journal.Journal // resume journal (nil: none)
 	Force         bool             // redo files the journal says are done or kept
@@ -115,6 +117,8 @@ type manager struct {
 	prober *media.Prober
 	temps  *temps
 	logMu  sync.Mutex
+
+	resMu sync.Mutex // results[] (copies of one item race to publish)
 
 	encMu    sync.Mutex
 	encoders map[string]*hosts.EncoderSet // per host that answered the check
@@ -524,6 +528,13 @@ func (m *manager) unrunnable(p *Plan, reason string) []*FileResult {
 	return out
 }
 
+// priorSpeed is the speed assumed for a host of weight 1 before anything
+// was observed, in the queue's work units (source pixel-seconds per wall
+// second): 1080p encoded in real time. It only has to be the right order
+// of magnitude: the first finished job replaces it, and later runs start
+// from what the journal remembers.
+const priorSpeed = 1920 * 1080
+
 // speedKey is the journal's profile key for a host's observed speed in the
 // queue's work units (source seconds × pixels per second), all profiles.
 const speedKey = "work"
@@ -531,7 +542,7 @@ const speedKey = "work"
 // execute runs the queue: a supervisor per host runs one worker per slot
 // while the host is up and re-probes it while it is down.
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
-	q := queue.New()
+	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain})
 	results := make([]*FileResult, len(p.Jobs))
 	var items []*queue.Item
 	for i, j := range p.Jobs {
@@ -554,10 +565,14 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	for _, h := range p.Hosts {
 		q.SetSlots(h.Name, h.SlotCount())
 		q.SetFallback(h.Name, h.Fallback)
+		weight := h.Weight
+		if weight <= 0 {
+			weight = 1
+		}
 		if v := known[h.Name][speedKey]; v > 0 {
 			q.SetHostSpeed(h.Name, v)
-		} else if h.Weight > 0 {
-			q.SetHostSpeed(h.Name, h.Weight)
+		} else {
+			q.SetHostSpeed(h.Name, weight*priorSpeed)
 		}
 		if runs[h.Name].transport() == nil {
 			q.SetDown(h.Name, true)
