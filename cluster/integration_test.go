@@ -269,8 +269,8 @@ func TestHostDownAtStartIsSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "DOWN") || !strings.Contains(out, "gamer") {
-		t.Errorf("host table does not show gamer down:\n%s", out)
+	if !strings.Contains(out, "DOWN") || !strings.Contains(out, "gamer") || !strings.Contains(out, "down since") || !strings.Contains(out, "next probe in 300ms") {
+		t.Errorf("host table does not show gamer down, since when and the next probe:\n%s", out)
 	}
 	for _, f := range rep.Files {
 		if f.Outcome != cluster.Done || f.Host != "nas" {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"clustertx/hosts"
@@ -385,6 +386,15 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 	}
 
 	if h.Type == hosts.Streaming {
+		// The output comes back beside the source: the manager's disk must
+		// hold it (outputs are rarely larger than their source).
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(filepath.Dir(tmp), &st); err == nil {
+			if free := int64(st.Bavail) * int64(st.Bsize); free < job.Info.Size+64<<20 {
+				return fmt.Errorf("only %s free in %s for the output of %s; not downloading it",
+					media.FormatBytes(free), filepath.Dir(tmp), filepath.Base(job.Item.Path))
+			}
+		}
 		start := time.Now()
 		if err := t.Download(ctx, remoteOut, tmp); err != nil {
 			return err
@@ -497,6 +507,9 @@ func (w *worker) checkRemoteSpace(ctx context.Context, job *Job) error {
 // name, so there is never a moment with neither.
 func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, tmp, final string, r *FileResult, claim func() bool) error {
 	expect := media.ExpectFrom(job.Info, keepsAudio(prof))
+	if plan, err := prof.Plan(job.Info, m.automap(prof)); err == nil {
+		expect.Audio = expectedAudio(append(append([]string(nil), plan.In...), plan.Out...), job.Info)
+	}
 	out, err := m.prober.Verify(ctx, tmp, expect)
 	if err != nil {
 		return err

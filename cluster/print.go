@@ -17,7 +17,7 @@ import (
 
 // printHostTable writes the host check table, with each host's role:
 // normal, fallback (works only when no other host can) or disabled.
-func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet) {
+func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet, reprobe time.Duration, dryRun bool) {
 	if len(checks) == 0 && len(hs.disabled) == 0 {
 		return
 	}
@@ -27,7 +27,11 @@ func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet) {
 		status := "up"
 		note := ""
 		if !c.Up {
-			status, note = "DOWN", c.Reason+" (re-probed during the run)"
+			status = "DOWN"
+			note = fmt.Sprintf("down since %s: %s", time.Now().Add(-c.Latency).Format("15:04:05"), c.Reason)
+			if !dryRun {
+				note += fmt.Sprintf("; next probe in %s", reprobe)
+			}
 		} else if c.Free >= 0 {
 			note = media.FormatBytes(c.Free) + " free in working_dir"
 		}

@@ -290,7 +290,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
 	}
-	printHostTable(m.opts.Out, checks, hs)
+	printHostTable(m.opts.Out, checks, hs, m.opts.ReprobeInterval, m.opts.DryRun)
 	defer func() { m.opts.Observer.RunFinished(rep) }()
 
 	if m.opts.DryRun {

@@ -147,10 +147,8 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 		t.Close()
 		return nil, r
 	}
-	if def.MaxLoad > 0 {
-		if load, _, err := hosts.Load(ctx, t); err == nil {
-			r.Load = load
-		}
+	if load, _, err := hosts.Load(ctx, t); err == nil { // for max_load and the metrics
+		r.Load = load
 	}
 	if set, err := hosts.ListEncoders(ctx, def, t); err == nil {
 		m.encMu.Lock()

@@ -205,6 +205,9 @@ func (c *Collector) setUp(host string, up bool) {
 func (c *Collector) HostChecked(r hosts.CheckResult) {
 	c.setUp(r.Host, r.Up)
 	c.hostTasks.WithLabelValues(r.Host).Set(0)
+	if r.Up && r.Load >= 0 {
+		c.SetHostLoad(r.Host, r.Load)
+	}
 }
 
 // HostState implements cluster.Observer. A host going down loses its

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -418,5 +419,18 @@ func TestStartTextfile(t *testing.T) {
 func TestOutcomeLabel(t *testing.T) {
 	if got := OutcomeLabel(cluster.NotRun); got != "not_run" {
 		t.Errorf("OutcomeLabel(NotRun) = %q", got)
+	}
+}
+
+// The load read at the host check reaches clustertx_host_load1.
+func TestHostCheckSetsLoad(t *testing.T) {
+	c := New()
+	c.HostChecked(hosts.CheckResult{Host: "nas", Up: true, Load: 1.5})
+	c.HostChecked(hosts.CheckResult{Host: "pi", Up: false, Load: -1})
+	if got := testutil.ToFloat64(c.hostLoad.WithLabelValues("nas")); got != 1.5 {
+		t.Errorf("host_load1{nas} = %v, want 1.5", got)
+	}
+	if n := testutil.CollectAndCount(c.hostLoad); n != 1 {
+		t.Errorf("%d load series, want 1 (a down host has no load)", n)
 	}
 }
