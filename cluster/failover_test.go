@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -292,6 +293,68 @@ func TestSpeculativeCopyWins(t *testing.T) {
 	entries, _ := os.ReadDir(l.media)
 	if len(entries) != 1 || entries[0].Name() != "a.mkv" {
 		t.Errorf("media folder holds %v, want only a.mkv", entries)
+	}
+	if left := leftovers(t, l.media, l.work); len(left) > 0 {
+		t.Errorf("temp files left: %q", left)
+	}
+}
+
+// Issue 4: a full disk mid-transfer is a host failure with a clear
+// message, never a truncated file accepted as output. gamer's working_dir
+// is a small tmpfs that fills up while the source is being uploaded.
+func TestFullDiskMidUpload(t *testing.T) {
+	l := newLab(t)
+	a := l.clip("a.mkv", testenv.Clip{Seconds: 10, Width: 640, Height: 480, Noise: true})
+	st, _ := os.Stat(a)
+	// Room for the pre-check (2 × size + 64 MiB) and a little more.
+	size := fmt.Sprintf("size=%dk", (2*st.Size()+80<<20)>>10)
+	if err := syscall.Mount("tmpfs", l.work, "tmpfs", 0, size); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): the full-disk case needs it", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(l.work, syscall.MNT_DETACH) })
+	l.writeConfig(l.nasYAML(), l.gamerYAML())
+	l.nas.Stop() // gamer takes the file first; nas joins later
+	sum := fileHash(t, a)
+	go func() {
+		// As soon as the upload starts, someone else fills the disk.
+		waitFor(30*time.Second, func() bool {
+			entries, _ := os.ReadDir(l.work)
+			for _, e := range entries {
+				if strings.Contains(e.Name(), "-src") {
+					return true
+				}
+			}
+			return false
+		})
+		f, err := os.Create(filepath.Join(l.work, "filler"))
+		if err == nil {
+			buf := make([]byte, 1<<20)
+			for {
+				if _, err := f.Write(buf); err != nil {
+					break
+				}
+			}
+			f.Close()
+		}
+		l.nas.Start(t)
+	}()
+	rep, out, err := l.run(context.Background(), func(o *cluster.Options) { o.Keep = true }, cluster.WorkItem{Path: a, Cluster: "lab", Profile: "remux"})
+	os.Remove(filepath.Join(l.work, "filler"))
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done || f.Host != "nas" {
+		t.Fatalf("%s on %s: %s\n%s", f.Outcome, f.Host, f.Reason, out)
+	}
+	if !strings.Contains(out, "host gamer is down") || !strings.Contains(out, "upload") {
+		t.Errorf("the full disk should show as gamer failing during the upload:\n%s", out)
+	}
+	if fileHash(t, a) != sum {
+		t.Error("original changed")
+	}
+	if probe(t, f.Output).Duration < 9.5 {
+		t.Errorf("output is truncated: %v", probe(t, f.Output).Duration)
 	}
 	if left := leftovers(t, l.media, l.work); len(left) > 0 {
 		t.Errorf("temp files left: %q", left)
