@@ -16,6 +16,7 @@ import (
 
 	"clustertx/config"
 	"clustertx/hosts"
+	"clustertx/media"
 )
 
 // hostsCommand is `clustertx hosts [-c CLUSTER] [--json]`: probe every host
@@ -371,15 +372,6 @@ func gpuShort(gpus []string) string {
 	return strings.Join(parts, ", ")
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes is media.FormatBytes without the space, so a table cell
+// stays one word.
+func humanBytes(n int64) string { return strings.ReplaceAll(media.FormatBytes(n), " ", "") }

@@ -20,6 +20,7 @@ import (
 	"clustertx/hosts/hoststest"
 	"clustertx/internal/testenv"
 	"clustertx/media"
+	"clustertx/report"
 )
 
 // lab is a test cluster: a media folder, a manager (local host), a mounted
@@ -151,7 +152,7 @@ func (l *lab) run(ctx context.Context, opt func(*cluster.Options), items ...clus
 	}
 	rep, err := cluster.Run(ctx, opts, items)
 	if rep != nil {
-		cluster.PrintSummary(&out, rep)
+		report.WriteSummary(&out, rep)
 	}
 	return rep, out.String() + log.String(), err
 }

@@ -196,36 +196,3 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
-
-// PrintSummary writes the end-of-run table and totals.
-func PrintSummary(w io.Writer, rep *Report) {
-	if len(rep.Files) == 0 {
-		fmt.Fprintln(w, "nothing to do")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FILE\tHOST\tPROFILE\tOUTCOME\tTIME\tDETAIL")
-	var saved int64
-	for _, f := range rep.Files {
-		if f.Outcome == Done {
-			saved += f.SrcSize - f.OutSize
-		}
-		el := "-"
-		if f.Elapsed > 0 {
-			el = f.Elapsed.Round(100 * time.Millisecond).String()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", filepath.Base(f.Path), dash(f.Host), dash(f.Profile), f.Outcome, el, f.Reason)
-	}
-	tw.Flush()
-	var parts []string
-	for _, o := range []Outcome{Done, Kept, Skipped, Failed, NotRun, Planned} {
-		if n := rep.Count(o); n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, o))
-		}
-	}
-	fmt.Fprintf(w, "\n%d files: %s", len(rep.Files), strings.Join(parts, ", "))
-	if saved != 0 {
-		fmt.Fprintf(w, "; %s saved", media.FormatBytes(saved))
-	}
-	fmt.Fprintln(w)
-}
