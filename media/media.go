@@ -175,6 +175,10 @@ type probeJSON struct {
 		Disposition  map[string]int    `json:"disposition"`
 		Tags         map[string]string `json:"tags"`
 	} `json:"streams"`
+	Packets []struct {
+		PtsTime      string `json:"pts_time"`
+		DurationTime string `json:"duration_time"`
+	} `json:"packets"`
 	Format struct {
 		FormatName string `json:"format_name"`
 		Duration   string `json:"duration"`
@@ -185,34 +189,45 @@ type probeJSON struct {
 
 // Probe runs ffprobe on path. Errors are *ProbeError with a readable reason.
 func (p *Prober) Probe(ctx context.Context, path string) (*Info, error) {
+	info, _, err := p.probe(ctx, path, 0)
+	return info, err
+}
+
+// probe runs one ffprobe on path. With tailFrom > 0 it also lists the
+// packets from that time on, and returns when the last of them ends.
+func (p *Prober) probe(ctx context.Context, path string, tailFrom float64) (*Info, float64, error) {
 	st, err := os.Stat(path)
 	switch {
 	case err != nil:
-		return nil, &ProbeError{path, statReason(err)}
+		return nil, 0, &ProbeError{path, statReason(err)}
 	case st.IsDir():
-		return nil, &ProbeError{path, "is a directory"}
+		return nil, 0, &ProbeError{path, "is a directory"}
 	case !st.Mode().IsRegular():
-		return nil, &ProbeError{path, "not a regular file"}
+		return nil, 0, &ProbeError{path, "not a regular file"}
 	case st.Size() == 0:
-		return nil, &ProbeError{path, "empty file (0 bytes)"}
+		return nil, 0, &ProbeError{path, "empty file (0 bytes)"}
 	}
 	// "file:" stops ffprobe from reading a leading '-' as an option or a
 	// "name:rest" as a protocol.
-	out, err := p.run(ctx, "-v", "error", "-print_format", "json",
-		"-show_format", "-show_streams", "file:"+path)
+	args := []string{"-v", "error", "-print_format", "json", "-show_format", "-show_streams"}
+	if tailFrom > 0 {
+		args = append(args, "-show_entries", "packet=pts_time,duration_time",
+			"-read_intervals", fmt.Sprintf("%.3f%%", tailFrom))
+	}
+	out, err := p.run(ctx, append(args, "file:"+path)...)
 	if err != nil {
 		if pe, ok := err.(*ProbeError); ok {
 			pe.Path = path
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	info, err := parseProbe([]byte(out))
+	info, end, err := parseProbe([]byte(out))
 	if err != nil {
-		return nil, &ProbeError{path, err.Error()}
+		return nil, 0, &ProbeError{path, err.Error()}
 	}
 	info.Path = path
 	info.Size = st.Size()
-	return info, nil
+	return info, end, nil
 }
 
 // run runs ffprobe and returns its stdout. Failures are *ProbeError.
@@ -258,13 +273,24 @@ func LastLine(s string) string {
 	return "no error output"
 }
 
-func parseProbe(data []byte) (*Info, error) {
+// parseProbe reads ffprobe's JSON; it also returns when the last listed
+// packet ends (0 without packets).
+func parseProbe(data []byte) (*Info, float64, error) {
 	var pj probeJSON
 	if err := json.Unmarshal(data, &pj); err != nil {
-		return nil, fmt.Errorf("unreadable ffprobe output: %v", err)
+		return nil, 0, fmt.Errorf("unreadable ffprobe output: %v", err)
 	}
 	if pj.Format.FormatName == "" && len(pj.Streams) == 0 {
-		return nil, errors.New("ffprobe found no format and no streams")
+		return nil, 0, errors.New("ffprobe found no format and no streams")
+	}
+	var end float64
+	for _, pk := range pj.Packets {
+		t, err := strconv.ParseFloat(pk.PtsTime, 64)
+		if err != nil {
+			continue
+		}
+		d, _ := strconv.ParseFloat(pk.DurationTime, 64)
+		end = max(end, t+d)
 	}
 	info := &Info{Container: pj.Format.FormatName}
 	info.Duration, _ = strconv.ParseFloat(pj.Format.Duration, 64)
@@ -308,7 +334,7 @@ func parseProbe(data []byte) (*Info, error) {
 	if info.Duration == 0 {
 		info.Duration = streamDur
 	}
-	return info, nil
+	return info, end, nil
 }
 
 // Rational parses "30000/1001" or "25" into a float; 0 when invalid.

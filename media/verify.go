@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
-	"strings"
 )
 
 // VerifyError says why an output was rejected. The original is kept.
@@ -37,10 +35,15 @@ func ExpectFrom(src *Info, keepsAudio bool) Expect {
 // durations: max(0.5 s, 1 %).
 func DurationTolerance(d float64) float64 { return math.Max(0.5, d*0.01) }
 
-// Verify probes an output and checks it against e. It returns the probe of
+// Verify probes an output and checks it against e, with one ffprobe run
+// that also reads the packets of the last seconds. It returns the probe of
 // the output, or a *VerifyError saying what is wrong.
 func (p *Prober) Verify(ctx context.Context, path string, e Expect) (*Info, error) {
-	out, err := p.Probe(ctx, path)
+	var tailFrom float64
+	if e.Duration > 0 {
+		tailFrom = math.Max(0.001, e.Duration-10)
+	}
+	out, end, err := p.probe(ctx, path, tailFrom)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -59,44 +62,13 @@ func (p *Prober) Verify(ctx context.Context, path string, e Expect) (*Info, erro
 				out.Duration, e.Duration, DurationTolerance(e.Duration))}
 		}
 		// The container header can claim the full duration of a file whose
-		// tail is missing (a truncated copy, a killed muxer), so read the
-		// last packets and check they reach the end.
-		end, err := p.lastPacketEnd(ctx, path, out)
-		if err != nil {
-			return out, &VerifyError{path, "cannot read its last packets: " + reasonOf(err)}
-		}
+		// tail is missing (a truncated copy, a killed muxer), so the last
+		// packets must reach the end too.
 		if diff := e.Duration - end; diff > DurationTolerance(e.Duration) {
 			return out, &VerifyError{path, fmt.Sprintf("its packets end at %.2fs, the source lasts %.2fs (truncated output?)", end, e.Duration)}
 		}
 	}
 	return out, nil
-}
-
-// lastPacketEnd returns the end time (pts + duration) of the last packet of
-// the main stream, reading only the last few seconds of the file.
-func (p *Prober) lastPacketEnd(ctx context.Context, path string, info *Info) (float64, error) {
-	stream := "v:0"
-	if info.Video == nil {
-		stream = "0"
-	}
-	from := math.Max(0, info.Duration-10)
-	out, err := p.run(ctx, "-v", "error", "-read_intervals", fmt.Sprintf("%.3f%%", from),
-		"-select_streams", stream, "-show_entries", "packet=pts_time,duration_time",
-		"-of", "csv=p=0", "file:"+path)
-	if err != nil {
-		return 0, err
-	}
-	var end float64
-	for _, line := range strings.Split(out, "\n") {
-		pts, dur, _ := strings.Cut(strings.TrimSpace(line), ",")
-		t, err := strconv.ParseFloat(pts, 64)
-		if err != nil {
-			continue
-		}
-		d, _ := strconv.ParseFloat(strings.TrimSuffix(dur, ","), 64)
-		end = math.Max(end, t+d)
-	}
-	return end, nil
 }
 
 func reasonOf(err error) string {
