@@ -439,7 +439,7 @@ func BenchmarkPerJobOverhead(b *testing.B) {
 		b.Logf("per round, 1 host: %s ms/job; 3 hosts: %s ms/job", fmtList(ov1), fmtList(ov3))
 		b.Logf("1-host split: start-up %.0f ms once per run (probe + connect + ffmpeg checks = %.1f ms/job here), in-job extra %.1f ms/job, between jobs %.1f ms/job",
 			median(startup1), median(startup1)/ovClips, median(injob1), median(gaps1))
-		b.Logf("in-job pieces timed alone (ms, %d clips/round): same argv over SSH %.1f vs bare %.1f (+%.1f; `true` over SSH %.1f), verify %.1f (2 ffprobe; one ffprobe -version spawn %.1f), fsync output+2 dirs %.1f; extras sum %.1f",
+		b.Logf("in-job pieces timed alone (ms, %d clips/round): same argv over SSH %.1f vs bare %.1f (+%.1f; `true` over SSH %.1f), verify %.1f (ffprobe; one ffprobe -version spawn %.1f), fsync output+2 dirs %.1f; extras sum %.1f",
 			ovCompClips, cSSH, cBare, cSSH-cBare, cTrue, cVerify, cSpawn, cSync, cSSH-cBare+cVerify+cSync)
 		b.ReportMetric(cSSH-cBare, "ssh-exec-extra-ms")
 		b.ReportMetric(cVerify, "verify-ms")
