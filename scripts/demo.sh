@@ -123,7 +123,8 @@ sed 's/^/   /' "$demo/transcode.yml"
 echo
 echo "== clustertx -c demo $demo/media"
 set +e
-"$bin" -y "$demo/transcode.yml" --known-hosts "$demo/keys/known_hosts" --ssh-config none -c demo "$demo/media"
+"$bin" -y "$demo/transcode.yml" --known-hosts "$demo/keys/known_hosts" --ssh-config none \
+  --journal "$demo/journal.jsonl" -c demo "$demo/media"
 rc=$?
 set -e
 echo
