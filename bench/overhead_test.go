@@ -79,15 +79,7 @@ func (l *ovLab) config(b *testing.B, n int) *config.Config {
 	var y strings.Builder
 	y.WriteString("config:\n  ffmpeg: ffmpeg\n  clusters:\n    bench:\n")
 	for i, s := range l.servers[:n] {
-		fmt.Fprintf(&y, `      host%d:
-        type: mounted
-        ip: %s
-        port: %d
-        user: %s
-        identity_file: %s
-        path-substitutions:
-          - %s/ %s/
-`, i, s.Host, s.Port, s.User, s.IdentityFile, l.media, l.views[i])
+		y.WriteString(s.YAML(fmt.Sprintf("host%d", i), "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+l.views[i]+"/"))
 	}
 	y.WriteString(ovProfileYAML)
 	path := filepath.Join(l.dir, fmt.Sprintf("transcode-%dhosts.yml", n))

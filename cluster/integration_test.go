@@ -99,26 +99,11 @@ func (l *lab) localYAML() string {
 }
 
 func (l *lab) nasYAML() string {
-	return fmt.Sprintf(`      nas:
-        type: mounted
-        ip: %s
-        port: %d
-        user: %s
-        identity_file: %s
-        path-substitutions:
-          - %s/ %s/
-`, l.nas.Host, l.nas.Port, l.nas.User, l.nas.IdentityFile, l.media, l.view)
+	return l.nas.YAML("nas", "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+l.view+"/")
 }
 
 func (l *lab) gamerYAML() string {
-	return fmt.Sprintf(`      gamer:
-        type: streaming
-        ip: %s
-        port: %d
-        user: %s
-        identity_file: %s
-        working_dir: %s
-`, l.gamer.Host, l.gamer.Port, l.gamer.User, l.gamer.IdentityFile, l.work)
+	return l.gamer.YAML("gamer", "type: streaming", "working_dir: "+l.work)
 }
 
 func (l *lab) run(ctx context.Context, opt func(*cluster.Options), items ...cluster.WorkItem) (*cluster.Report, string, error) {

@@ -140,25 +140,10 @@ func (l *lab) writeConfig(preset string, hostNames ...string) {
 		case "manager2":
 			b.WriteString("      manager:\n        type: local\n        slots: 2\n        fallback: no\n")
 		case "nas":
-			fmt.Fprintf(&b, `      nas:
-        type: mounted
-        ip: %s
-        port: %d
-        user: %s
-        identity_file: %s
-        path-substitutions:
-          - %s/ %s/
-`, l.nas.Host, l.nas.Port, l.nas.User, l.nas.IdentityFile, l.media, l.view)
+			b.WriteString(l.nas.YAML("nas", "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+l.view+"/"))
 			b.WriteString(slots)
 		case "gamer":
-			fmt.Fprintf(&b, `      gamer:
-        type: streaming
-        ip: %s
-        port: %d
-        user: %s
-        identity_file: %s
-        working_dir: %s
-`, l.gamer.Host, l.gamer.Port, l.gamer.User, l.gamer.IdentityFile, l.work)
+			b.WriteString(l.gamer.YAML("gamer", "type: streaming", "working_dir: "+l.work))
 			b.WriteString(slots)
 		default:
 			l.t.Fatalf("unknown host %s", h)

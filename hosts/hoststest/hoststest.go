@@ -545,3 +545,17 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// YAML renders this server as a host of a transcode.yml cluster, indented
+// for config.clusters.<cluster>: name, the connection keys (ip, port, user,
+// identity_file), then each extra line as is ("type: mounted",
+// "working_dir: /x", …).
+func (s *SSHD) YAML(name string, extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "      %s:\n        ip: %s\n        port: %d\n        user: %s\n        identity_file: %s\n",
+		name, s.Host, s.Port, s.User, s.IdentityFile)
+	for _, l := range extra {
+		b.WriteString("        " + l + "\n")
+	}
+	return b.String()
+}
