@@ -21,15 +21,10 @@ func TestSplitArgsSticky(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []cluster.WorkItem{
-		{Path: "a.mkv", Mixins: []string{}},
-		{Path: "b.mkv", Cluster: "A", Profile: "hevc", Mixins: []string{}},
+		{Path: "a.mkv"},
+		{Path: "b.mkv", Cluster: "A", Profile: "hevc"},
 		{Path: "c.mkv", Cluster: "A", Profile: "hevc", Mixins: []string{"x", "y"}},
 		{Path: "-d.mkv", Cluster: "B", Profile: "hevc", Mixins: []string{"x", "y"}},
-	}
-	for i := range want {
-		if want[i].Mixins == nil || len(want[i].Mixins) == 0 {
-			want[i].Mixins = nil
-		}
 	}
 	if len(p.items) != len(want) {
 		t.Fatalf("items = %+v", p.items)

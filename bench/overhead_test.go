@@ -282,7 +282,7 @@ func components(b *testing.B, t hosts.Transport, def *hosts.Def, cfg *config.Con
 			b.Fatal(err)
 		}
 		start = time.Now()
-		if _, err := prober.Verify(ctx, out, media.ExpectFrom(srcInfo, true)); err != nil {
+		if _, err := prober.Verify(ctx, out, media.ExpectFrom(srcInfo)); err != nil {
 			b.Fatalf("verify %s: %v", out, err)
 		}
 		verify = append(verify, ms(time.Since(start)))

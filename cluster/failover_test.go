@@ -143,6 +143,9 @@ func TestHostDiesMidJob(t *testing.T) {
 			work := []cluster.WorkItem{{Path: big, Cluster: "lab", Profile: profile}, {Path: small, Cluster: "lab", Profile: profile}}
 			rep, out, err := l.run(context.Background(), withJournal, work...)
 			<-killed
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, out)
+			}
 			// gamer is back now (killed closes after its restart). If it
 			// came back before the run ended, its leftovers are
 			// already gone; if not, they are in the journal and the next

@@ -506,8 +506,9 @@ func (w *worker) checkRemoteSpace(ctx context.Context, job *Job) error {
 // place. The source is removed only after the verified output has its final
 // name, so there is never a moment with neither.
 func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, tmp, final string, r *FileResult, claim func() bool) error {
-	expect := media.ExpectFrom(job.Info, keepsAudio(prof))
+	expect := media.ExpectFrom(job.Info)
 	if plan, err := prof.Plan(job.Info, m.automap(prof)); err == nil {
+		// The audio streams this command maps (none with -an).
 		expect.Audio = expectedAudio(append(append([]string(nil), plan.In...), plan.Out...), job.Info)
 	}
 	out, err := m.prober.Verify(ctx, tmp, expect)
@@ -563,18 +564,6 @@ func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, 
 		syncDir(filepath.Dir(job.Item.Path))
 	}
 	return nil
-}
-
-// keepsAudio reports whether the profile keeps audio (no -an anywhere).
-func keepsAudio(p *profiles.Profile) bool {
-	for _, o := range [][]string{p.Output.Args(), p.Audio.Args()} {
-		for _, a := range o {
-			if a == "-an" {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func syncFile(path string) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,16 +162,11 @@ func TestMaxLoadHostStaysIdleWhileBusy(t *testing.T) {
 	nas := strings.Replace(l.nasYAML(), "        type: mounted\n", "        type: mounted\n        max_load: 0.001\n", 1)
 	l.writeConfig(nas, l.gamerYAML())
 	// Someone else keeps the machine busy, so the load is well above 0.001.
-	stop := make(chan struct{})
-	defer close(stop)
+	var stop atomic.Bool
+	defer stop.Store(true)
 	for i := 0; i < 2; i++ {
 		go func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			for !stop.Load() { // burn CPU on purpose
 			}
 		}()
 	}

@@ -358,15 +358,6 @@ func checkReason(checks []hosts.CheckResult, name string) string {
 	return ""
 }
 
-func anyRunnable(p *Plan) bool {
-	for _, j := range p.Jobs {
-		if j.Outcome == "" {
-			return true
-		}
-	}
-	return false
-}
-
 // checkHosts connects to and checks every host in parallel, each bounded by
 // CheckTimeout. Up hosts keep their connection for the run.
 func (m *manager) checkHosts(ctx context.Context, defs []*hosts.Def) []hosts.CheckResult {
@@ -514,18 +505,6 @@ func (m *manager) planResult(j *Job) *FileResult {
 		}
 	}
 	return r
-}
-
-func (m *manager) unrunnable(p *Plan, reason string) []*FileResult {
-	var out []*FileResult
-	for _, j := range p.Jobs {
-		r := m.resultOf(j)
-		if r.Outcome == "" {
-			r.Outcome, r.Reason = NotRun, reason
-		}
-		out = append(out, r)
-	}
-	return out
 }
 
 // priorSpeed is the speed assumed for a host of weight 1 before anything

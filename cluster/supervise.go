@@ -18,13 +18,12 @@ import (
 type hostRun struct {
 	def *hosts.Def
 
-	mu        sync.Mutex
-	t         hosts.Transport // nil while down
-	up        bool
-	since     time.Time // when it last went up or down
-	reason    string    // why it is down
-	nextProbe time.Time
-	events    []HostEvent
+	mu     sync.Mutex
+	t      hosts.Transport // nil while down
+	up     bool
+	since  time.Time // when it last went up or down
+	reason string    // why it is down
+	events []HostEvent
 }
 
 // HostEvent is a host joining or leaving the run, for the summary.
@@ -68,9 +67,6 @@ func (m *manager) supervise(ctx context.Context, h *hostRun, q *queue.Queue, res
 			continue
 		}
 		// Down: wait, then probe again.
-		h.mu.Lock()
-		h.nextProbe = time.Now().Add(backoff)
-		h.mu.Unlock()
 		timer := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

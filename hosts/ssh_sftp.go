@@ -238,18 +238,18 @@ func (t *SSHTransport) Download(ctx context.Context, remote, local string) (err 
 // goroutine (writes copy the bytes and return at once), so hashing a
 // download runs beside the local file writes instead of after each one.
 type asyncHash struct {
-	ch   chan []byte
+	ch   chan *[]byte
 	done chan string
-	pool sync.Pool
+	pool sync.Pool // *[]byte, reused between writes
 }
 
 func newAsyncHash() *asyncHash {
-	a := &asyncHash{ch: make(chan []byte, 16), done: make(chan string, 1)}
+	a := &asyncHash{ch: make(chan *[]byte, 16), done: make(chan string, 1)}
 	go func() {
 		h := sha256.New()
-		for b := range a.ch {
-			h.Write(b)
-			a.pool.Put(b[:0]) //nolint:staticcheck // reused buffers
+		for bp := range a.ch {
+			h.Write(*bp)
+			a.pool.Put(bp)
 		}
 		a.done <- hex.EncodeToString(h.Sum(nil))
 	}()
@@ -257,8 +257,12 @@ func newAsyncHash() *asyncHash {
 }
 
 func (a *asyncHash) Write(p []byte) (int, error) {
-	b, _ := a.pool.Get().([]byte)
-	a.ch <- append(b, p...)
+	bp, _ := a.pool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = append((*bp)[:0], p...)
+	a.ch <- bp
 	return len(p), nil
 }
 

@@ -94,7 +94,7 @@ func TestVerify(t *testing.T) {
 	if out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src, "-t", "1", "-c", "copy", short).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	_, err = p.Verify(context.Background(), short, ExpectFrom(info, true))
+	_, err = p.Verify(context.Background(), short, ExpectFrom(info))
 	var ve *VerifyError
 	if !errors.As(err, &ve) || !strings.Contains(ve.Reason, "duration") {
 		t.Fatalf("short output: err = %v, want duration rejection", err)
@@ -104,18 +104,18 @@ func TestVerify(t *testing.T) {
 	if out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src, "-an", "-c", "copy", noaudio).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if _, err := p.Verify(context.Background(), noaudio, ExpectFrom(info, true)); !errors.As(err, &ve) || !strings.Contains(ve.Reason, "audio") {
+	if _, err := p.Verify(context.Background(), noaudio, ExpectFrom(info)); !errors.As(err, &ve) || !strings.Contains(ve.Reason, "audio") {
 		t.Fatalf("no-audio output: err = %v, want audio rejection", err)
 	}
 	// A truncated file (half the bytes) is rejected one way or another.
 	data, _ := os.ReadFile(src)
 	trunc := filepath.Join(dir, "trunc.mkv")
 	os.WriteFile(trunc, data[:len(data)/3], 0o644)
-	if _, err := p.Verify(context.Background(), trunc, ExpectFrom(info, true)); err == nil {
+	if _, err := p.Verify(context.Background(), trunc, ExpectFrom(info)); err == nil {
 		t.Fatal("truncated output accepted")
 	}
 	// The source itself passes.
-	if _, err := p.Verify(context.Background(), src, ExpectFrom(info, true)); err != nil {
+	if _, err := p.Verify(context.Background(), src, ExpectFrom(info)); err != nil {
 		t.Fatalf("source rejected: %v", err)
 	}
 }

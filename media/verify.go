@@ -22,10 +22,11 @@ type Expect struct {
 }
 
 // ExpectFrom derives the expectation from the source: its duration, a video
-// stream if it had one, and audio if it had any and the profile keeps audio.
-func ExpectFrom(src *Info, keepsAudio bool) Expect {
+// stream if it had one, and an audio stream if it had any. Callers that know
+// the command's stream maps set Audio more precisely.
+func ExpectFrom(src *Info) Expect {
 	e := Expect{Duration: src.Duration, Video: src.Video != nil}
-	if keepsAudio && len(src.Audio) > 0 {
+	if len(src.Audio) > 0 {
 		e.Audio = 1
 	}
 	return e

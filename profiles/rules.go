@@ -120,7 +120,7 @@ func unprefix(err error) string {
 }
 
 func (p *Predicate) parseNumeric(v string) error {
-	bad := fmt.Errorf("invalid value %q: expected a number (720, 23.976), <N, >N, <=N, >=N or a range N-M, optionally preceded by !", p.Value)
+	bad := fmt.Errorf("invalid value %q: expected a number (720, 23.976), <N, >N, <=N, >=N or a range N-M; a leading ! negates any of them", p.Value)
 	for _, op := range []string{"<=", ">=", "<", ">", "="} {
 		if rest, ok := strings.CutPrefix(v, op); ok {
 			p.op = op
