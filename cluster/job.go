@@ -42,6 +42,7 @@ type worker struct {
 	slot       int
 	hostFailed func(error)   // marks the host down (once) when a transport fails
 	busy       *atomic.Int32 // encodes running on this host (all its slots)
+	ncpu       int           // the host's CPU count, read once for max_load
 }
 
 func (w *worker) loop(ctx context.Context, results []*FileResult) {
@@ -155,8 +156,12 @@ func (w *worker) waitForLoad(ctx context.Context) bool {
 		return true
 	}
 	announced := false
+	if w.ncpu == 0 {
+		w.ncpu = hosts.Cores(ctx, w.t) // once per worker: it does not change
+	}
+	ncpu := w.ncpu
 	for {
-		load, ncpu, err := hosts.Load(ctx, w.t)
+		load, err := hosts.Load(ctx, w.t)
 		if err != nil {
 			if ctx.Err() != nil {
 				return false

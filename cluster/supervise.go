@@ -143,7 +143,7 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 		t.Close()
 		return nil, r
 	}
-	if load, _, err := hosts.Load(ctx, t); err == nil { // for max_load and the metrics
+	if load, err := hosts.Load(ctx, t); err == nil { // for max_load and the metrics
 		r.Load = load
 	}
 	if set, err := hosts.ListEncoders(ctx, def, t); err == nil {

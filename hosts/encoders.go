@@ -73,21 +73,26 @@ func (s *EncoderSet) Missing(ctx context.Context, t Transport, args []string) ma
 	return out
 }
 
-// Load reads the host's 1-minute load average and its CPU count, through
-// the transport (POSIX hosts; Windows has no load average).
-func Load(ctx context.Context, t Transport) (load1 float64, ncpu int, err error) {
-	run := func(argv ...string) (string, error) {
+func runner(ctx context.Context, t Transport) runFunc {
+	return func(argv ...string) (string, error) {
 		var out bytes.Buffer
 		err := t.Exec(ctx, argv, &out, nil)
 		return out.String(), err
 	}
-	l, err := loadAvg(run)
-	if err != nil {
-		return 0, 0, err
+}
+
+// Load reads the host's 1-minute load average through the transport
+// (POSIX hosts; Windows has no load average).
+func Load(ctx context.Context, t Transport) (float64, error) {
+	l, err := loadAvg(runner(ctx, t))
+	return l[0], err
+}
+
+// Cores reads the host's CPU count (1 when it cannot be read).
+func Cores(ctx context.Context, t Transport) int {
+	n, err := cores(runner(ctx, t))
+	if err != nil || n < 1 {
+		return 1
 	}
-	n, err := cores(run)
-	if err != nil {
-		n = 1
-	}
-	return l[0], n, nil
+	return n
 }
