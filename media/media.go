@@ -38,6 +38,7 @@ type Info struct {
 	Path      string
 	Container string  // format_name, e.g. "matroska,webm"
 	Duration  float64 // seconds
+	StartTime float64 // seconds: the earliest timestamp of any stream
 	Size      int64   // bytes
 	BitRate   int64
 
@@ -182,6 +183,7 @@ type probeJSON struct {
 	Format struct {
 		FormatName string `json:"format_name"`
 		Duration   string `json:"duration"`
+		StartTime  string `json:"start_time"`
 		Size       string `json:"size"`
 		BitRate    string `json:"bit_rate"`
 	} `json:"format"`
@@ -293,6 +295,7 @@ func parseProbe(data []byte) (*Info, float64, error) {
 		end = max(end, t+d)
 	}
 	info := &Info{Container: pj.Format.FormatName}
+	info.StartTime, _ = strconv.ParseFloat(pj.Format.StartTime, 64)
 	info.Duration, _ = strconv.ParseFloat(pj.Format.Duration, 64)
 	info.BitRate, _ = strconv.ParseInt(pj.Format.BitRate, 10, 64)
 	var streamDur float64

@@ -20,12 +20,13 @@ const (
 	keyAudio          = "audio"
 	keySubtitle       = "subtitle"
 	keyAutomap        = "automap"
+	keySplit          = "split"
 )
 
 var profileKeys = []string{
 	"input_options", "output_options", "output_options_audio", "output_options_video",
 	"output_options_subtitle", keyExtension, keyQueue, keyThreshold, keyThresholdCheck,
-	"include", keyAudio, keySubtitle, keyAutomap,
+	"include", keyAudio, keySubtitle, keyAutomap, keySplit,
 }
 
 // DecodeProfiles decodes the profiles: section n (at key path, normally
@@ -127,6 +128,8 @@ func decodeProfileKey(d *yamlx.Decoder, kv yamlx.Pair, p *Profile) error {
 		var b bool
 		b, err = d.Bool(v, path)
 		p.Automap = &b
+	case keySplit:
+		p.Split, err = decodeSplit(d, v, path)
 	default:
 		return d.Unknown(kv, suggest(kv.Key, profileKeys))
 	}
@@ -187,6 +190,7 @@ func mergeParent(d *yamlx.Decoder, pr yamlx.Pair, p, parent *Profile) {
 	inherit(keyAudio, func() { p.AudioSel = parent.AudioSel.clone() })
 	inherit(keySubtitle, func() { p.SubtitleSel = parent.SubtitleSel.clone() })
 	inherit(keyAutomap, func() { v := *parent.Automap; p.Automap = &v })
+	inherit(keySplit, func() { v := *parent.Split; p.Split = &v })
 }
 
 // decodeOptions decodes an option section: a string is split shell-style; in

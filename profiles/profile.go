@@ -57,7 +57,8 @@ type Profile struct {
 	ThresholdCheck int    // % done at which to check the threshold early, 100 = off
 
 	AudioSel, SubtitleSel *LangSelect
-	Automap               *bool // profile-level automap; nil = use the global one
+	Automap               *bool  // profile-level automap; nil = use the global one
+	Split                 *Split // split mode (clustertx key); nil = off
 
 	Pos string // "file:line" where defined
 

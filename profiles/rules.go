@@ -22,6 +22,7 @@ type Rule struct {
 	Skip     bool
 	Pos      string // "file:line"
 	Criteria []*Predicate
+	Split    *Split // split mode for files this rule matches (overrides the profile's)
 }
 
 // Match reports whether every criterion matches info.
@@ -245,7 +246,7 @@ func DecodeRules(d *yamlx.Decoder, n *yaml.Node, path string, set *Set) ([]*Rule
 	return rules, nil
 }
 
-var ruleKeys = []string{"profile", "criteria"}
+var ruleKeys = []string{"profile", "criteria", "split"}
 
 func decodeRule(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Rule, error) {
 	r := &Rule{Name: pr.Key, Pos: fmt.Sprintf("%s:%d", d.File, pr.KeyN.Line)}
@@ -262,6 +263,8 @@ func decodeRule(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Rule, error) {
 			r.Profile = strings.TrimSpace(r.Profile)
 		case "criteria":
 			r.Criteria, err = decodeCriteria(d, kv)
+		case "split":
+			r.Split, err = decodeSplit(d, kv.Value, kv.Path)
 		default:
 			err = d.Unknown(kv, suggest(kv.Key, ruleKeys))
 		}

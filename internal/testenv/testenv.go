@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -39,6 +40,9 @@ type Clip struct {
 	AudioLangs []string // one sine audio stream (aac) per language
 	SubLangs   []string // one subrip stream per language
 	Noise      bool     // random noise video (compresses badly) instead of a test pattern
+	GOP        int      // keyframe interval in frames (0: the encoder's default)
+	Preset     string   // x264/x265 preset (default ultrafast, which has no B-frames)
+	Chapters   int      // this many chapters of equal length
 }
 
 // MakeClip writes a real clip to path with ffmpeg.
@@ -84,12 +88,33 @@ func Generate(path string, c Clip) error {
 		args = append(args, "-i", srt)
 	}
 	n := 1 + len(c.AudioLangs) + len(c.SubLangs)
+	if c.Chapters > 0 {
+		meta := filepath.Join(dir, fmt.Sprintf(".clip-chapters-%d.txt", os.Getpid()))
+		var b strings.Builder
+		b.WriteString(";FFMETADATA1\ntitle=generated clip\n")
+		step := int64(c.Seconds * 1000 / float64(c.Chapters))
+		for i := 0; i < c.Chapters; i++ {
+			fmt.Fprintf(&b, "[CHAPTER]\nTIMEBASE=1/1000\nSTART=%d\nEND=%d\ntitle=Chapter %d\n", int64(i)*step, int64(i+1)*step, i+1)
+		}
+		if err := os.WriteFile(meta, []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+		defer os.Remove(meta)
+		args = append(args, "-f", "ffmetadata", "-i", meta, "-map_chapters", strconv.Itoa(n), "-map_metadata", strconv.Itoa(n))
+	}
 	for i := 0; i < n; i++ {
 		args = append(args, "-map", strconv.Itoa(i))
 	}
 	args = append(args, "-c:v", c.VCodec, "-pix_fmt", "yuv420p")
 	if c.VCodec == "libx264" || c.VCodec == "libx265" {
-		args = append(args, "-preset", "ultrafast")
+		preset := c.Preset
+		if preset == "" {
+			preset = "ultrafast"
+		}
+		args = append(args, "-preset", preset)
+	}
+	if c.GOP > 0 {
+		args = append(args, "-g", strconv.Itoa(c.GOP))
 	}
 	if len(c.AudioLangs) > 0 {
 		args = append(args, "-c:a", "aac", "-b:a", "64k")
