@@ -262,7 +262,13 @@ func (s *SSHD) writeConfig(keyFiles []string, opts Options) error {
 		"StrictModes no\n" +
 		"PrintMotd no\n" +
 		"UseDNS no\n" +
-		"LogLevel VERBOSE\n")
+		"LogLevel VERBOSE\n" +
+		// The test hosts run as the user running the tests, whose ~/.bashrc
+		// may do slow or lock-taking things (pyenv rehash, here: a session
+		// killed mid-rehash by a host-death test leaves a lock that makes
+		// every later command wait 60 s). Bash reads ~/.bashrc for ssh
+		// commands only when SHLVL was unset: start sessions at level 1.
+		"SetEnv SHLVL=1\n")
 	fmt.Fprintf(&b, "Subsystem sftp %s\n", SFTPServerPath)
 	for _, l := range match {
 		b.WriteString(l + "\n")
