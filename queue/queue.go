@@ -15,7 +15,8 @@
 // is weight × (observed ÷ weight, summed over the hosts already observed),
 // so priors and observations can be compared. Once observed, a host's speed
 // is an EWMA of its samples. Done and Finish record a sample themselves
-// (Work ÷ time since the item was handed out, on the queue's clock); call
+// (Work ÷ time since the item was handed out, or since Begin for a copy
+// from Prefetch, on the queue's clock); call
 // ObserveSpeed only for samples the queue did not see, e.g. a speed
 // remembered from a previous run (ObserveSpeed(h, speed, time.Second)).
 //
@@ -48,6 +49,28 @@
 // (closed when a copy is no longer needed, so the manager can stop it and
 // clean up), and HostFailedOn. A copy that fails leaves the other running;
 // the item fails or is requeued only when no copy remains.
+//
+// # Prefetch
+//
+// A host that stages a job's input before running it (a streaming host
+// uploads the file) can ask, while its slots are busy, for the item it will
+// take next. Prefetch answers at once, for the time the host's earliest
+// slot is predicted to free, and marks the item running there as a queued
+// copy. As other hosts may free first, only the earliest-finish rule
+// applies: the host gets the first item, in the walk above, that no other
+// live host would finish sooner (counting their busy time and the items
+// set aside for them), and otherwise nothing; never an item merely because
+// it would end before the predicted end of the batch (a slow host would
+// then hold the film a fast host frees up for first), and never a
+// speculative copy. In predictions a queued copy occupies its host's
+// earliest slot after the running copies, for its full predicted time, so
+// other hosts see that work as taken and when it will end. Begin tells the
+// queue the copy starts to run (its predicted end and its speed sample
+// count from then, not from Prefetch); Release gives it back unstarted
+// without counting a requeue. Otherwise a queued copy is a copy like any
+// other: Lost, Finish, HostFailedOn and JobFailed work on it unchanged, it
+// may be speculated (its remaining time is its full prediction), and when
+// its host fails it goes back to the queue.
 package queue
 
 import (
@@ -180,12 +203,24 @@ func (h *hostState) slotCount() int {
 	return max(1, h.seen)
 }
 
+// active is how many of h's runs occupy a slot (queued runs wait for one).
+func (h *hostState) active() int {
+	n := 0
+	for _, r := range h.runs {
+		if !r.queued {
+			n++
+		}
+	}
+	return n
+}
+
 // run is one running copy of an item.
 type run struct {
 	it       *Item
 	h        *hostState
-	start    float64 // seconds since t0
+	start    float64 // seconds since t0 (for a queued run: when it was handed out, until Begin)
 	progress float64 // 0..1, from Progress
+	queued   bool    // handed out by Prefetch; waits for a slot of h until Begin
 	lost     chan struct{}
 }
 
@@ -497,6 +532,9 @@ func (q *Queue) canRun(it *Item, h *hostState) bool {
 }
 
 func (r *run) remaining(now float64) float64 {
+	if r.queued {
+		return r.it.Work / r.h.speed // all of it, once a slot frees
+	}
 	el := now - r.start
 	if p := r.progress; p > 0.02 && p < 1 {
 		return el * (1 - p) / p
@@ -514,14 +552,47 @@ func (q *Queue) avail(g *hostState, now float64) []float64 {
 		return g.scratch
 	}
 	g.gen = q.gen
-	s := g.scratch[:0]
+	g.scratch = slotTimes(g, now, g.scratch[:0])
+	return g.scratch
+}
+
+// slotTimes appends to s when each slot of g frees (seconds since t0): the
+// predicted ends of its running copies, now for idle slots, and then each
+// queued copy (Prefetch) occupying the earliest slot for its full
+// predicted time. A host with more running copies than slots (a streaming
+// slot still sends back one result while it encodes the next) has its
+// slots free at the latest of their ends.
+func slotTimes(g *hostState, now float64, s []float64) []float64 {
+	queued := 0
 	for _, r := range g.runs {
+		if r.queued {
+			queued++
+			continue
+		}
 		s = append(s, now+r.remaining(now))
+	}
+	if n := g.slotCount(); len(s) > n {
+		sort.Float64s(s)
+		s = append(s[:0], s[len(s)-n:]...)
 	}
 	for len(s) < g.slotCount() {
 		s = append(s, now)
 	}
-	g.scratch = s
+	if queued == 0 {
+		return s
+	}
+	for _, r := range g.runs {
+		if !r.queued {
+			continue
+		}
+		k := 0
+		for i := range s {
+			if s[i] < s[k] {
+				k = i
+			}
+		}
+		s[k] += r.remaining(now)
+	}
 	return s
 }
 
@@ -532,14 +603,25 @@ func (q *Queue) horizon(now float64) float64 {
 		return math.Inf(1)
 	}
 	work, end := q.pendingWork, now
+	var buf [8]float64
 	for _, h := range q.hostList {
+		queued := false
 		for _, r := range h.runs {
 			if r != r.it.runs[0] {
 				continue // a speculative copy adds no work
 			}
 			rem := r.remaining(now)
 			work += rem * h.speed
-			end = max(end, now+rem)
+			if r.queued {
+				queued = true
+			} else {
+				end = max(end, now+rem)
+			}
+		}
+		if queued { // queued copies end after the slot they wait for
+			for _, t := range slotTimes(h, now, buf[:0]) {
+				end = max(end, t)
+			}
 		}
 	}
 	return max(end, now+work/q.capacity)
@@ -566,7 +648,16 @@ func (k *cursor) peek() *Item {
 
 // pick chooses the item h takes now. wait reports that h should wait: an
 // item it may run later is pending or running.
-func (q *Queue) pick(h *hostState, now float64) (it *Item, wait, deferred bool) {
+//
+// With strict (Prefetch), h starts the item at from, when its slot is
+// predicted to free, not now, and other hosts may free before: the rules
+// that let a host free now take the largest item (it finishes before the
+// predicted end of the batch; the largest that fits) would then hand the
+// film a faster host frees up for first to a slow one, and hold it queued
+// there. Only the earliest-finish rule applies: h takes an item only if no
+// other live host would finish it sooner, counting the items set aside for
+// those hosts in the walk; otherwise it gets nothing.
+func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wait, deferred bool) {
 	var curs []cursor
 	var live int
 	for _, c := range h.classes {
@@ -640,18 +731,22 @@ func (q *Queue) pick(h *hostState, now float64) (it *Item, wait, deferred bool) 
 	if q.capacity > 0 {
 		tEnd = now + q.pendingWork/q.capacity
 	}
-	if now+first.Work/h.speed <= tEnd {
-		return first, true, false
-	}
-	tEnd = q.horizon(now)
-	var fast float64
-	for _, g := range first.cls.hosts {
-		if !g.down {
-			fast = max(fast, g.speed)
+	if strict {
+		tEnd = math.Inf(-1)
+	} else {
+		if now+first.Work/h.speed <= tEnd {
+			return first, true, false
 		}
-	}
-	if fast > 0 {
-		tEnd = max(tEnd, now+first.Work/fast)
+		tEnd = q.horizon(now)
+		var fast float64
+		for _, g := range first.cls.hosts {
+			if !g.down {
+				fast = max(fast, g.speed)
+			}
+		}
+		if fast > 0 {
+			tEnd = max(tEnd, now+first.Work/fast)
+		}
 	}
 
 	q.gen++
@@ -660,7 +755,7 @@ func (q *Queue) pick(h *hostState, now float64) (it *Item, wait, deferred bool) 
 		if c == nil {
 			break
 		}
-		fh := now + c.Work/h.speed
+		fh := max(now, from) + c.Work/h.speed
 		if fh <= tEnd {
 			return c, true, false
 		}
@@ -682,6 +777,9 @@ func (q *Queue) pick(h *hostState, now float64) (it *Item, wait, deferred bool) 
 		}
 		bestG.scratch[bestI] = bestF
 		advance(c)
+	}
+	if strict {
+		return nil, true, true
 	}
 	// The largest item h would still finish before the predicted end.
 	limit := (tEnd - now) * h.speed
@@ -711,8 +809,8 @@ func (q *Queue) pick(h *hostState, now float64) (it *Item, wait, deferred bool) 
 	return nil, true, true
 }
 
-// start marks it running on h (first copy).
-func (q *Queue) start(it *Item, h *hostState, now float64) {
+// start marks it running on h (first copy); queued: a copy from Prefetch.
+func (q *Queue) start(it *Item, h *hostState, now float64, queued bool) {
 	it.state, it.host = running, h.name
 	q.pendingN--
 	q.runningN++
@@ -720,20 +818,26 @@ func (q *Queue) start(it *Item, h *hostState, now float64) {
 	if !it.special {
 		it.cls.pendingN--
 	}
-	q.addRun(it, h, now)
+	q.addRun(it, h, now, queued)
 }
 
-func (q *Queue) addRun(it *Item, h *hostState, now float64) *run {
-	r := &run{it: it, h: h, start: now}
+func (q *Queue) addRun(it *Item, h *hostState, now float64, queued bool) *run {
+	r := &run{it: it, h: h, start: now, queued: queued}
 	it.runs = append(it.runs, r)
 	h.runs = append(h.runs, r)
-	if n := len(h.runs) + h.waiting; n > h.seen {
+	q.sawBusy(h, 0)
+	return r
+}
+
+// sawBusy notes that h has its active runs, plus extra slots asking, busy
+// at once (the slot count inferred when SetSlots was not called).
+func (q *Queue) sawBusy(h *hostState, extra int) {
+	if n := h.active() + h.waiting + extra; n > h.seen {
 		h.seen = n
 		if h.slots == 0 {
 			q.updateSpeeds()
 		}
 	}
-	return r
 }
 
 // removeRun removes r from its host and item.
@@ -777,16 +881,11 @@ func (q *Queue) tryNext(host string) (it *Item, wait bool) {
 	if h.down {
 		return nil, false
 	}
-	if n := len(h.runs) + h.waiting + 1; n > h.seen {
-		h.seen = n
-		if h.slots == 0 {
-			q.updateSpeeds()
-		}
-	}
+	q.sawBusy(h, 1)
 	now := q.clock()
-	it, wait, deferred := q.pick(h, now)
+	it, wait, deferred := q.pick(h, now, now, false)
 	if it != nil {
-		q.start(it, h, now)
+		q.start(it, h, now, false)
 		return it, true
 	}
 	if wait && !deferred && q.opts.Speculate {
@@ -854,6 +953,77 @@ func (q *Queue) Next(ctx context.Context, host string) *Item {
 	}
 }
 
+// Prefetch returns, without blocking, an item for host to take when its
+// earliest slot frees (its running copies ending as predicted): one that no
+// other live host would finish sooner (see the package comment). It marks
+// it running on host as a queued copy: host holds it (to stage its input
+// while its slots are busy) but does not run it yet. Call Begin when the
+// copy starts to run, or Release if it never will. Prefetch gives no
+// speculative copies. It returns nil when no item qualifies (host then
+// takes work with Next once a slot is free), when host is down, and when
+// the queue is closed.
+func (q *Queue) Prefetch(host string) *Item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
+	h := q.host(host)
+	if h.down {
+		return nil
+	}
+	now := q.clock()
+	var buf [8]float64
+	from := math.Inf(1)
+	for _, t := range slotTimes(h, now, buf[:0]) {
+		from = min(from, t)
+	}
+	it, _, _ := q.pick(h, now, from, true)
+	if it == nil {
+		return nil
+	}
+	q.start(it, h, now, true)
+	return it
+}
+
+// Begin records that host's queued copy of it (from Prefetch) starts to
+// run: from now on it occupies a slot, its predicted end counts from now,
+// and so does the speed sample Finish takes (the wait is not the host's
+// speed). It does nothing for a copy that is not queued.
+func (q *Queue) Begin(it *Item, host string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	r := it.runOn(host)
+	if r == nil || !r.queued {
+		return
+	}
+	r.queued, r.start, r.progress = false, q.clock(), 0
+	q.sawBusy(r.h, 0)
+	q.broadcast()
+}
+
+// Release gives back host's copy of it when host gives up on it through no
+// fault of the job or of the host's connection to it: typically a queued
+// copy that never began because host stopped taking work (another job
+// failed there). Unlike HostFailedOn it does not count as a requeue, and
+// it does not close the copy's Lost channel (the caller stops the copy
+// itself). If no other copy runs, the item is pending again.
+func (q *Queue) Release(it *Item, host string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	r := it.runOn(host)
+	if r == nil || it.state != running {
+		return
+	}
+	q.removeRun(r)
+	if len(it.runs) == 0 {
+		it.state, it.host = pending, ""
+		q.runningN--
+		q.reinsert(it)
+	}
+	q.broadcast()
+}
+
 // Speculate returns a running item (on another host) that host is
 // predicted to finish sooner than its current runner — remaining time there
 // > SpecRatio × host's full time, by at least SpecMinGain — and marks a
@@ -895,7 +1065,7 @@ func (q *Queue) speculate(h *hostState, now float64) *Item {
 		}
 	}
 	if best != nil {
-		q.addRun(best, h, now)
+		q.addRun(best, h, now, false)
 	}
 	return best
 }
@@ -935,7 +1105,7 @@ func (q *Queue) Lost(it *Item, host string) <-chan struct{} {
 // finish ends it for good; winner (may be nil) is the copy that finished it.
 func (q *Queue) finish(it *Item, winner *run) {
 	now := q.clock()
-	if winner != nil {
+	if winner != nil && !winner.queued { // a copy that never began says nothing of its host's speed
 		if el := now - winner.start; el > 0 {
 			q.observe(winner.h, it.Work/el)
 		}
@@ -992,6 +1162,15 @@ func (q *Queue) Done(it *Item) {
 		w = it.runs[0]
 	}
 	q.finish(it, w)
+}
+
+// Cancel ends an item that is no longer wanted (e.g. the other segments of
+// a split file that failed), pending or running: running copies are told
+// through Lost. Unlike Done it takes no speed sample.
+func (q *Queue) Cancel(it *Item) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.finish(it, nil)
 }
 
 // HostFailed puts a running item back after its host failed (connection

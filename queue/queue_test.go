@@ -602,3 +602,415 @@ func TestFallbackHostTakesOnlyWhatNoOtherCan(t *testing.T) {
 		t.Fatalf("fallback did not take over from the down host: %v", it)
 	}
 }
+
+// ------------------------------------------------------------- prefetch
+
+// Prefetch gives a busy host what it would take when its slot frees, by
+// the same rule as Next: the fast host gets the film, the slow host leaves
+// it (the fast one would finish it far sooner) and gets nothing.
+func TestPrefetchGivesTheHostItsNextItem(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetHostSpeed("slow", 1)
+	q.SetHostSpeed("fast", 10)
+	q.SetSlots("slow", 1)
+	q.SetSlots("fast", 1)
+	q.Push(item(1, 100, "fast"), item(2, 5, "slow")) // fast busy until 10, slow until 5
+	mustNext(t, q, "fast")
+	mustNext(t, q, "slow")
+	q.Push(item(3, 1000, "slow", "fast"))
+	if got := q.Prefetch("slow"); got != nil {
+		t.Fatalf("slow prefetched %d: the film ends at 1005 s there, at 110 s on fast", got.ID)
+	}
+	film := q.Prefetch("fast")
+	if film == nil || film.ID != 3 {
+		t.Fatalf("fast prefetched %v, want the film", film)
+	}
+	if p, r := q.Counts(); p != 0 || r != 3 {
+		t.Fatalf("counts %d/%d: a prefetched item is running", p, r)
+	}
+	if got := q.Prefetch("fast"); got != nil {
+		t.Fatalf("nothing left, fast prefetched %d", got.ID)
+	}
+}
+
+// Prefetch is for a slot that frees later: a slow host does not prefetch
+// the film that a faster host frees up for first, even with so much work
+// pending that a slot free now would take the film (it would end before
+// the predicted end of the batch).
+func TestPrefetchLeavesFilmToHostThatFreesFirst(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetHostSpeed("slow", 1)
+	q.SetHostSpeed("fast", 10)
+	q.SetSlots("slow", 1)
+	q.SetSlots("fast", 1)
+	q.Push(item(1, 200, "fast"), item(2, 50, "slow")) // fast frees at 20 s, slow at 50 s
+	mustNext(t, q, "fast")
+	mustNext(t, q, "slow")
+	var more []*Item
+	for i := 0; i < 20; i++ {
+		more = append(more, item(10+i, 600, "fast")) // 12000 units only fast may take
+	}
+	q.Push(append(more, item(3, 1000, "slow", "fast"))...)
+	if got := q.Prefetch("slow"); got != nil {
+		t.Fatalf("slow prefetched %d: the film ends at 1050 s there, at 120 s on fast", got.ID)
+	}
+	if got := q.Prefetch("fast"); got == nil || got.ID != 3 {
+		t.Fatalf("fast prefetched %v, want the film", got)
+	}
+}
+
+// A queued copy occupies its host's slot after the running job, for its
+// full predicted time: another host then takes work it would otherwise
+// leave to that host.
+func TestQueuedCopyCountsInPredictions(t *testing.T) {
+	for _, prefetch := range []bool{false, true} {
+		q, _ := newVirtual(Options{})
+		q.SetHostSpeed("slow", 1)
+		q.SetHostSpeed("fast", 10)
+		q.SetSlots("slow", 1)
+		q.SetSlots("fast", 1)
+		q.Push(item(1, 100, "fast")) // fast busy until 10
+		mustNext(t, q, "fast")
+		if prefetch {
+			q.Push(item(2, 3000, "fast")) // then 300 s more
+			if got := q.Prefetch("fast"); got == nil || got.ID != 2 {
+				t.Fatalf("fast prefetched %v", got)
+			}
+		}
+		q.Push(item(3, 150, "slow", "fast"))
+		got, _ := q.TryNext("slow")
+		switch {
+		case prefetch && (got == nil || got.ID != 3):
+			t.Fatalf("slow got %v: item 3 ends at 150 s on slow, at 325 s on fast after its queued film", got)
+		case !prefetch && got != nil:
+			t.Fatalf("slow took %d: fast frees at 10 s and ends it at 25 s", got.ID)
+		}
+	}
+}
+
+// Begin restarts a queued copy's clock: the speed sample of a prefetched
+// item excludes the time it waited for the slot.
+func TestBeginExcludesTheWaitFromTheSpeedSample(t *testing.T) {
+	q, clk := newVirtual(Options{Alpha: 1})
+	q.SetSlots("a", 1)
+	q.Push(item(1, 100, "a"), item(2, 100, "a"))
+	first := mustNext(t, q, "a")
+	second := q.Prefetch("a")
+	if second == nil || second.ID != 2 {
+		t.Fatalf("prefetched %v", second)
+	}
+	clk.advance(sec(100))
+	if !q.Finish(first, "a") {
+		t.Fatal("first must win")
+	}
+	if s := q.HostSpeed("a"); s != 1 {
+		t.Fatalf("speed %v after 100 units in 100 s", s)
+	}
+	q.Begin(second, "a")
+	q.Begin(second, "a") // a second Begin changes nothing
+	clk.advance(sec(50))
+	if !q.Finish(second, "a") {
+		t.Fatal("second must win")
+	}
+	if s := q.HostSpeed("a"); s != 2 {
+		t.Fatalf("speed %v, want 2: 100 units in the 50 s since Begin, not the 150 s since Prefetch", s)
+	}
+}
+
+// Until Begin, a queued copy's remaining time is its full prediction; after
+// Begin it counts down from then.
+func TestQueuedRemainingTime(t *testing.T) {
+	q, clk := newVirtual(Options{})
+	q.SetHostSpeed("a", 1)
+	q.SetSlots("a", 1)
+	q.Push(item(1, 100, "a"), item(2, 40, "a"))
+	mustNext(t, q, "a")
+	it := q.Prefetch("a")
+	clk.advance(sec(30))
+	r := it.runOn("a")
+	if rem := r.remaining(q.clock()); rem != 40 {
+		t.Fatalf("queued: remaining %v, want the full 40", rem)
+	}
+	if s := slotTimes(q.hosts["a"], q.clock(), nil); len(s) != 1 || s[0] != 30+70+40 {
+		t.Fatalf("slot times %v, want [140]: the running job's 70 s left, then the queued 40 s", s)
+	}
+	q.Begin(it, "a")
+	clk.advance(sec(10))
+	if rem := r.remaining(q.clock()); rem != 30 {
+		t.Fatalf("begun: remaining %v, want 30", rem)
+	}
+}
+
+// A host that goes down while holding a queued item gives it back: the
+// copy is lost and another host takes the item.
+func TestHostDownWithQueuedItemRequeuesIt(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetSlots("a", 1)
+	q.SetSlots("b", 1)
+	q.SetDown("b", true)
+	q.Push(item(1, 100, "a", "b"), item(2, 50, "a", "b"))
+	first := mustNext(t, q, "a")
+	second := q.Prefetch("a")
+	if second == nil || second.ID != 2 {
+		t.Fatalf("a prefetched %v", second)
+	}
+	lost := q.Lost(second, "a")
+	q.SetDown("a", true)
+	q.SetDown("b", false)
+	q.HostFailedOn(first, "a")
+	q.HostFailedOn(second, "a")
+	if !isClosed(lost) {
+		t.Fatal("the queued copy's Lost channel must be closed")
+	}
+	if p, r := q.Counts(); p != 2 || r != 0 || second.Requeues != 1 || second.Attempts != 0 {
+		t.Fatalf("counts %d/%d requeues %d attempts %d: both items back, a host failure is no attempt", p, r, second.Requeues, second.Attempts)
+	}
+	if got := mustNext(t, q, "b"); got != first {
+		t.Fatalf("b got %d", got.ID)
+	}
+	if got := mustNext(t, q, "b"); got != second {
+		t.Fatalf("b got %d", got.ID)
+	}
+}
+
+// Release gives a queued copy back without counting a requeue; JobFailed
+// on a queued copy is an ordinary job failure.
+func TestReleaseAndJobFailedOnQueuedCopy(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetSlots("a", 1)
+	q.SetDown("b", true) // else b, idle, would finish item 2 first: a would not prefetch it
+	q.Push(item(1, 100, "a", "b"), item(2, 50, "a", "b"))
+	mustNext(t, q, "a")
+	it := q.Prefetch("a")
+	if it == nil || it.ID != 2 {
+		t.Fatalf("a prefetched %v", it)
+	}
+	q.SetDown("b", false)
+	lost := q.Lost(it, "a")
+	q.Release(it, "a")
+	if p, r := q.Counts(); p != 1 || r != 1 || it.Requeues != 0 || isClosed(lost) {
+		t.Fatalf("counts %d/%d requeues %d lost %v: released item pending, no requeue, Lost left to the caller", p, r, it.Requeues, isClosed(lost))
+	}
+	if got := mustNext(t, q, "b"); got != it {
+		t.Fatalf("b got %d", got.ID)
+	}
+	q.HostFailedOn(it, "b") // back again, and b is gone: only a may take it
+	q.SetDown("b", true)
+	if again := q.Prefetch("a"); again != it {
+		t.Fatalf("a prefetched %v", again)
+	}
+	q.SetDown("b", false)
+	if !q.JobFailed(it, "a", 2) || it.Attempts != 1 || !it.FailedOn["a"] {
+		t.Fatalf("a queued copy's job failure: attempts %d", it.Attempts)
+	}
+	if got := mustNext(t, q, "b"); got != it {
+		t.Fatalf("b got %d after a failed it", got.ID)
+	}
+}
+
+// A queued copy may be speculated on an idle faster host; when that copy
+// wins, the queued one is told through Lost and Begin is a no-op.
+func TestSpeculationOfQueuedCopy(t *testing.T) {
+	q, clk := newVirtual(Options{SpecMinGain: time.Second})
+	q.SetHostSpeed("slow", 1)
+	q.SetHostSpeed("fast", 10)
+	q.SetSlots("slow", 1)
+	q.SetSlots("fast", 1)
+	q.SetDown("fast", true)
+	q.Push(item(1, 100, "slow", "fast"), item(2, 10000, "slow"))
+	mustNext(t, q, "slow")
+	queued := q.Prefetch("slow")
+	if queued == nil || queued.ID != 1 {
+		t.Fatalf("slow prefetched %v", queued)
+	}
+	q.SetDown("fast", false)
+	lost := q.Lost(queued, "slow")
+	// fast has nothing pending; the queued item takes 100 s on slow (once
+	// it starts), 10 s here.
+	if got := q.Speculate("fast"); got != queued {
+		t.Fatalf("fast speculated %v, want the queued item", got)
+	}
+	clk.advance(sec(10))
+	if !q.Finish(queued, "fast") {
+		t.Fatal("the speculative copy finished first")
+	}
+	if !isClosed(lost) {
+		t.Fatal("the queued copy must be told it lost")
+	}
+	q.Begin(queued, "slow") // too late: nothing happens
+	if q.Finish(queued, "slow") {
+		t.Fatal("the queued copy lost")
+	}
+	if s := q.HostSpeed("fast"); s != 10 {
+		t.Fatalf("fast speed %v, want 10", s)
+	}
+	if p, r := q.Counts(); p != 0 || r != 1 {
+		t.Fatalf("counts %d/%d: only slow's film runs", p, r)
+	}
+}
+
+// Drive hosts whose every slot prefetches its next item while it runs one
+// (as streaming hosts do), with job and host failures, releases and
+// speculation: every item ends and the counts come back to zero.
+func TestEventLoopWithPrefetchFinishesEverything(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 3))
+	q, clk := newVirtual(Options{Speculate: true, SpecMinGain: time.Second})
+	hostNames := []string{"h0", "h1", "h2", "h3"}
+	speed := map[string]float64{}
+	type slot struct {
+		host     string
+		cur      *Item
+		end      time.Time
+		prefetch *Item
+	}
+	var slots []*slot
+	for i, h := range hostNames {
+		speed[h] = 0.5 + 4*rng.Float64()
+		q.SetHostSpeed(h, speed[h])
+		n := 1 + i%2
+		q.SetSlots(h, n)
+		for k := 0; k < n; k++ {
+			slots = append(slots, &slot{host: h})
+		}
+	}
+	var items []*Item
+	for i := 0; i < 300; i++ {
+		var el []string
+		for _, h := range hostNames {
+			if rng.Float64() < 0.7 {
+				el = append(el, h)
+			}
+		}
+		if len(el) == 0 {
+			el = []string{"h1"}
+		}
+		items = append(items, item(i, 100+3000*rng.Float64(), el...))
+	}
+	q.Push(items...)
+	ended := map[*Item]bool{}
+	prefetched := 0
+	begin := func(s *slot, it *Item) {
+		s.cur = it
+		s.end = clk.now().Add(sec(it.Work / speed[s.host] * math.Exp(0.4*rng.NormFloat64())))
+		if s.prefetch == nil {
+			if s.prefetch = q.Prefetch(s.host); s.prefetch != nil {
+				prefetched++
+			}
+		}
+	}
+	fill := func() {
+		for _, s := range slots {
+			if s.cur != nil {
+				continue
+			}
+			if p := s.prefetch; p != nil {
+				s.prefetch = nil
+				if isClosed(q.Lost(p, s.host)) {
+					continue // another copy won meanwhile
+				}
+				q.Begin(p, s.host)
+				begin(s, p)
+				continue
+			}
+			if it, _ := q.TryNext(s.host); it != nil {
+				begin(s, it)
+			}
+		}
+	}
+	stop := func(it *Item) { // a copy won: stop the others
+		for _, s := range slots {
+			if s.cur == it {
+				s.cur = nil
+			}
+			if s.prefetch == it {
+				s.prefetch = nil
+			}
+		}
+	}
+	fill()
+	for {
+		var next *slot
+		for _, s := range slots {
+			if s.cur != nil && (next == nil || s.end.Before(next.end)) {
+				next = s
+			}
+		}
+		if next == nil {
+			break
+		}
+		clk.t = next.end
+		it := next.cur
+		next.cur = nil
+		switch r := rng.Float64(); {
+		case r < 0.04:
+			if !q.JobFailed(it, next.host, 2) && it.state == finished {
+				ended[it] = true
+			}
+		case r < 0.07: // the host fails: both its copies go back
+			q.HostFailedOn(it, next.host)
+			if p := next.prefetch; p != nil {
+				next.prefetch = nil
+				q.HostFailedOn(p, next.host)
+			}
+		case r < 0.09: // the slot gives its queued item back
+			if p := next.prefetch; p != nil {
+				next.prefetch = nil
+				q.Release(p, next.host)
+			}
+			if q.Finish(it, next.host) {
+				ended[it] = true
+				stop(it)
+			}
+		default:
+			if q.Finish(it, next.host) {
+				ended[it] = true
+				stop(it)
+			}
+		}
+		fill()
+	}
+	if p, r := q.Counts(); p != 0 || r != 0 || len(ended) != len(items) {
+		t.Fatalf("ended with %d pending, %d running, %d/%d finished", p, r, len(ended), len(items))
+	}
+	for _, h := range q.hostList {
+		if len(h.runs) != 0 {
+			t.Fatalf("host %s still has %d runs", h.name, len(h.runs))
+		}
+	}
+	if prefetched < len(items)/2 {
+		t.Fatalf("only %d items were prefetched", prefetched)
+	}
+}
+
+// Cancel ends pending and running items alike, tells running copies
+// through Lost, and takes no speed sample (a stopped copy says nothing
+// about its host's speed).
+func TestCancelEndsItemsWithoutASpeedSample(t *testing.T) {
+	q, clk := newVirtual(Options{})
+	q.SetSlots("a", 1)
+	q.SetHostSpeed("a", 1)
+	el := map[string]bool{"a": true}
+	run, pend := &Item{ID: 1, Work: 100, Eligible: el}, &Item{ID: 2, Work: 50, Eligible: el}
+	q.Push(run, pend)
+	if got, _ := q.TryNext("a"); got != run {
+		t.Fatalf("want item 1 first, got %v", got)
+	}
+	lost := q.Lost(run, "a")
+	clk.advance(time.Second) // 100 work in 1 s would read as speed 100
+	q.Cancel(run)
+	q.Cancel(pend)
+	select {
+	case <-lost:
+	default:
+		t.Error("the running copy was not told it is lost")
+	}
+	if p, r := q.Counts(); p != 0 || r != 0 {
+		t.Errorf("counts after cancel: %d pending, %d running", p, r)
+	}
+	if len(q.ObservedSpeeds()) != 0 {
+		t.Errorf("cancel took a speed sample: %v", q.ObservedSpeeds())
+	}
+	if q.HasWorkFor("a") {
+		t.Error("cancelled items still count as work")
+	}
+}
