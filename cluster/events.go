@@ -17,6 +17,11 @@ type JobInfo struct {
 	Duration float64 // source media seconds
 	SrcSize  int64
 	Attempt  int // 1 for the first try
+	// Split mode: Segment is the segment's number (1-based) of Segments.
+	// A segment has an ID of its own and its own Duration; its success is
+	// reported with JobFinished(info, nil), and its film's final outcome
+	// with Segments set and Segment 0.
+	Segment, Segments int
 }
 
 // Observer is told what happens during a run, for progress display,

@@ -43,9 +43,14 @@ type worker struct {
 	hostFailed func(error)   // marks the host down (once) when a transport fails
 	busy       *atomic.Int32 // encodes running on this host (all its slots)
 	ncpu       int           // the host's CPU count, read once for max_load
+	pipe       *pipeline     // a prefetching streaming slot's jobs (prefetch.go); nil: one job at a time
 }
 
 func (w *worker) loop(ctx context.Context, results []*FileResult) {
+	if w.prefetching() {
+		w.prefetchLoop(ctx, results)
+		return
+	}
 	for {
 		if !w.waitForLoad(ctx) {
 			return
@@ -69,6 +74,9 @@ var errLost = errors.New("another copy finished first")
 // the copy that ends the item publishes it. It returns false when the
 // worker must stop (host failed, run interrupted).
 func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileResult) bool {
+	if s, ok := it.Payload.(*segment); ok {
+		return w.runSegmentItem(ctx, it, s, results)
+	}
 	job := it.Payload.(*Job)
 	r := w.m.resultOf(job)
 	publish := func() {
@@ -94,9 +102,9 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 		Duration: job.Info.Duration, SrcSize: job.Info.Size, Attempt: it.Attempts + 1}
 	claim := func() bool { return w.q.Finish(it, w.def.Name) }
 	w.busy.Add(1)
-	err := w.runJob(jctx, job, r, ji, claim)
+	err := w.runJob(jctx, it, job, r, ji, claim)
 	w.busy.Add(-1)
-	r.Elapsed = time.Since(start)
+	r.Elapsed = time.Since(start) - w.encodeWait(it) // a prefetched job's wait for the slot is not its time
 	r.Host = w.def.Name
 	ji.Profile = r.Profile
 	switch {
@@ -300,7 +308,7 @@ func (m *manager) automap(p *profiles.Profile) bool {
 // returns nil when the file reached a final outcome recorded in r (done or
 // kept); a *hosts.TransportError when the host failed (the job is
 // requeued); any other error is a job failure.
-func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo, claim func() bool) (err error) {
+func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileResult, ji JobInfo, claim func() bool) (err error) {
 	h, t := w.def, w.t
 	prof, err := profileFor(w.m.cfg, job, h)
 	if err != nil {
@@ -309,7 +317,9 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 	r.Profile, r.Host = prof.Name, h.Name
 	ji.Profile = prof.Name
 	obs := w.m.opts.Observer
-	obs.JobStarted(ji)
+	if w.pipe == nil {
+		obs.JobStarted(ji) // a prefetching slot's job starts with its encode, below
+	}
 	final, err := outputPath(job.Item.Path, prof.Extension, w.m.opts.Keep)
 	if err != nil {
 		return err
@@ -377,11 +387,21 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 		obs.Transfer(h.Name, true, job.Info.Size, time.Since(start))
 	}
 
+	// A prefetching streaming slot runs one ffmpeg at a time: this job may
+	// have uploaded its file while the previous one encoded.
+	if err := w.acquireEncode(ctx, it); err != nil {
+		return err
+	}
+	if w.pipe != nil {
+		obs.JobStarted(ji)
+	}
 	if w.m.opts.Verbose {
 		w.m.logf("%s: run %s", h.Name, showArgv(argv))
 	}
-	if err := w.encode(ctx, job, prof, argv, ji, r); err != nil {
-		return err
+	encErr := w.encode(ctx, job, prof, argv, ji, r)
+	w.releaseEncode(ctx, encErr)
+	if encErr != nil {
+		return encErr
 	}
 	if r.Outcome == Kept {
 		if !claim() {
@@ -391,6 +411,12 @@ func (w *worker) runJob(ctx context.Context, job *Job, r *FileResult, ji JobInfo
 	}
 
 	if h.Type == hosts.Streaming {
+		// One result at a time comes back (and is verified) per prefetching
+		// slot, while the slot's next job encodes.
+		if err := w.acquireDownload(ctx); err != nil {
+			return err
+		}
+		defer w.releaseDownload()
 		// The output comes back beside the source: the manager's disk must
 		// hold it (outputs are rarely larger than their source).
 		var st syscall.Statfs_t

@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"clustertx/config"
 	"clustertx/hosts"
 	"clustertx/media"
 	"clustertx/profiles"
+	"clustertx/split"
 )
 
 // WorkItem is one file named by the user, with the sticky options in force
@@ -43,6 +45,10 @@ type Job struct {
 	Eligible []*hosts.Def      // enabled hosts that may take it
 	Excluded map[string]string // host → why it cannot encode this file (missing encoder)
 	Work     float64
+
+	Split     *split.Plan // split mode: its segments; nil when encoded whole
+	SplitNote string      // why split mode was asked for but not used
+	splitTime time.Duration
 
 	// Set when the job cannot run: skipped by a rule, no rule, probe error…
 	Outcome     Outcome

@@ -13,6 +13,7 @@ import (
 
 	"clustertx/hosts"
 	"clustertx/media"
+	"clustertx/split"
 )
 
 // printHostTable writes the host check table, with each host's role:
@@ -95,6 +96,14 @@ func (m *manager) printPlan(p *Plan) {
 		for _, h := range sortedKeys(j.Excluded) {
 			fmt.Fprintf(w, "  not on:   %s: %s\n", h, j.Excluded[h])
 		}
+		if j.SplitNote != "" {
+			fmt.Fprintf(w, "  split:    %s\n", j.SplitNote)
+		}
+		if j.Split != nil {
+			m.printSplit(w, j)
+			fmt.Fprintln(w)
+			continue
+		}
 		for _, h := range j.Eligible {
 			m.printHostCommand(w, j, h)
 		}
@@ -137,6 +146,46 @@ func (m *manager) printHostCommand(w io.Writer, j *Job, h *hosts.Def) {
 	if h.Type == hosts.Streaming {
 		fmt.Fprintf(w, "      download %s -> %s\n", remoteOut, displayPath(tmp))
 	}
+}
+
+// printSplit shows a split job's segments, cut points and commands: one
+// segment's command per host (the others differ only in -ss and
+// -frames:v), then what the manager runs: the rest and the join.
+func (m *manager) printSplit(w io.Writer, j *Job) {
+	sp := j.Split
+	fmt.Fprintf(w, "  split:    %d segments, cut at keyframes (%d frames in all; video per segment, audio and subtitles once)\n", len(sp.Segments), sp.Frames)
+	for _, s := range sp.Segments {
+		seek := "start"
+		if s.Seek > 0 {
+			seek = "-ss " + split.Seconds(s.Seek)
+		}
+		fmt.Fprintf(w, "    #%-3d at %s (%s)  %s long  %6d frames  (%s)\n", s.Index+1, media.FormatDuration(s.Start), split.Seconds(s.Start),
+			media.FormatDuration(s.Duration), s.Frames, seek)
+	}
+	final, _ := outputPath(j.Item.Path, j.Profile.Extension, m.opts.Keep)
+	f := &film{job: j, final: final, tok: "XXXXXXXXXXXX"}
+	s := sp.Segments[min(1, len(sp.Segments)-1)]
+	local := f.segmentLocal(s.Index, "YYYYYYYYYYYY")
+	for _, h := range j.Eligible {
+		argv, in, out, err := m.segmentArgv(j, h, joinOnly{h}, s, local, "YYYYYYYYYYYY")
+		if err != nil {
+			fmt.Fprintf(w, "    %s: %v\n", h.Name, err)
+			continue
+		}
+		fmt.Fprintf(w, "    %s (%s), segment #%d:\n", h.Name, h.Type, s.Index+1)
+		if h.Type == hosts.Streaming {
+			fmt.Fprintf(w, "      cut      %s\n", showArgv(append([]string{m.cfg.FFmpeg}, split.ExtractArgs(j.Item.Path, s, j.Info.Video.Index, "SEGMENT.mkv")...)))
+			fmt.Fprintf(w, "      upload   SEGMENT.mkv -> %s\n", in)
+		}
+		fmt.Fprintf(w, "      run      %s\n", showArgv(argv))
+		if h.Type == hosts.Streaming {
+			fmt.Fprintf(w, "      download %s -> %s\n", out, displayPath(local))
+		}
+	}
+	if plan, err := j.Profile.Plan(j.Info, m.automap(j.Profile)); err == nil {
+		fmt.Fprintf(w, "    manager, once:\n      rest     %s\n", showArgv(append([]string{m.cfg.FFmpeg}, split.RestArgs(plan.In, plan.Out, j.Item.Path, "REST"+j.Profile.Extension)...)))
+	}
+	fmt.Fprintf(w, "      join     %s\n", showArgv(append([]string{m.cfg.FFmpeg}, j.Split.JoinArgs("SEGMENTS.txt", "REST"+j.Profile.Extension, j.Item.Path, "OUTPUT"+j.Profile.Extension, strings.EqualFold(j.Profile.Extension, ".mkv"))...)))
 }
 
 // showArgv renders argv for humans, one quoted word per element, with POSIX

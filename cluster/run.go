@@ -55,6 +55,9 @@ type Options struct {
 	StallTimeout    time.Duration // an encode with no progress for this long is killed (default 5m)
 	LoadRecheck     time.Duration // how often a host over its max_load is checked again (default 30s)
 	NoSpeculation   bool          // never start a second copy of a slow job on an idle host
+	NoPrefetch      bool          // streaming hosts: never upload the next file while one encodes
+	Split           bool          // --split: split long files even where the config does not ask
+	NoSplit         bool          // --no-split: never split
 	SpecMinGain     time.Duration // a copy starts only if predicted to finish this much sooner (default 30s)
 
 	Journal       *journal.Journal // resume journal (nil: none)
@@ -79,6 +82,19 @@ type FileResult struct {
 	Elapsed  time.Duration
 	Attempts int
 	Item     WorkItem
+	Split    *SplitStats // split mode only
+}
+
+// SplitStats is where a split file's time went besides its segments'
+// encodes: the split-mode overhead.
+type SplitStats struct {
+	Segments, Hosts int
+	Index           time.Duration // reading the keyframes (at plan time)
+	Extract         time.Duration // cutting streaming hosts' extracts on the manager, summed
+	Rest            time.Duration // encoding audio/subtitles on the manager (runs beside the segments)
+	RestWait        time.Duration // how long the join waited for the rest after the last segment
+	Join            time.Duration // the stream-copy join
+	Verify          time.Duration // checking the joined file and moving it into place
 }
 
 // Report is the result of a run.
@@ -118,7 +134,8 @@ type manager struct {
 	temps  *temps
 	logMu  sync.Mutex
 
-	resMu sync.Mutex // results[] (copies of one item race to publish)
+	resMu sync.Mutex     // results[] (copies of one item race to publish)
+	joins sync.WaitGroup // split films being joined
 
 	encMu    sync.Mutex
 	encoders map[string]*hosts.EncoderSet // per host that answered the check
@@ -412,8 +429,10 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 		}
 		j.Work = workOf(j.Info)
 		name := it.Profile
+		var rule *profiles.Rule
 		if name == "" {
 			r := profiles.MatchRules(m.cfg.Rules, j.Info)
+			rule = r
 			switch {
 			case r == nil:
 				j.Outcome, j.Reason = Skipped, "no rule matched"
@@ -463,6 +482,8 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 				q = hosts.DefaultQueue
 			}
 			j.Outcome, j.Reason = NotRun, fmt.Sprintf("no enabled host serves queue %q for profile %s (or can see the file)", q, prof.Name)
+		} else {
+			m.planSplit(ctx, j, rule)
 		}
 	}
 	seen := map[string]bool{}
@@ -524,9 +545,17 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain})
 	results := make([]*FileResult, len(p.Jobs))
 	var items []*queue.Item
+	var films []*film
+	nextID := len(p.Jobs) // segment JobInfo IDs come after the files'
 	for i, j := range p.Jobs {
 		results[i] = m.resultOf(j)
 		if j.Outcome != "" {
+			continue
+		}
+		if j.Split != nil {
+			fi := m.filmItems(ctx, q, i, j, results, &nextID)
+			films = append(films, fi[0].Payload.(*segment).f)
+			items = append(items, fi...)
 			continue
 		}
 		el := map[string]bool{}
@@ -568,10 +597,20 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		}
 	}()
 	var secs float64
+	nfiles := 0
 	for _, it := range items {
-		secs += it.Payload.(*Job).Info.Duration
+		switch pl := it.Payload.(type) {
+		case *Job:
+			secs += pl.Info.Duration
+			nfiles++
+		case *segment:
+			if pl.seg.Index == 0 {
+				secs += pl.f.job.Info.Duration
+				nfiles++
+			}
+		}
 	}
-	m.opts.Observer.Planned(len(items), secs)
+	m.opts.Observer.Planned(nfiles, secs)
 	q.Push(items...)
 	stop := context.AfterFunc(ctx, q.Close)
 	defer stop()
@@ -591,10 +630,26 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		}()
 	}
 	wg.Wait()
+	m.joins.Wait()
 	close(done)
+	for _, f := range films { // unfinished films: their parts go
+		f.mu.Lock()
+		over := f.over
+		f.over = true
+		f.mu.Unlock()
+		if !over {
+			f.cleanup()
+		}
+	}
 
 	for _, it := range q.Pending() {
-		j := it.Payload.(*Job)
+		var j *Job
+		switch pl := it.Payload.(type) {
+		case *Job:
+			j = pl
+		case *segment:
+			j = pl.f.job
+		}
 		r := results[it.ID]
 		r.Outcome = NotRun
 		switch {

@@ -228,12 +228,12 @@ func (m *manager) watchStuck(ctx context.Context, q *queue.Queue, runs map[strin
 		case stuckSince.IsZero():
 			stuckSince = time.Now()
 		case !announced:
-			m.logf("warning: %d files wait for a host: every host that can take them is down; waiting up to %s for one to come back", pendingN, m.opts.HostWait)
+			m.logf("warning: %d jobs (files, or segments of split files) wait for a host: every host that can take them is down; waiting up to %s for one to come back", pendingN, m.opts.HostWait)
 			announced = true
 			fallthrough
 		default:
 			if time.Since(stuckSince) >= m.opts.HostWait {
-				m.logf("error: no host came back within %s; %d files are not run", m.opts.HostWait, pendingN)
+				m.logf("error: no host came back within %s; %d jobs are not run", m.opts.HostWait, pendingN)
 				giveUp()
 				return
 			}

@@ -88,16 +88,17 @@ type StreamReport struct {
 	Ends        map[int]float64 // stream index → end of its last packet
 }
 
-// Streams reads a file's streams, counts the frames of its main video
-// stream and finds where each stream's packets end (reading the packets
-// from tailFrom on). Split mode uses it to check a joined output.
-func (p *Prober) Streams(ctx context.Context, path string, tailFrom float64) (*StreamReport, error) {
+// Streams reads a file's streams, finds where each stream's packets end
+// (reading the packets from tailFrom on) and, with count, counts the frames
+// of its main video stream (which reads the whole file). Split mode uses it
+// to check a joined output.
+func (p *Prober) Streams(ctx context.Context, path string, tailFrom float64, count bool) (*StreamReport, error) {
 	info, err := p.Probe(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	rep := &StreamReport{Info: info, Ends: map[int]float64{}}
-	if info.Video != nil {
+	if info.Video != nil && count {
 		if rep.VideoFrames, err = p.CountFrames(ctx, path, info.Video.Index); err != nil {
 			return nil, err
 		}

@@ -272,7 +272,11 @@ func (c *Collector) refreshLocked(host string) {
 
 // JobFinished implements cluster.Observer: the file's final outcome.
 func (c *Collector) JobFinished(j cluster.JobInfo, r *cluster.FileResult) {
-	if r == nil {
+	if r == nil { // a segment of a split file: the file is not finished
+		c.mu.Lock()
+		delete(c.running, j.ID)
+		c.workersActive.Set(float64(len(c.running)))
+		c.mu.Unlock()
 		return
 	}
 	c.mu.Lock()

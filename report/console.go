@@ -259,7 +259,11 @@ func (c *Console) JobStarted(j cluster.JobInfo) {
 	if j.Attempt > 1 {
 		detail = append(detail, fmt.Sprintf("attempt %d", j.Attempt))
 	}
-	msg := fmt.Sprintf("host %s: start %s", j.Host, base(j.Path))
+	what := base(j.Path)
+	if j.Segment > 0 {
+		what = fmt.Sprintf("segment %d/%d of %s", j.Segment, j.Segments, what)
+	}
+	msg := fmt.Sprintf("host %s: start %s", j.Host, what)
 	if len(detail) > 0 {
 		msg += " (" + strings.Join(detail, ", ") + ")"
 	}
@@ -305,6 +309,10 @@ func (c *Console) JobFinished(j cluster.JobInfo, r *cluster.FileResult) {
 		d := j.Duration
 		if d <= 0 && r != nil {
 			d = r.Duration
+		}
+		if j.Segments > 0 && j.Segment == 0 {
+			d = 0 // a split file: its segments already counted its media
+			c.known[j.ID] = 0
 		}
 		if _, seen := c.known[j.ID]; !seen {
 			c.known[j.ID] = max(0, d)

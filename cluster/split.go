@@ -1,0 +1,673 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"clustertx/hosts"
+	"clustertx/media"
+	"clustertx/profiles"
+	"clustertx/queue"
+	"clustertx/split"
+)
+
+// Split mode: a long file is cut at keyframes into segments; each segment
+// is a queue item, so the segments of one film spread over the cluster like
+// any jobs (faster hosts take more). The video of a segment is encoded on a
+// host; everything else (audio, subtitles, chapters, metadata: the "rest")
+// is encoded once, on the manager, while the segments run. When the last
+// segment is verified, the worker that verified it joins the parts by
+// stream copy, checks the frame count and the A/V durations, and hands the
+// result to the same verification and atomic replacement as any output.
+
+// splitSpec decides whether job is split: --split forces it (with the rule's
+// or profile's lengths, else the defaults), --no-split forbids it, else the
+// rule's split key, else the profile's.
+func (m *manager) splitSpec(j *Job, rule *profiles.Rule) *profiles.Split {
+	if m.opts.NoSplit {
+		return nil
+	}
+	var spec *profiles.Split
+	switch {
+	case rule != nil && rule.Split != nil:
+		spec = rule.Split
+	case j.Profile.Split != nil:
+		spec = j.Profile.Split
+	}
+	if m.opts.Split {
+		if spec == nil {
+			spec = profiles.DefaultSplit()
+		}
+		c := *spec
+		c.Enabled = true
+		spec = &c
+	}
+	return spec
+}
+
+// planSplit cuts j into segments when split mode applies to it. Files it
+// does not apply to stay whole; when split mode was asked for but cannot
+// be used, SplitNote says why.
+func (m *manager) planSplit(ctx context.Context, j *Job, rule *profiles.Rule) {
+	spec := m.splitSpec(j, rule)
+	if spec == nil || !spec.Enabled {
+		return
+	}
+	if !spec.Applies(j.Info.Duration) {
+		if m.opts.Split {
+			j.SplitNote = fmt.Sprintf("not split: %s is shorter than min_duration %s (or than two segments of %s)",
+				media.FormatDuration(j.Info.Duration), media.FormatDuration(spec.MinDuration), media.FormatDuration(spec.Segment))
+		}
+		return
+	}
+	if j.Info.Video == nil {
+		j.SplitNote = "not split: no video stream"
+		return
+	}
+	plan, err := j.Profile.Plan(j.Info, m.automap(j.Profile))
+	if err != nil {
+		return // the job fails with this error when it runs
+	}
+	if why := split.Unsplittable(plan.In, plan.Out); why != "" {
+		j.SplitNote = "not split: " + why
+		return
+	}
+	// Every segment must be encoded with the same profile, or the parts
+	// could not be joined: hosts with a fixed profile of their own that
+	// differs are left out of a split job.
+	var same []*hosts.Def
+	for _, h := range j.Eligible {
+		if p, err := profileFor(m.cfg, j, h); err == nil && p.Name == j.Profile.Name {
+			same = append(same, h)
+		}
+	}
+	if len(same) == 0 {
+		j.SplitNote = "not split: every eligible host encodes it with a profile of its own"
+		return
+	}
+	start := time.Now()
+	x, err := m.prober.VideoIndex(ctx, j.Item.Path, j.Info.Video.Index)
+	j.splitTime = time.Since(start)
+	if err != nil {
+		j.SplitNote = "not split: reading its keyframes: " + reasonOf(err)
+		return
+	}
+	sp := split.Cut(x, j.Info.Duration, j.Info.StartTime, spec.Segment)
+	if sp == nil {
+		j.SplitNote = "not split: too few keyframes to cut it"
+		return
+	}
+	j.Split, j.Eligible = sp, same
+}
+
+// film is a split file during the run.
+type film struct {
+	m       *manager
+	job     *Job
+	idx     int // index in the plan (and in the results)
+	final   string
+	tok     string
+	ctx     context.Context // the run's
+	q       *queue.Queue
+	items   []*queue.Item
+	results []*FileResult
+
+	mu       sync.Mutex
+	outs     []string // verified segment outputs (manager's view), by index
+	outIDs   []string // their journal temp ids
+	left     int
+	over     bool // joined or failed: nothing more to do
+	started  time.Time
+	hostsRun map[string]bool
+
+	stats SplitStats
+
+	restOnce sync.Once
+	restDone chan struct{}
+	restPath string // "" when the output has no streams besides video
+	restID   string
+	restErr  error
+}
+
+// segment is the payload of a split file's queue item.
+type segment struct {
+	f   *film
+	seg split.Segment
+	id  int // JobInfo ID, unique in the run
+}
+
+// filmItems makes the queue items of split job j.
+func (m *manager) filmItems(ctx context.Context, q *queue.Queue, idx int, j *Job, results []*FileResult, nextID *int) []*queue.Item {
+	final, _ := outputPath(j.Item.Path, j.Profile.Extension, m.opts.Keep)
+	f := &film{m: m, job: j, idx: idx, final: final, tok: token(), ctx: ctx, q: q, results: results,
+		outs: make([]string, len(j.Split.Segments)), outIDs: make([]string, len(j.Split.Segments)),
+		left: len(j.Split.Segments), restDone: make(chan struct{}), hostsRun: map[string]bool{}}
+	el := map[string]bool{}
+	for _, h := range j.Eligible {
+		el[h.Name] = true
+	}
+	px := float64(max(1, j.Info.Width()*j.Info.Height()))
+	for _, s := range j.Split.Segments {
+		*nextID++
+		f.items = append(f.items, &queue.Item{ID: idx, Work: s.Duration * px, Eligible: el,
+			Payload: &segment{f: f, seg: s, id: *nextID}})
+	}
+	return f.items
+}
+
+// runSegmentItem is runItem for a segment: the same outcomes (done, lost,
+// host failure, job failure), but a segment's success only brings its film
+// closer to the join, and its failure for good fails the film.
+func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment, results []*FileResult) bool {
+	f := s.f
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lost := w.q.Lost(it, w.def.Name)
+	go func() {
+		select {
+		case <-lost:
+			cancel()
+		case <-jctx.Done():
+		}
+	}()
+	n := len(f.job.Split.Segments)
+	ji := JobInfo{ID: s.id, Path: f.job.Item.Path, Host: w.def.Name, Slot: w.slot, Profile: f.job.Profile.Name,
+		Duration: s.seg.Duration, Attempt: it.Attempts + 1, Segment: s.seg.Index + 1, Segments: n}
+	w.m.logf("job: %s: start segment %d/%d of %s", w.def.Name, s.seg.Index+1, n, f.job.Item.Path)
+	f.begin(w.def.Name)
+	w.busy.Add(1)
+	out, outID, err := w.runSegment(jctx, it, s, ji, func() bool { return w.q.Finish(it, w.def.Name) })
+	w.busy.Add(-1)
+	switch {
+	case err == nil:
+		w.m.opts.Observer.JobFinished(ji, nil)
+		if f.segmentDone(s.seg.Index, out, outID) {
+			// The join runs on the manager; this slot goes on with the
+			// next job meanwhile. The run waits for it (manager.joins).
+			w.m.joins.Add(1)
+			go func() {
+				defer w.m.joins.Done()
+				f.join(w.def.Name)
+			}()
+		}
+	case ctx.Err() != nil:
+		w.q.HostFailedOn(it, w.def.Name)
+		return false
+	case errors.Is(err, errLost) || jctx.Err() != nil:
+		w.m.logf("host %s: stopped segment %d of %s: no longer needed", w.def.Name, s.seg.Index+1, f.job.Item.Path)
+	case hosts.IsTransport(err) && it.Requeues+1 >= maxHostFailures:
+		w.hostFailed(err)
+		if !w.q.JobFailed(it, w.def.Name, 0) {
+			f.fail(w.def.Name, fmt.Sprintf("segment %d failed on hosts %d times, last: %s", s.seg.Index+1, maxHostFailures, oneLine(err)), it.Attempts)
+		}
+		return false
+	case hosts.IsTransport(err):
+		w.m.logf("warning: host %s failed while running segment %d of %s: %v; the segment goes back to the queue", w.def.Name, s.seg.Index+1, f.job.Item.Path, err)
+		w.hostFailed(err)
+		w.q.HostFailedOn(it, w.def.Name)
+		return false
+	default:
+		if w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts) {
+			w.m.logf("warning: host %s: segment %d of %s: %v; retrying", w.def.Name, s.seg.Index+1, f.job.Item.Path, err)
+		} else {
+			f.fail(w.def.Name, fmt.Sprintf("segment %d: %s", s.seg.Index+1, oneLine(err)), it.Attempts)
+		}
+	}
+	return true
+}
+
+// begin notes that a segment started on host; the first one starts the
+// rest (audio, subtitles…) on the manager.
+func (f *film) begin(host string) {
+	f.mu.Lock()
+	if f.started.IsZero() {
+		f.started = time.Now()
+	}
+	f.hostsRun[host] = true
+	f.mu.Unlock()
+	f.restOnce.Do(func() { go f.encodeRest() })
+}
+
+// runSegment encodes one segment on this worker's host and verifies it. It
+// returns the verified output (manager's view) and its journal temp id; the
+// output then belongs to the film.
+func (w *worker) runSegment(ctx context.Context, it *queue.Item, s *segment, ji JobInfo, claim func() bool) (out, outID string, err error) {
+	f, h, t, ts := s.f, w.def, w.t, w.m.temps
+	job := f.job
+	if w.pipe == nil {
+		w.m.opts.Observer.JobStarted(ji) // a prefetching slot's job starts with its encode, below
+	}
+	copyTok := token()
+	local := f.segmentLocal(s.seg.Index, copyTok)
+	localID, err := ts.add("", local)
+	if err != nil {
+		return "", "", err
+	}
+	type remoteTemp struct{ id, path string }
+	var remote []remoteTemp
+	var extract, extractID string
+	keep := false
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		for _, r := range remote {
+			if rerr := t.Remove(cctx, r.path); rerr != nil {
+				w.m.logf("warning: host %s: removing %s: %v (will retry when it answers again)", h.Name, r.path, rerr)
+				ts.orphan(h.Name, r.id, r.path)
+				continue
+			}
+			ts.done(r.id)
+		}
+		if extract != "" {
+			os.Remove(extract)
+			ts.done(extractID)
+		}
+		if !keep {
+			os.Remove(local)
+			ts.done(localID)
+		}
+	}()
+
+	argv, in, output, err := w.m.segmentArgv(job, h, t, s.seg, local, copyTok)
+	if err != nil {
+		return "", "", err
+	}
+	if h.Type == hosts.Streaming {
+		// Only this segment's packets travel: cut them out by stream copy
+		// on the manager, upload them, encode there, fetch the result.
+		extract = strings.TrimSuffix(local, ".mkv") + "-src.mkv"
+		if extractID, err = ts.add("", extract); err != nil {
+			return "", "", err
+		}
+		xargv := append([]string{w.m.cfg.FFmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"},
+			split.ExtractArgs(job.Item.Path, s.seg, job.Info.Video.Index, extract)...)
+		xerr := &hosts.TailBuffer{Max: 20}
+		xstart := time.Now()
+		err := w.m.local().Exec(ctx, xargv, nil, xerr)
+		f.mu.Lock()
+		f.stats.Extract += time.Since(xstart)
+		f.mu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", "", ctx.Err()
+			}
+			return "", "", fmt.Errorf("cutting segment %d out of the source: %v: %s", s.seg.Index+1, err, xerr.Last(3))
+		}
+		st, err := os.Stat(extract)
+		if err != nil {
+			return "", "", err
+		}
+		if free, err := t.FreeSpace(ctx, h.WorkingDir); err != nil {
+			return "", "", err
+		} else if need := 2*st.Size() + 64<<20; free >= 0 && free < need {
+			return "", "", fmt.Errorf("working_dir %s on %s has %s free, %s needed for segment %d",
+				h.WorkingDir, h.Name, media.FormatBytes(free), media.FormatBytes(need), s.seg.Index+1)
+		}
+		for _, p := range []string{in, output} {
+			id, err := ts.add(h.Name, p)
+			if err != nil {
+				return "", "", err
+			}
+			remote = append(remote, remoteTemp{id, p})
+		}
+		start := time.Now()
+		if err := t.Upload(ctx, extract, in); err != nil {
+			return "", "", err
+		}
+		w.m.opts.Observer.Transfer(h.Name, true, st.Size(), time.Since(start))
+		os.Remove(extract)
+		ts.done(extractID)
+		extract = ""
+	}
+	if w.m.opts.Verbose {
+		w.m.logf("%s: run %s", h.Name, showArgv(argv))
+	}
+	segJob := &Job{ID: s.id, Item: job.Item, Info: &media.Info{Duration: s.seg.Duration}}
+	noThreshold := *job.Profile
+	noThreshold.Threshold = 0 // the threshold applies to the joined file
+	// On a prefetching streaming slot this segment may have uploaded its
+	// extract while the slot's previous job encoded.
+	if err := w.acquireEncode(ctx, it); err != nil {
+		return "", "", err
+	}
+	if w.pipe != nil {
+		w.m.opts.Observer.JobStarted(ji)
+	}
+	var r FileResult
+	encErr := w.encode(ctx, segJob, &noThreshold, argv, ji, &r)
+	w.releaseEncode(ctx, encErr)
+	if encErr != nil {
+		return "", "", encErr
+	}
+	if h.Type == hosts.Streaming {
+		if err := w.acquireDownload(ctx); err != nil {
+			return "", "", err
+		}
+		defer w.releaseDownload()
+		start := time.Now()
+		if err := t.Download(ctx, output, local); err != nil {
+			return "", "", err
+		}
+		if st, err := os.Stat(local); err == nil {
+			w.m.opts.Observer.Transfer(h.Name, false, st.Size(), time.Since(start))
+		}
+	}
+	// A segment is finished only when its output holds exactly its frames.
+	frames, err := w.m.prober.CountFrames(ctx, local, 0)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", "", ctx.Err()
+		}
+		return "", "", fmt.Errorf("segment %d: output rejected: %v", s.seg.Index+1, err)
+	}
+	if frames != s.seg.Frames {
+		return "", "", fmt.Errorf("segment %d: output has %d frames, expected %d", s.seg.Index+1, frames, s.seg.Frames)
+	}
+	if !claim() {
+		return "", "", errLost
+	}
+	keep = true
+	return local, localID, nil
+}
+
+// segmentArgv is the command host h runs for segment s of job, and the
+// remote paths involved (a streaming host reads an uploaded extract in its
+// working_dir; others read the source through path substitution and write
+// local, the segment's output beside the source). Used by the run and by
+// --dry-run.
+func (m *manager) segmentArgv(job *Job, h *hosts.Def, t hosts.Transport, s split.Segment, local, copyTok string) (argv []string, in, out string, err error) {
+	plan, err := job.Profile.Plan(job.Info, m.automap(job.Profile))
+	if err != nil {
+		return nil, "", "", err
+	}
+	stream := job.Info.Video.Index
+	if h.Type == hosts.Streaming {
+		in = t.Join(h.WorkingDir, "clustertx-"+copyTok+"-seg.mkv")
+		out = t.Join(h.WorkingDir, "clustertx-"+copyTok+"-out.mkv")
+		stream = 0 // the extract holds the video stream only
+	} else {
+		var ok bool
+		if in, ok = h.MapPath(job.Item.Path); !ok {
+			return nil, "", "", fmt.Errorf("host %s cannot see %s (no path substitution applies)", h.Name, job.Item.Path)
+		}
+		if out, ok = h.MapPath(local); !ok {
+			return nil, "", "", fmt.Errorf("host %s cannot see %s (no path substitution applies)", h.Name, local)
+		}
+	}
+	ffmpeg := h.FFmpeg
+	if ffmpeg == "" {
+		ffmpeg = "ffmpeg"
+	}
+	argv = []string{ffmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"}
+	argv = append(argv, split.EncodeArgs(plan.In, plan.Out, in, s, stream)...)
+	return append(argv, "file:"+out), in, out, nil
+}
+
+// segmentLocal is where segment i's output goes on the manager: beside the
+// final output, hidden, in Matroska (it takes any codec).
+func (f *film) segmentLocal(i int, copyTok string) string {
+	p := tempPath(f.final, fmt.Sprintf("%s-seg%04d-%s", f.tok, i, copyTok))
+	return strings.TrimSuffix(p, filepath.Ext(p)) + ".mkv"
+}
+
+// local is the manager's own transport, for the commands split mode runs on
+// the manager (cutting extracts, the rest, the join).
+func (m *manager) local() hosts.Transport {
+	return hosts.NewLocal("manager")
+}
+
+// segmentDone records segment i's verified output; it reports whether it
+// was the last one (the caller then joins).
+func (f *film) segmentDone(i int, out, id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.over {
+		os.Remove(out)
+		f.m.temps.done(id)
+		return false
+	}
+	f.outs[i], f.outIDs[i] = out, id
+	f.left--
+	return f.left == 0
+}
+
+// encodeRest encodes everything but the video once, on the manager.
+func (f *film) encodeRest() {
+	defer close(f.restDone)
+	j, m := f.job, f.m
+	plan, err := j.Profile.Plan(j.Info, m.automap(j.Profile))
+	if err != nil {
+		f.restErr = err
+		return
+	}
+	if len(j.Info.Audio) == 0 && len(j.Info.Subtitles) == 0 || hasWords(plan.Out, "-an") && hasWords(plan.Out, "-sn") {
+		return // nothing but video
+	}
+	path := strings.TrimSuffix(tempPath(f.final, f.tok+"-rest"), filepath.Ext(f.final)) + j.Profile.Extension
+	id, err := m.temps.add("", path)
+	if err != nil {
+		f.restErr = err
+		return
+	}
+	f.restPath, f.restID = path, id
+	argv := append([]string{m.cfg.FFmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"},
+		split.RestArgs(plan.In, plan.Out, j.Item.Path, path)...)
+	stderr := &hosts.TailBuffer{Max: 20}
+	start := time.Now()
+	if err := m.local().Exec(f.ctx, argv, nil, stderr); err != nil {
+		f.restErr = fmt.Errorf("encoding the audio and subtitles: %v: %s", err, stderr.Last(3))
+	}
+	f.stats.Rest = time.Since(start) // read after restDone closes
+}
+
+func hasWords(words []string, w string) bool {
+	for _, x := range words {
+		if x == w {
+			return true
+		}
+	}
+	return false
+}
+
+// fail ends the film: its other segments are dropped (running copies are
+// stopped through Lost), their outputs removed, the original untouched.
+func (f *film) fail(host, reason string, attempts int) {
+	f.mu.Lock()
+	if f.over {
+		f.mu.Unlock()
+		return
+	}
+	f.over = true
+	f.mu.Unlock()
+	for _, it := range f.items {
+		f.q.Cancel(it)
+	}
+	f.cleanup()
+	r := f.m.resultOf(f.job)
+	r.Host, r.Outcome, r.Reason, r.Attempts = host, Failed, reason, attempts
+	r.Elapsed = time.Since(f.started)
+	f.publish(r)
+	f.m.logf("job: error: %s: %s", f.job.Item.Path, reason)
+}
+
+func (f *film) publish(r *FileResult) {
+	m := f.m
+	m.resMu.Lock()
+	f.results[f.idx] = r
+	m.resMu.Unlock()
+	m.record(f.job.Item.Path, r)
+	m.opts.Observer.JobFinished(JobInfo{ID: f.job.ID, Path: f.job.Item.Path, Host: r.Host, Profile: r.Profile,
+		Duration: f.job.Info.Duration, SrcSize: f.job.Info.Size, Attempt: 1, Segments: len(f.job.Split.Segments)}, r)
+}
+
+// cleanup removes the segment outputs and the rest (after the join, or
+// when the film failed). It waits for the rest's encode to stop first.
+func (f *film) cleanup() {
+	f.restOnce.Do(func() { close(f.restDone) }) // never started: nothing to wait for
+	<-f.restDone
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, p := range f.outs {
+		if p != "" {
+			os.Remove(p)
+			f.m.temps.done(f.outIDs[i])
+			f.outs[i] = ""
+		}
+	}
+	if f.restPath != "" {
+		os.Remove(f.restPath)
+		f.m.temps.done(f.restID)
+		f.restPath = ""
+	}
+}
+
+// join puts the film back together, checks it, and replaces the original
+// through the same finish as any job.
+func (f *film) join(host string) {
+	m, j := f.m, f.job
+	ctx := f.ctx
+	r := m.resultOf(j)
+	r.Host = host
+	err := f.joinAndFinish(ctx, r)
+	f.mu.Lock()
+	f.over = true
+	hostsUsed := len(f.hostsRun)
+	f.mu.Unlock()
+	f.cleanup()
+	r.Elapsed = time.Since(f.started)
+	r.Attempts = 1
+	f.mu.Lock()
+	st := f.stats
+	f.mu.Unlock()
+	st.Segments, st.Hosts, st.Index = len(j.Split.Segments), hostsUsed, j.splitTime
+	r.Split = &st
+	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted at the very end: the original is untouched.
+			r.Outcome, r.Reason = NotRun, "interrupted"
+			m.resMu.Lock()
+			f.results[f.idx] = r
+			m.resMu.Unlock()
+			return
+		}
+		r.Outcome, r.Reason = Failed, "joining segments: "+oneLine(err)
+		f.publish(r)
+		m.logf("job: error: %s: %s", j.Item.Path, r.Reason)
+		return
+	}
+	r.Reason += fmt.Sprintf("; split in %d segments on %d hosts, joined in %s", len(j.Split.Segments), hostsUsed, st.Join.Round(10*time.Millisecond))
+	f.publish(r)
+	m.logf("job: %s %s: %s", r.Outcome, j.Item.Path, r.Reason)
+}
+
+func (f *film) joinAndFinish(ctx context.Context, r *FileResult) error {
+	m, j := f.m, f.job
+	wait := time.Now()
+	select {
+	case <-f.restDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	f.stats.RestWait = time.Since(wait)
+	if f.restErr != nil {
+		return f.restErr
+	}
+	// The joined file is about the size of its parts: the disk must hold
+	// it beside them.
+	var need int64 = 64 << 20
+	for _, p := range append(append([]string(nil), f.outs...), f.restPath) {
+		if st, err := os.Stat(p); err == nil {
+			need += st.Size()
+		}
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(f.final), &fs); err == nil {
+		if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
+			return fmt.Errorf("only %s free in %s, %s needed to join the segments", media.FormatBytes(free), filepath.Dir(f.final), media.FormatBytes(need))
+		}
+	}
+	tmp := tempPath(f.final, f.tok)
+	tmpID, err := m.temps.add("", tmp)
+	if err != nil {
+		return err
+	}
+	list := strings.TrimSuffix(tmp, filepath.Ext(tmp)) + "-list.txt"
+	listID, err := m.temps.add("", list)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		os.Remove(list)
+		m.temps.done(listID)
+		if r.Outcome != Done {
+			os.Remove(tmp)
+		}
+		m.temps.done(tmpID)
+	}()
+	var names []string
+	for _, p := range f.outs {
+		names = append(names, filepath.Base(p)) // beside the list
+	}
+	if err := os.WriteFile(list, []byte(j.Split.ConcatList(names)), 0o600); err != nil {
+		return err
+	}
+	mkv := strings.EqualFold(j.Profile.Extension, ".mkv") || strings.EqualFold(j.Profile.Extension, ".mka")
+	argv := append([]string{m.cfg.FFmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"},
+		j.Split.JoinArgs(list, f.restPath, j.Item.Path, tmp, mkv)...)
+	stderr := &hosts.TailBuffer{Max: 20}
+	start := time.Now()
+	if err := m.local().Exec(ctx, argv, nil, stderr); err != nil {
+		return fmt.Errorf("ffmpeg: %v: %s", err, stderr.Last(3))
+	}
+	f.stats.Join = time.Since(start)
+	start = time.Now()
+	defer func() { f.stats.Verify = time.Since(start) }()
+	if err := m.checkJoin(ctx, f, tmp); err != nil {
+		return err
+	}
+	return m.finish(ctx, j, j.Profile, tmp, f.final, r, func() bool { return true })
+}
+
+// checkJoin checks what only a joined file can get wrong: its frame count
+// against the source's (within one frame per join), and that its audio
+// and video end together as they did in the source.
+func (m *manager) checkJoin(ctx context.Context, f *film, path string) error {
+	sp := f.job.Split
+	tail := max(0, f.job.Info.Duration-10)
+	out, err := m.prober.Streams(ctx, path, tail, true)
+	if err != nil {
+		return err
+	}
+	if d := out.VideoFrames - sp.Frames; d < -sp.Joins() || d > sp.Joins() {
+		return &media.VerifyError{Path: path, Reason: fmt.Sprintf("joined video has %d frames, the source %d", out.VideoFrames, sp.Frames)}
+	}
+	src, err := m.prober.Streams(ctx, f.job.Item.Path, tail, false)
+	if err != nil {
+		return err
+	}
+	skew := func(r *media.StreamReport) (float64, bool) {
+		if r.Info.Video == nil || len(r.Info.Audio) == 0 {
+			return 0, false
+		}
+		return r.Ends[r.Info.Video.Index] - r.Ends[r.Info.Audio[0].Index], true
+	}
+	so, ok1 := skew(out)
+	ss, ok2 := skew(src)
+	if ok1 && ok2 {
+		frame := 1 / math.Max(1, f.job.Info.FPS())
+		// Half a frame, plus an audio frame's worth for a re-encoded
+		// audio track (whose end is rounded to its frames).
+		if d := math.Abs(so - ss); d > 0.5*frame+0.03 {
+			return &media.VerifyError{Path: path, Reason: fmt.Sprintf("audio and video end %.3fs apart, %.3fs in the source", so, ss)}
+		}
+	}
+	return nil
+}
