@@ -20,6 +20,11 @@ type SimHost struct {
 	Speed  float64 // true speed: work units per second per slot (1 = realtime at 1080p)
 	Weight float64 // prior given to the queue (the `weight` option)
 	Slots  int
+	// Bandwidth makes a streaming host: each job uploads its source and
+	// downloads its output at this many bytes per second (each transfer
+	// at full speed: no sharing between slots or directions). 0: the host
+	// mounts the media, nothing is transferred.
+	Bandwidth float64
 }
 
 // SimJob is a simulated file.
@@ -27,6 +32,8 @@ type SimJob struct {
 	Work     float64         // the estimate the queue sees (media seconds × pixels ÷ 1080p pixels)
 	Actual   float64         // the work it really takes (Work unless the estimate is noisy)
 	Eligible map[string]bool // shared between jobs of the same eligibility class
+	Bytes    float64         // source size (streaming hosts upload it)
+	OutBytes float64         // output size (streaming hosts download it)
 }
 
 // Batch is a library and a cluster.
@@ -61,7 +68,10 @@ func (b *Batch) LowerBound() float64 {
 // min, 20% films of 90–180 min; 70% 1080p, 20% 720p, 10% 2160p. 85% of the
 // files may go to any host, 10% only to the first half (say, the hosts that
 // mount the share), 5% only to every fourth host (say, a profile that needs
-// a GPU). itemNoise is the lognormal σ of actual ÷ estimated work.
+// a GPU). itemNoise is the lognormal σ of actual ÷ estimated work. File
+// sizes follow from duration × a typical bitrate for the resolution (720p
+// 4 Mbit/s, 1080p 10 Mbit/s, 2160p 40 Mbit/s); outputs are half as large.
+// Every host mounts the media; see WithStreaming.
 func GenBatch(seed uint64, nHosts, nFiles int, itemNoise float64) *Batch {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	b := &Batch{}
@@ -97,6 +107,8 @@ func GenBatch(seed uint64, nHosts, nFiles int, itemNoise float64) *Batch {
 		}
 		w := minutes * 60 * px
 		j := SimJob{Work: w, Actual: w * math.Exp(itemNoise*rng.NormFloat64()), Eligible: all}
+		j.Bytes = minutes * 60 * bitrate(px) / 8
+		j.OutBytes = j.Bytes / 2
 		switch r := rng.Float64(); {
 		case r < 0.10:
 			j.Eligible = half
@@ -108,12 +120,44 @@ func GenBatch(seed uint64, nHosts, nFiles int, itemNoise float64) *Batch {
 	return b
 }
 
+// bitrate is a typical source bitrate (bits per second) for a resolution
+// of px × 1080p pixels.
+func bitrate(px float64) float64 {
+	switch {
+	case px < 1:
+		return 4e6
+	case px > 1:
+		return 40e6
+	}
+	return 10e6
+}
+
+// WithStreaming returns a copy of b whose second half of hosts are
+// streaming hosts with the given bandwidth (bytes per second): they do not
+// mount the media, which matches GenBatch's class of files only the first
+// half of the hosts may take.
+func WithStreaming(b *Batch, bandwidth float64) *Batch {
+	c := &Batch{Hosts: append([]SimHost(nil), b.Hosts...), Jobs: b.Jobs}
+	for i := len(c.Hosts) / 2; i < len(c.Hosts); i++ {
+		c.Hosts[i].Bandwidth = bandwidth
+	}
+	return c
+}
+
 // SimOptions configure one simulated run.
 type SimOptions struct {
 	Policy    queue.Policy
 	Speculate bool
-	RunNoise  float64 // lognormal σ of each run's duration (host hiccups), per copy
-	Seed      uint64
+	// Prefetch pipelines streaming hosts' slots as the manager does: while
+	// a job encodes, the slot uploads the next one (queue.Prefetch, begun
+	// with queue.Begin when the encoder frees) and the finished job's
+	// output downloads while the next encodes, one download at a time, at
+	// most three jobs per slot. The working_dir is assumed to have room.
+	// Without it a streaming slot uploads, encodes and downloads each job
+	// in turn. Not with Speculate.
+	Prefetch bool
+	RunNoise float64 // lognormal σ of each run's duration (host hiccups), per copy
+	Seed     uint64
 	// MemSample, if set, is called every 1,000 events (peak memory sampling).
 	MemSample func()
 }
@@ -134,18 +178,42 @@ func (r SimResult) Ratio() float64 { return r.Makespan / r.LowerBound }
 
 type simSlot struct {
 	h      int
-	run    *simRun
+	run    *simRun // the slot's job (a slot that does not pipeline)
 	parked bool
+
+	// A pipelining slot (SimOptions.Prefetch, streaming host): the job
+	// uploading or waiting for the encoder, the one encoding, and those
+	// encoded, oldest (downloading) first.
+	pipe bool
+	pre  *simRun
+	enc  *simRun
+	ret  []*simRun
 }
+
+// phase is where a pipelined job is.
+type phase int
+
+const (
+	phRun      phase = iota // a slot that does not pipeline: one event at the end
+	phUpload                // uploading (event: upload done)
+	phReady                 // uploaded, waiting for the encoder
+	phEncode                // encoding (event: encode done)
+	phWaitDown              // encoded, waiting for the download turn
+	phDownload              // downloading (event: done)
+)
 
 type simRun struct {
 	it        *queue.Item
 	slot      *simSlot
 	start     float64
-	end       float64
+	end       float64 // when the current phase ends: the event time
 	spec      bool
 	cancelled bool
 	idx       int
+
+	phase            phase
+	encStart, encEnd float64 // the encode, for progress reports (0, 0: not started)
+	up, enc, down    float64 // phase durations of a pipelined job
 }
 
 type simJob struct {
@@ -171,10 +239,15 @@ func (e *events) pop() *simRun   { return heap.Pop(e).(*simRun) }
 
 // Simulate runs batch b through a real queue on a virtual clock: every
 // slot asks the queue (TryNext) when it is free, a job takes
-// actual work ÷ host speed (× run noise), the first copy to finish wins
-// (Finish) and the other is stopped, and parked slots ask again after every
-// event, as blocked workers do on every queue change.
+// actual work ÷ host speed (× run noise), plus its upload and download on
+// a streaming host, the first copy to finish wins (Finish) and the other
+// is stopped, and parked slots ask again after every event, as blocked
+// workers do on every queue change. With Prefetch, streaming hosts' slots
+// pipeline their jobs (see SimOptions.Prefetch).
 func Simulate(b *Batch, o SimOptions) (SimResult, error) {
+	if o.Prefetch && o.Speculate {
+		return SimResult{}, fmt.Errorf("the simulator does not combine Prefetch with Speculate")
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x51a1))
 	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var now float64
@@ -197,7 +270,7 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 			q.SetSlots(h.Name, h.Slots)
 		})
 		for s := 0; s < h.Slots; s++ {
-			slots = append(slots, &simSlot{h: i})
+			slots = append(slots, &simSlot{h: i, pipe: o.Prefetch && h.Bandwidth > 0})
 		}
 	}
 	items := make([]*queue.Item, len(b.Jobs))
@@ -209,37 +282,115 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 	var ev events
 	var parked []*simSlot
 	running := map[*simRun]bool{}
+	park := func(s *simSlot) {
+		if !s.parked {
+			s.parked = true
+			parked = append(parked, s)
+		}
+	}
+	// newRun is a job of it on slot s: its encode time (× run noise) and
+	// its transfer times.
+	newRun := func(s *simSlot, it *queue.Item) *simRun {
+		h := &b.Hosts[s.h]
+		sj := it.Payload.(*simJob)
+		r := &simRun{it: it, slot: s, start: now, spec: len(sj.runs) > 0}
+		r.enc = sj.job.Actual / h.Speed
+		if o.RunNoise > 0 {
+			r.enc *= math.Exp(o.RunNoise * rng.NormFloat64())
+		}
+		if h.Bandwidth > 0 {
+			r.up, r.down = sj.job.Bytes/h.Bandwidth, sj.job.OutBytes/h.Bandwidth
+		}
+		if r.spec {
+			res.Copies++
+		}
+		sj.runs = append(sj.runs, r)
+		running[r] = true
+		return r
+	}
 	poll := func(s *simSlot) {
 		h := &b.Hosts[s.h]
 		var it *queue.Item
 		var wait bool
 		timed(func() { it, wait = q.TryNext(h.Name) })
 		if it == nil {
-			if wait && !s.parked {
-				s.parked = true
-				parked = append(parked, s)
+			if wait {
+				park(s)
 			}
 			return
 		}
-		sj := it.Payload.(*simJob)
-		d := sj.job.Actual / h.Speed
-		if o.RunNoise > 0 {
-			d *= math.Exp(o.RunNoise * rng.NormFloat64())
-		}
-		r := &simRun{it: it, slot: s, start: now, end: now + d, spec: len(sj.runs) > 0}
-		if r.spec {
-			res.Copies++
-		}
-		sj.runs = append(sj.runs, r)
+		r := newRun(s, it)
+		r.encStart = now + r.up
+		r.encEnd = r.encStart + r.enc
+		r.end = r.encEnd + r.down
 		s.run, s.parked = r, false
-		running[r] = true
 		ev.push(r)
+	}
+	// advance moves a pipelining slot on: the uploaded job encodes when
+	// the encoder is free (queue.Begin), the oldest encoded job downloads,
+	// and the slot takes a job while it has no job uploading and fewer
+	// than three: with TryNext when its encoder is free, else with
+	// Prefetch.
+	advance := func(s *simSlot) {
+		h := &b.Hosts[s.h]
+		for {
+			if s.enc == nil && s.pre != nil && s.pre.phase == phReady {
+				r := s.pre
+				s.pre = nil
+				timed(func() { q.Begin(r.it, h.Name) })
+				r.phase, r.encStart, r.encEnd = phEncode, now, now+r.enc
+				r.end = r.encEnd
+				s.enc = r
+				ev.push(r)
+			}
+			if len(s.ret) > 0 && s.ret[0].phase == phWaitDown {
+				r := s.ret[0]
+				r.phase, r.end = phDownload, now+r.down
+				ev.push(r)
+			}
+			n := len(s.ret)
+			if s.enc != nil {
+				n++
+			}
+			if s.pre != nil || n >= 3 {
+				return
+			}
+			var it *queue.Item
+			if s.enc == nil {
+				var wait bool
+				timed(func() { it, wait = q.TryNext(h.Name) })
+				if it == nil {
+					if wait {
+						park(s)
+					}
+					return
+				}
+			} else {
+				timed(func() { it = q.Prefetch(h.Name) })
+				if it == nil {
+					park(s) // ask again after the next event
+					return
+				}
+			}
+			s.parked = false
+			r := newRun(s, it)
+			r.phase, r.end = phUpload, now+r.up
+			s.pre = r
+			ev.push(r)
+		}
+	}
+	start := func(s *simSlot) {
+		if s.pipe {
+			advance(s)
+		} else {
+			poll(s)
+		}
 	}
 	// Slots start in host order, one slot of every host before the second.
 	order := append([]*simSlot(nil), slots...)
 	sort.SliceStable(order, func(i, j int) bool { return slotRank(order[i], slots) < slotRank(order[j], slots) })
 	for _, s := range order {
-		poll(s)
+		start(s)
 	}
 	var freed []*simSlot
 	for !ev.empty() {
@@ -253,43 +404,64 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 			o.MemSample()
 		}
 		h := &b.Hosts[r.slot.h]
-		var win bool
-		timed(func() { win = q.Finish(r.it, h.Name) })
-		delete(running, r)
-		freed = append(freed[:0], r.slot)
-		r.slot.run = nil
-		sj := r.it.Payload.(*simJob)
-		if win && r.spec {
-			res.CopyWins++
-		}
-		if !win {
-			res.Wasted += now - r.start
-		}
-		for _, o := range sj.runs {
-			if o != r && !o.cancelled && running[o] {
-				o.cancelled = true // the loser is stopped and cleaned up
-				res.Wasted += now - o.start
-				delete(running, o)
-				o.slot.run = nil
-				freed = append(freed, o.slot)
+		freed = freed[:0]
+		switch r.phase {
+		case phUpload:
+			r.phase = phReady
+			freed = append(freed, r.slot)
+		case phEncode:
+			r.slot.enc = nil
+			r.phase = phWaitDown
+			r.slot.ret = append(r.slot.ret, r)
+			freed = append(freed, r.slot)
+		default: // the job ends
+			var win bool
+			timed(func() { win = q.Finish(r.it, h.Name) })
+			delete(running, r)
+			freed = append(freed, r.slot)
+			if r.phase == phDownload {
+				r.slot.ret = r.slot.ret[1:]
+			} else {
+				r.slot.run = nil
+			}
+			sj := r.it.Payload.(*simJob)
+			if win && r.spec {
+				res.CopyWins++
+			}
+			if !win {
+				res.Wasted += now - r.start
+			}
+			for _, o := range sj.runs {
+				if o != r && !o.cancelled && running[o] {
+					o.cancelled = true // the loser is stopped and cleaned up
+					res.Wasted += now - o.start
+					delete(running, o)
+					o.slot.run = nil
+					freed = append(freed, o.slot)
+				}
 			}
 		}
 		for _, s := range freed {
-			poll(s)
+			start(s)
 		}
 		if len(parked) > 0 {
 			// Parked slots ask again; first let the queue see the progress
-			// of every running job, as ffmpeg's progress reports would.
+			// of every running encode, as ffmpeg's progress reports would.
 			timed(func() {
 				for x := range running {
-					q.Progress(x.it, b.Hosts[x.slot.h].Name, (now-x.start)/(x.end-x.start))
+					if x.encEnd > x.encStart {
+						f := min(1, max(0, (now-x.encStart)/(x.encEnd-x.encStart)))
+						q.Progress(x.it, b.Hosts[x.slot.h].Name, f)
+					}
 				}
 			})
 			ps := append([]*simSlot(nil), parked...)
 			parked = parked[:0]
 			for _, s := range ps {
 				s.parked = false
-				if s.run == nil {
+				if s.pipe {
+					advance(s)
+				} else if s.run == nil {
 					poll(s)
 				}
 			}
