@@ -343,23 +343,13 @@ func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileRe
 	// announced to the journal before it exists, and removed on every path
 	// out (a dead host's are removed when it answers again, or next run).
 	ts := w.m.temps
-	type remoteTemp struct{ id, path string }
 	var remoteFiles []remoteTemp
 	tmpID, err := ts.add("", tmp)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		for _, f := range remoteFiles {
-			if rerr := t.Remove(cctx, f.path); rerr != nil {
-				w.m.logf("warning: host %s: removing %s: %v (will retry when it answers again)", h.Name, f.path, rerr)
-				ts.orphan(h.Name, f.id, f.path)
-				continue
-			}
-			ts.done(f.id)
-		}
+		w.removeRemote(remoteFiles)
 		if err != nil || r.Outcome != Done {
 			if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 				w.m.logf("warning: removing %s: %v", tmp, rerr)
@@ -435,6 +425,26 @@ func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileRe
 		}
 	}
 	return w.m.finish(ctx, job, prof, tmp, final, r, claim)
+}
+
+// remoteTemp is a file a job created on its host, announced to the journal.
+type remoteTemp struct{ id, path string }
+
+// removeRemote removes a job's files on its host, on a context of its own
+// (the job's may be cancelled). A file the host cannot remove now is left to
+// the journal: it goes when the host answers again, or at the next run.
+func (w *worker) removeRemote(files []remoteTemp) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	ts := w.m.temps
+	for _, f := range files {
+		if err := w.t.Remove(ctx, f.path); err != nil {
+			w.m.logf("warning: host %s: removing %s: %v (will retry when it answers again)", w.def.Name, f.path, err)
+			ts.orphan(w.def.Name, f.id, f.path)
+			continue
+		}
+		ts.done(f.id)
+	}
 }
 
 var (

@@ -251,21 +251,11 @@ func (w *worker) runSegment(ctx context.Context, it *queue.Item, s *segment, ji 
 	if err != nil {
 		return "", "", err
 	}
-	type remoteTemp struct{ id, path string }
 	var remote []remoteTemp
 	var extract, extractID string
 	keep := false
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		for _, r := range remote {
-			if rerr := t.Remove(cctx, r.path); rerr != nil {
-				w.m.logf("warning: host %s: removing %s: %v (will retry when it answers again)", h.Name, r.path, rerr)
-				ts.orphan(h.Name, r.id, r.path)
-				continue
-			}
-			ts.done(r.id)
-		}
+		w.removeRemote(remote)
 		if extract != "" {
 			os.Remove(extract)
 			ts.done(extractID)

@@ -91,32 +91,48 @@ func layoutOf(t *testing.T, path string) layout {
 	}
 }
 
-// checkFilm checks a split film's output against what its source was.
-func checkFilm(t *testing.T, out string, srcFrames []string, srcLayout layout, srcV0, srcVEnd, srcAEnd float64) {
+// filmRef is what a split film's output is checked against: its source's
+// decoded frames, stream layout and stream timing, taken before the run
+// (which replaces the source).
+type filmRef struct {
+	frames         []string
+	layout         layout
+	v0, vEnd, aEnd float64
+}
+
+func refOf(t *testing.T, src string) filmRef {
+	r := filmRef{frames: frameHashes(t, src), layout: layoutOf(t, src)}
+	r.v0, r.vEnd = streamEnds(t, src, "v")
+	_, r.aEnd = streamEnds(t, src, "a")
+	return r
+}
+
+// check checks a split film's output against its source.
+func (src filmRef) check(t *testing.T, out string) {
 	t.Helper()
 	got := frameHashes(t, out)
-	if len(got) != len(srcFrames) {
-		t.Errorf("output has %d frames, source %d", len(got), len(srcFrames))
+	if len(got) != len(src.frames) {
+		t.Errorf("output has %d frames, source %d", len(got), len(src.frames))
 	}
-	for i := 0; i < min(len(got), len(srcFrames)); i++ {
-		if got[i] != srcFrames[i] {
+	for i := 0; i < min(len(got), len(src.frames)); i++ {
+		if got[i] != src.frames[i] {
 			t.Errorf("frame %d differs from the source's (first of possibly more)", i)
 			break
 		}
 	}
-	if l := layoutOf(t, out); l != srcLayout {
-		t.Errorf("stream layout %+v, source %+v", l, srcLayout)
+	if l := layoutOf(t, out); l != src.layout {
+		t.Errorf("stream layout %+v, source %+v", l, src.layout)
 	}
 	v0, vEnd := streamEnds(t, out, "v")
 	_, aEnd := streamEnds(t, out, "a")
-	if d := v0 - srcV0; d > 0.001 || d < -0.001 {
-		t.Errorf("video starts at %.3f, source at %.3f (A/V offset changed)", v0, srcV0)
+	if d := v0 - src.v0; d > 0.001 || d < -0.001 {
+		t.Errorf("video starts at %.3f, source at %.3f (A/V offset changed)", v0, src.v0)
 	}
-	if d := vEnd - srcVEnd; d > 0.001 || d < -0.001 {
-		t.Errorf("video ends at %.3f, source at %.3f", vEnd, srcVEnd)
+	if d := vEnd - src.vEnd; d > 0.001 || d < -0.001 {
+		t.Errorf("video ends at %.3f, source at %.3f", vEnd, src.vEnd)
 	}
-	if d := aEnd - srcAEnd; d > 0.05 || d < -0.05 { // re-encoded audio ends on its own frames
-		t.Errorf("audio ends at %.3f, source at %.3f", aEnd, srcAEnd)
+	if d := aEnd - src.aEnd; d > 0.05 || d < -0.05 { // re-encoded audio ends on its own frames
+		t.Errorf("audio ends at %.3f, source at %.3f", aEnd, src.aEnd)
 	}
 }
 
@@ -127,11 +143,9 @@ func TestSplitAcrossMountedAndStreaming(t *testing.T) {
 	l.writeConfig(l.nasYAML(), l.gamerYAML())
 	l.splitProfile("ultrafast")
 	src := l.clip("Films/the film (2024).mkv", filmClip)
-	srcFrames, srcLayout := frameHashes(t, src), layoutOf(t, src)
-	v0, vEnd := streamEnds(t, src, "v")
-	_, aEnd := streamEnds(t, src, "a")
-	if srcLayout.types != "video,audio,subtitle" || len(strings.Split(srcLayout.chapters, ",")) != 3 {
-		t.Fatalf("generated source has layout %+v", srcLayout)
+	ref := refOf(t, src)
+	if ref.layout.types != "video,audio,subtitle" || len(strings.Split(ref.layout.chapters, ",")) != 3 {
+		t.Fatalf("generated source has layout %+v", ref.layout)
 	}
 
 	rep, out, err := l.run(context.Background(), nil, cluster.WorkItem{Path: src, Cluster: "lab", Profile: "split"})
@@ -150,7 +164,7 @@ func TestSplitAcrossMountedAndStreaming(t *testing.T) {
 			t.Errorf("host %s ran no segment:\n%s", h, out)
 		}
 	}
-	checkFilm(t, f.Output, srcFrames, srcLayout, v0, vEnd, aEnd)
+	ref.check(t, f.Output)
 	if left := leftovers(t, l.media, l.work); len(left) > 0 {
 		t.Errorf("temp files left behind: %q", left)
 	}
@@ -165,9 +179,7 @@ func TestSplitSurvivesHostDeathMidSegment(t *testing.T) {
 	clip := filmClip
 	clip.Width, clip.Height = 640, 480
 	src := l.clip("film.mkv", clip)
-	srcFrames, srcLayout := frameHashes(t, src), layoutOf(t, src)
-	v0, vEnd := streamEnds(t, src, "v")
-	_, aEnd := streamEnds(t, src, "a")
+	ref := refOf(t, src)
 
 	killed := make(chan struct{})
 	go func() {
@@ -196,7 +208,7 @@ func TestSplitSurvivesHostDeathMidSegment(t *testing.T) {
 	if !strings.Contains(out, "host gamer failed while running segment") {
 		t.Errorf("gamer did not fail mid-segment:\n%s", out)
 	}
-	checkFilm(t, f.Output, srcFrames, srcLayout, v0, vEnd, aEnd)
+	ref.check(t, f.Output)
 	// The dead host's leftovers go when it answers again: in this run if
 	// it came back in time, else at the next (which finds the film done).
 	if left := leftovers(t, l.work); len(left) > 0 {
@@ -246,9 +258,7 @@ func TestSplitFailedSegmentIsRetriedElsewhere(t *testing.T) {
 	l.writeConfig(l.nas.YAML("nas", "type: mounted", "ffmpeg: "+broken, "path-substitutions:", "  - "+l.media+"/ "+l.view+"/"), l.gamerYAML())
 	l.splitProfile("ultrafast")
 	src := l.clip("film.mkv", filmClip)
-	srcFrames, srcLayout := frameHashes(t, src), layoutOf(t, src)
-	v0, vEnd := streamEnds(t, src, "v")
-	_, aEnd := streamEnds(t, src, "a")
+	ref := refOf(t, src)
 	rep, out, err := l.run(context.Background(), nil, cluster.WorkItem{Path: src, Cluster: "lab", Profile: "split"})
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
@@ -260,7 +270,7 @@ func TestSplitFailedSegmentIsRetriedElsewhere(t *testing.T) {
 	if !strings.Contains(out, "simulated encoder crash; retrying") {
 		t.Errorf("no segment failed on nas and was retried:\n%s", out)
 	}
-	checkFilm(t, f.Output, srcFrames, srcLayout, v0, vEnd, aEnd)
+	ref.check(t, f.Output)
 	if left := leftovers(t, l.media, l.work); len(left) > 0 {
 		t.Errorf("temp files left behind: %q", left)
 	}

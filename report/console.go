@@ -339,7 +339,11 @@ func (c *Console) JobFinished(j cluster.JobInfo, r *cluster.FileResult) {
 			s, _ := savingPercent(r.SrcSize, r.OutSize)
 			msg += fmt.Sprintf(": %s → %s (%.0f%% saved)", fmtBytes(r.SrcSize), fmtBytes(r.OutSize), s)
 		}
-		c.printf("%s in %s", msg, fmtDur(r.Elapsed))
+		msg += " in " + fmtDur(r.Elapsed)
+		if sp := r.Split; sp != nil {
+			msg += fmt.Sprintf(" (split in %d segments on %d hosts, joined in %s)", sp.Segments, sp.Hosts, fmtDur(sp.Join))
+		}
+		c.printf("%s", msg)
 	case cluster.Kept:
 		if c.opts.Quiet {
 			return
