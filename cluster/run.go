@@ -89,6 +89,7 @@ type FileResult struct {
 // encodes: the split-mode overhead.
 type SplitStats struct {
 	Segments, Hosts int
+	HostSeconds     map[string]float64 // media seconds of the segments each host encoded (the copies that counted)
 	Index           time.Duration // reading the keyframes (at plan time)
 	Extract         time.Duration // cutting streaming hosts' extracts on the manager, summed
 	Rest            time.Duration // encoding audio/subtitles on the manager (runs beside the segments)

@@ -120,13 +120,12 @@ type film struct {
 	items   []*queue.Item
 	results []*FileResult
 
-	mu       sync.Mutex
-	outs     []string // verified segment outputs (manager's view), by index
-	outIDs   []string // their journal temp ids
-	left     int
-	over     bool // joined or failed: nothing more to do
-	started  time.Time
-	hostsRun map[string]bool
+	mu      sync.Mutex
+	outs    []string // verified segment outputs (manager's view), by index
+	outIDs  []string // their journal temp ids
+	left    int
+	over    bool // joined or failed: nothing more to do
+	started time.Time
 
 	stats SplitStats
 
@@ -149,7 +148,7 @@ func (m *manager) filmItems(ctx context.Context, q *queue.Queue, idx int, j *Job
 	final, _ := outputPath(j.Item.Path, j.Profile.Extension, m.opts.Keep)
 	f := &film{m: m, job: j, idx: idx, final: final, tok: token(), ctx: ctx, q: q, results: results,
 		outs: make([]string, len(j.Split.Segments)), outIDs: make([]string, len(j.Split.Segments)),
-		left: len(j.Split.Segments), restDone: make(chan struct{}), hostsRun: map[string]bool{}}
+		left: len(j.Split.Segments), restDone: make(chan struct{})}
 	el := map[string]bool{}
 	for _, h := range j.Eligible {
 		el[h.Name] = true
@@ -182,14 +181,14 @@ func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment,
 	ji := JobInfo{ID: s.id, Path: f.job.Item.Path, Host: w.def.Name, Slot: w.slot, Profile: f.job.Profile.Name,
 		Duration: s.seg.Duration, Attempt: it.Attempts + 1, Segment: s.seg.Index + 1, Segments: n}
 	w.m.logf("job: %s: start segment %d/%d of %s", w.def.Name, s.seg.Index+1, n, f.job.Item.Path)
-	f.begin(w.def.Name)
+	f.begin()
 	w.busy.Add(1)
 	out, outID, err := w.runSegment(jctx, it, s, ji, func() bool { return w.q.Finish(it, w.def.Name) })
 	w.busy.Add(-1)
 	switch {
 	case err == nil:
 		w.m.opts.Observer.JobFinished(ji, nil)
-		if f.segmentDone(s.seg.Index, out, outID) {
+		if f.segmentDone(w.def.Name, s.seg.Index, out, outID) {
 			// The join runs on the manager; this slot goes on with the
 			// next job meanwhile. The run waits for it (manager.joins).
 			w.m.joins.Add(1)
@@ -224,14 +223,13 @@ func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment,
 	return true
 }
 
-// begin notes that a segment started on host; the first one starts the
+// begin notes that a segment started; the first one starts the
 // rest (audio, subtitles…) on the manager.
-func (f *film) begin(host string) {
+func (f *film) begin() {
 	f.mu.Lock()
 	if f.started.IsZero() {
 		f.started = time.Now()
 	}
-	f.hostsRun[host] = true
 	f.mu.Unlock()
 	f.restOnce.Do(func() { go f.encodeRest() })
 }
@@ -416,7 +414,7 @@ func (m *manager) local() hosts.Transport {
 
 // segmentDone records segment i's verified output; it reports whether it
 // was the last one (the caller then joins).
-func (f *film) segmentDone(i int, out, id string) bool {
+func (f *film) segmentDone(host string, i int, out, id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.over {
@@ -425,6 +423,10 @@ func (f *film) segmentDone(i int, out, id string) bool {
 		return false
 	}
 	f.outs[i], f.outIDs[i] = out, id
+	if f.stats.HostSeconds == nil {
+		f.stats.HostSeconds = map[string]float64{}
+	}
+	f.stats.HostSeconds[host] += f.job.Split.Segments[i].Duration
 	f.left--
 	return f.left == 0
 }
@@ -529,7 +531,6 @@ func (f *film) join(host string) {
 	err := f.joinAndFinish(ctx, r)
 	f.mu.Lock()
 	f.over = true
-	hostsUsed := len(f.hostsRun)
 	f.mu.Unlock()
 	f.cleanup()
 	r.Elapsed = time.Since(f.started)
@@ -537,7 +538,7 @@ func (f *film) join(host string) {
 	f.mu.Lock()
 	st := f.stats
 	f.mu.Unlock()
-	st.Segments, st.Hosts, st.Index = len(j.Split.Segments), hostsUsed, j.splitTime
+	st.Segments, st.Hosts, st.Index = len(j.Split.Segments), len(st.HostSeconds), j.splitTime
 	r.Split = &st
 	if err != nil {
 		if ctx.Err() != nil {
@@ -553,7 +554,7 @@ func (f *film) join(host string) {
 		m.logf("job: error: %s: %s", j.Item.Path, r.Reason)
 		return
 	}
-	r.Reason += fmt.Sprintf("; split in %d segments on %d hosts, joined in %s", len(j.Split.Segments), hostsUsed, st.Join.Round(10*time.Millisecond))
+	r.Reason += fmt.Sprintf("; split in %d segments on %d hosts, joined in %s", len(j.Split.Segments), st.Hosts, st.Join.Round(10*time.Millisecond))
 	f.publish(r)
 	m.logf("job: %s %s: %s", r.Outcome, j.Item.Path, r.Reason)
 }

@@ -45,6 +45,21 @@ type File struct {
 	EncodeSeconds float64  `json:"encode_seconds"`
 	Speed         *float64 `json:"speed"`
 	Attempts      int      `json:"attempts"`
+	Split         *Split   `json:"split"`
+}
+
+// Split is a split file's entry: how it was split and where the split-mode
+// time went (see cluster.SplitStats).
+type Split struct {
+	Segments     int                `json:"segments"`
+	Hosts        int                `json:"hosts"`
+	HostSeconds  map[string]float64 `json:"host_media_seconds"`
+	IndexSeconds float64            `json:"index_seconds"`
+	CutSeconds   float64            `json:"cut_seconds"`
+	RestSeconds  float64            `json:"rest_seconds"`
+	WaitSeconds  float64            `json:"rest_wait_seconds"`
+	JoinSeconds  float64            `json:"join_seconds"`
+	CheckSeconds float64            `json:"check_seconds"`
 }
 
 // Host is one host's entry.
@@ -120,6 +135,15 @@ func NewDocument(rep *cluster.Report, rec *Recorder) *Document {
 		}
 		if s, ok := speedOf(f); ok {
 			e.Speed = ptr(round(s, 3))
+		}
+		if sp := f.Split; sp != nil {
+			e.Split = &Split{Segments: sp.Segments, Hosts: sp.Hosts, HostSeconds: map[string]float64{},
+				IndexSeconds: round(sp.Index.Seconds(), 3), CutSeconds: round(sp.Extract.Seconds(), 3),
+				RestSeconds: round(sp.Rest.Seconds(), 3), WaitSeconds: round(sp.RestWait.Seconds(), 3),
+				JoinSeconds: round(sp.Join.Seconds(), 3), CheckSeconds: round(sp.Verify.Seconds(), 3)}
+			for h, v := range sp.HostSeconds {
+				e.Split.HostSeconds[h] = round(v, 3)
+			}
 		}
 		d.Files = append(d.Files, e)
 	}

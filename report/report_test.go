@@ -319,3 +319,53 @@ func TestWriteJSONFileFailure(t *testing.T) {
 		t.Error("WriteJSONFile into a missing directory succeeded")
 	}
 }
+
+// A split film counts as one file for the host that joined it, and its
+// media for the hosts that encoded its segments.
+func TestSummarySharesOfASplitFile(t *testing.T) {
+	rep := &cluster.Report{Files: []*cluster.FileResult{{
+		Path: "/m/film.mkv", Host: "c", Profile: "hevc", Outcome: cluster.Done, SrcSize: 4 << 30, OutSize: 1 << 30,
+		Duration: 6000, Elapsed: time.Hour,
+		Split: &cluster.SplitStats{Segments: 20, Hosts: 3, HostSeconds: map[string]float64{"a": 3000, "b": 2400, "c": 600}},
+	}}}
+	var b bytes.Buffer
+	WriteSummary(&b, rep)
+	s := b.String()
+	for _, re := range []string{
+		`(?m)^  a +0 files +50m0s media +50%$`,
+		`(?m)^  b +0 files +40m0s media +40%$`,
+		`(?m)^  c +1 file +10m0s media +10%$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(s) {
+			t.Errorf("summary lacks %s:\n%s", re, s)
+		}
+	}
+}
+
+func TestJSONSplitEntry(t *testing.T) {
+	rep := &cluster.Report{Files: []*cluster.FileResult{{Path: "/m/film.mkv", Host: "c", Outcome: cluster.Done,
+		Split: &cluster.SplitStats{Segments: 20, Hosts: 2, HostSeconds: map[string]float64{"a": 3000, "c": 600}, Join: 1500 * time.Millisecond}},
+		{Path: "/m/ep.mkv", Host: "a", Outcome: cluster.Done}}}
+	var b bytes.Buffer
+	if err := WriteJSON(&b, rep, nil); err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Files []struct {
+			Split *struct {
+				Segments    int                `json:"segments"`
+				HostSeconds map[string]float64 `json:"host_media_seconds"`
+				Join        float64            `json:"join_seconds"`
+			} `json:"split"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(b.Bytes(), &d); err != nil {
+		t.Fatal(err)
+	}
+	if s := d.Files[0].Split; s == nil || s.Segments != 20 || s.HostSeconds["a"] != 3000 || s.Join != 1.5 {
+		t.Errorf("split entry %+v\n%s", s, b.String())
+	}
+	if d.Files[1].Split != nil {
+		t.Errorf("a whole file has a split entry")
+	}
+}

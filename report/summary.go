@@ -203,6 +203,13 @@ func hostShares(rep *cluster.Report) []hostShare {
 		}
 		s := get(f.Host)
 		switch {
+		case encoded(f.Outcome) && f.Split != nil && len(f.Split.HostSeconds) > 0:
+			// A split file counts for the host that joined it; its media
+			// for the hosts that encoded its segments.
+			s.files++
+			for h, secs := range f.Split.HostSeconds {
+				get(h).mediaSeconds += secs
+			}
 		case encoded(f.Outcome):
 			s.files++
 			s.mediaSeconds += f.Duration

@@ -24,7 +24,7 @@ ln -s "$demo/media" "$demo/nas-view"   # the mounted host's view of the share
 echo "== generating clips (320x240, h264)"
 gen() { # name seconds
   ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=320x240:rate=25:duration=$2" \
-    -f lavfi -i "sine=frequency=440:duration=$2" -c:v libx264 -preset ultrafast -qp 10 \
+    -f lavfi -i "sine=frequency=440:duration=$2" -c:v libx264 -preset ultrafast -qp 10 -g 50 \
     -c:a aac -b:a 64k -shortest "file:$demo/media/$1"
 }
 gen "Season 1/episode 01.mkv" 6
@@ -32,6 +32,7 @@ gen "Season 1/episode 02.mkv" 5
 gen "film (2024).mp4" 8
 gen "it's a \$(hostile) name.mkv" 4
 gen "short.mkv" 3
+gen "a long film (1999).mkv" 40   # split over every host (the rule below)
 
 echo "== starting two sshd hosts on loopback"
 ssh-keygen -q -t ed25519 -N '' -f "$demo/keys/client"
@@ -114,6 +115,11 @@ rules:
     profile: SKIP
     criteria:
       vcodec: hevc
+  long films, on every host at once:
+    profile: hevc
+    split: {min_duration: 30s, segment: 10s}
+    criteria:
+      runtime: '>0.5'
   everything else:
     profile: hevc
 YML
