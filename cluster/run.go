@@ -90,12 +90,12 @@ type FileResult struct {
 type SplitStats struct {
 	Segments, Hosts int
 	HostSeconds     map[string]float64 // media seconds of the segments each host encoded (the copies that counted)
-	Index           time.Duration // reading the keyframes (at plan time)
-	Extract         time.Duration // cutting streaming hosts' extracts on the manager, summed
-	Rest            time.Duration // encoding audio/subtitles on the manager (runs beside the segments)
-	RestWait        time.Duration // how long the join waited for the rest after the last segment
-	Join            time.Duration // the stream-copy join
-	Verify          time.Duration // checking the joined file and moving it into place
+	Index           time.Duration      // reading the keyframes (at plan time)
+	Extract         time.Duration      // cutting streaming hosts' extracts on the manager, summed
+	Rest            time.Duration      // encoding audio/subtitles on the manager (runs beside the segments)
+	RestWait        time.Duration      // how long the join waited for the rest after the last segment
+	Join            time.Duration      // the stream-copy join
+	Verify          time.Duration      // checking the joined file and moving it into place
 }
 
 // Report is the result of a run.
