@@ -275,3 +275,38 @@ func TestSplitFailedSegmentIsRetriedElsewhere(t *testing.T) {
 		t.Errorf("temp files left behind: %q", left)
 	}
 }
+
+// Ctrl-C in the middle of a split film: the original is untouched and no
+// segment, extract, rest or remote file is left anywhere.
+func TestSplitInterruptedLeavesNothing(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.nasYAML(), l.gamerYAML())
+	l.splitProfile("veryslow")
+	clip := filmClip
+	clip.Width, clip.Height = 640, 480
+	src := l.clip("film.mkv", clip)
+	before := fileHash(t, src)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		if !waitFor(60*time.Second, func() bool { return len(ffmpegOf(l.work)) > 0 && len(ffmpegOf(l.view)) > 0 }) {
+			t.Error("the hosts never both encoded a segment")
+		}
+		cancel()
+	}()
+	rep, out, err := l.run(ctx, nil, cluster.WorkItem{Path: src, Cluster: "lab", Profile: "split"})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if f := rep.Files[0]; f.Outcome != cluster.NotRun || !rep.Interrupted {
+		t.Errorf("%s: %s (interrupted %v)", f.Outcome, f.Reason, rep.Interrupted)
+	}
+	if fileHash(t, src) != before {
+		t.Error("the source changed")
+	}
+	if left := leftovers(t, l.media, l.work); len(left) > 0 {
+		t.Errorf("temp files left behind: %q\n%s", left, out)
+	}
+	if !waitFor(5*time.Second, func() bool { return len(ffmpegOf(l.dir)) == 0 }) {
+		t.Errorf("ffmpeg still running after the run: %v", ffmpegOf(l.dir))
+	}
+}
