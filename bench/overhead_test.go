@@ -76,13 +76,19 @@ func newOvLab(b *testing.B, n int) *ovLab {
 // config writes and loads a transcode.yml whose cluster "bench" holds the
 // first n hosts, one slot each.
 func (l *ovLab) config(b *testing.B, n int) *config.Config {
+	return l.configWith(b, n, ovProfileYAML, fmt.Sprintf("transcode-%dhosts.yml", n))
+}
+
+// configWith writes and loads file name: cluster "bench" of the first n
+// hosts (mounted, one slot each) and the given profiles and rules.
+func (l *ovLab) configWith(b *testing.B, n int, profilesYAML, name string) *config.Config {
 	var y strings.Builder
 	y.WriteString("config:\n  ffmpeg: ffmpeg\n  clusters:\n    bench:\n")
 	for i, s := range l.servers[:n] {
 		y.WriteString(s.YAML(fmt.Sprintf("host%d", i), "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+l.views[i]+"/"))
 	}
-	y.WriteString(ovProfileYAML)
-	path := filepath.Join(l.dir, fmt.Sprintf("transcode-%dhosts.yml", n))
+	y.WriteString(profilesYAML)
+	path := filepath.Join(l.dir, name)
 	if err := os.WriteFile(path, []byte(y.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -155,18 +161,22 @@ type clusterRun struct {
 	inJob   time.Duration // Σ per-job started → finished (encode over SSH + verify + rename)
 }
 
-func runBatch(b *testing.B, l *ovLab, cfg *config.Config, paths []string) clusterRun {
-	sshOpts := hosts.SSHOptions{KnownHostsFiles: []string{l.known}, SSHConfigFile: "none", ConnectTimeout: 10 * time.Second}
-	obs := &jobTimes{}
+// runCluster runs items through cluster.Run on cluster "bench" of cfg
+// (hosts from known), with opts adjusted by set, and stops the benchmark
+// unless every file ends done. It returns the report and the wall time.
+func runCluster(b *testing.B, known string, cfg *config.Config, paths []string, set func(*cluster.Options)) (*cluster.Report, time.Duration) {
+	sshOpts := hosts.SSHOptions{KnownHostsFiles: []string{known}, SSHConfigFile: "none", ConnectTimeout: 10 * time.Second}
 	opts := cluster.Options{
 		Config: cfg,
 		Connect: func(ctx context.Context, d *hosts.Def) (hosts.Transport, error) {
 			return hosts.Connect(ctx, d, sshOpts)
 		},
 		CheckTimeout: 15 * time.Second,
-		Observer:     obs,
 		Out:          io.Discard,
 		Log:          io.Discard,
+	}
+	if set != nil {
+		set(&opts)
 	}
 	var items []cluster.WorkItem
 	for _, p := range paths {
@@ -183,6 +193,13 @@ func runBatch(b *testing.B, l *ovLab, cfg *config.Config, paths []string) cluste
 			b.Fatalf("%s: %s: %s", f.Path, f.Outcome, f.Reason)
 		}
 	}
+	return rep, wall
+}
+
+func runBatch(b *testing.B, l *ovLab, cfg *config.Config, paths []string) clusterRun {
+	obs := &jobTimes{}
+	start := time.Now()
+	_, wall := runCluster(b, l.known, cfg, paths, func(o *cluster.Options) { o.Observer = obs })
 	if obs.retried > 0 || obs.fail > 0 || len(obs.starts) != len(paths) {
 		b.Fatalf("run was not clean: %d jobs started for %d files, %d retried, %d not done", len(obs.starts), len(paths), obs.retried, obs.fail)
 	}

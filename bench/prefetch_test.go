@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +11,6 @@ import (
 
 	"clustertx/cluster"
 	"clustertx/config"
-	"clustertx/hosts"
 	"clustertx/hosts/hoststest"
 	"clustertx/internal/testenv"
 	"clustertx/queue"
@@ -118,35 +115,11 @@ func BenchmarkPrefetch(b *testing.B) {
 			pristine = append(pristine, p)
 		}
 	}
-	sshOpts := hosts.SSHOptions{KnownHostsFiles: []string{known}, SSHConfigFile: "none", ConnectTimeout: 10 * time.Second}
 	runOnce := func(paths []string, prefetch bool) (time.Duration, *xferTimes) {
 		obs := &xferTimes{}
-		opts := cluster.Options{
-			Config: cfg,
-			Connect: func(ctx context.Context, d *hosts.Def) (hosts.Transport, error) {
-				return hosts.Connect(ctx, d, sshOpts)
-			},
-			CheckTimeout: 15 * time.Second,
-			NoPrefetch:   !prefetch,
-			Observer:     obs,
-			Out:          io.Discard,
-			Log:          io.Discard,
-		}
-		var items []cluster.WorkItem
-		for _, p := range paths {
-			items = append(items, cluster.WorkItem{Path: p, Cluster: "bench"})
-		}
-		start := time.Now()
-		rep, err := cluster.Run(context.Background(), opts, items)
-		wall := time.Since(start)
-		if err != nil {
-			b.Fatalf("cluster.Run: %v", err)
-		}
-		for _, f := range rep.Files {
-			if f.Outcome != cluster.Done {
-				b.Fatalf("%s: %s: %s", f.Path, f.Outcome, f.Reason)
-			}
-		}
+		_, wall := runCluster(b, known, cfg, paths, func(o *cluster.Options) {
+			o.NoPrefetch, o.Observer = !prefetch, obs
+		})
 		if obs.started != len(paths) {
 			b.Fatalf("%d jobs started for %d files (a retry makes the run unclean)", obs.started, len(paths))
 		}

@@ -1,18 +1,13 @@
 package bench
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"clustertx/cluster"
 	"clustertx/config"
-	"clustertx/hosts"
 	"clustertx/internal/testenv"
 )
 
@@ -38,48 +33,11 @@ rules:
 `
 )
 
-func (l *ovLab) splitConfig(b *testing.B, n int) *config.Config {
-	var y strings.Builder
-	y.WriteString("config:\n  ffmpeg: ffmpeg\n  clusters:\n    bench:\n")
-	for i, s := range l.servers[:n] {
-		y.WriteString(s.YAML(fmt.Sprintf("host%d", i), "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+l.views[i]+"/"))
-	}
-	y.WriteString(splitYAML)
-	path := filepath.Join(l.dir, fmt.Sprintf("split-%dhosts.yml", n))
-	if err := os.WriteFile(path, []byte(y.String()), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(config.LoadOptions{Path: path, Strict: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return cfg
-}
-
 // runFilm runs one copy of the film and returns the wall time and, when
 // split, where the split-mode overhead went.
 func runFilm(b *testing.B, l *ovLab, cfg *config.Config, src string, split bool) (time.Duration, *cluster.SplitStats) {
-	sshOpts := hosts.SSHOptions{KnownHostsFiles: []string{l.known}, SSHConfigFile: "none", ConnectTimeout: 10 * time.Second}
-	opts := cluster.Options{
-		Config: cfg,
-		Connect: func(ctx context.Context, d *hosts.Def) (hosts.Transport, error) {
-			return hosts.Connect(ctx, d, sshOpts)
-		},
-		CheckTimeout: 15 * time.Second,
-		NoSplit:      !split,
-		Out:          io.Discard,
-		Log:          io.Discard,
-	}
-	start := time.Now()
-	rep, err := cluster.Run(context.Background(), opts, []cluster.WorkItem{{Path: src, Cluster: "bench"}})
-	wall := time.Since(start)
-	if err != nil {
-		b.Fatal(err)
-	}
+	rep, wall := runCluster(b, l.known, cfg, []string{src}, func(o *cluster.Options) { o.NoSplit = !split })
 	f := rep.Files[0]
-	if f.Outcome != cluster.Done {
-		b.Fatalf("%s: %s", f.Outcome, f.Reason)
-	}
 	if split != (f.Split != nil) {
 		b.Fatalf("split=%v but the result says %+v", split, f.Split)
 	}
@@ -94,7 +52,7 @@ func BenchmarkSplit(b *testing.B) {
 		Preset: "veryfast", AudioLangs: []string{"eng"}, SubLangs: []string{"eng"}}); err != nil {
 		b.Fatal(err)
 	}
-	one, three := l.splitConfig(b, 1), l.splitConfig(b, 3)
+	one, three := l.configWith(b, 1, splitYAML, "split-1host.yml"), l.configWith(b, 3, splitYAML, "split-3hosts.yml")
 	var whole1, split1, split3, overhead3, overhead1 []float64
 	for round := 0; round < splitRounds; round++ {
 		dir := filepath.Join(l.media, fmt.Sprintf("r%d", round))
