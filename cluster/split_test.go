@@ -136,6 +136,20 @@ func (src filmRef) check(t *testing.T, out string) {
 	}
 }
 
+// filmDone returns the film's result after a run, failing the test unless
+// the run worked and the film is done.
+func filmDone(t *testing.T, rep *cluster.Report, out string, err error) *cluster.FileResult {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done {
+		t.Fatalf("%s: %s\n%s", f.Outcome, f.Reason, out)
+	}
+	return f
+}
+
 // Issue 7: one film split over a mounted and a streaming host comes back
 // frame for frame, with its audio, subtitles and chapters, in sync.
 func TestSplitAcrossMountedAndStreaming(t *testing.T) {
@@ -149,13 +163,7 @@ func TestSplitAcrossMountedAndStreaming(t *testing.T) {
 	}
 
 	rep, out, err := l.run(context.Background(), nil, cluster.WorkItem{Path: src, Cluster: "lab", Profile: "split"})
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out)
-	}
-	f := rep.Files[0]
-	if f.Outcome != cluster.Done {
-		t.Fatalf("%s: %s\n%s", f.Outcome, f.Reason, out)
-	}
+	f := filmDone(t, rep, out, err)
 	if !strings.Contains(f.Reason, "split in 6 segments") {
 		t.Errorf("reason %q does not say it was split in 6", f.Reason)
 	}
@@ -198,13 +206,7 @@ func TestSplitSurvivesHostDeathMidSegment(t *testing.T) {
 	work := cluster.WorkItem{Path: src, Cluster: "lab", Profile: "split"}
 	rep, out, err := l.run(context.Background(), withJournal, work)
 	<-killed
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out)
-	}
-	f := rep.Files[0]
-	if f.Outcome != cluster.Done {
-		t.Fatalf("%s: %s\n%s", f.Outcome, f.Reason, out)
-	}
+	f := filmDone(t, rep, out, err)
 	if !strings.Contains(out, "host gamer failed while running segment") {
 		t.Errorf("gamer did not fail mid-segment:\n%s", out)
 	}
@@ -260,13 +262,7 @@ func TestSplitFailedSegmentIsRetriedElsewhere(t *testing.T) {
 	src := l.clip("film.mkv", filmClip)
 	ref := refOf(t, src)
 	rep, out, err := l.run(context.Background(), nil, cluster.WorkItem{Path: src, Cluster: "lab", Profile: "split"})
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out)
-	}
-	f := rep.Files[0]
-	if f.Outcome != cluster.Done {
-		t.Fatalf("%s: %s\n%s", f.Outcome, f.Reason, out)
-	}
+	f := filmDone(t, rep, out, err)
 	if !strings.Contains(out, "simulated encoder crash; retrying") {
 		t.Errorf("no segment failed on nas and was retried:\n%s", out)
 	}
