@@ -136,6 +136,9 @@ type SSHTransport struct {
 	closeOnce sync.Once
 
 	killGrace time.Duration // wait after stdin EOF before kill(1); tests may shorten
+	// refusedPatience bounds retries of a refused session once no other
+	// session of ours could free a slot; tests may shorten.
+	refusedPatience time.Duration
 }
 
 var _ Transport = (*SSHTransport)(nil)
@@ -194,18 +197,51 @@ func (t *SSHTransport) acquire(ctx context.Context, op string) (func(), error) {
 }
 
 // newSession opens a session, mapping every failure to a TransportError.
-func (t *SSHTransport) newSession(op string) (*ssh.Session, error) {
-	if err := t.alive(op); err != nil {
-		return nil, err
-	}
-	s, err := t.client.NewSession()
-	if err != nil {
-		if derr := t.Err(); derr != nil {
-			err = fmt.Errorf("%w (%v)", err, derr)
+//
+// A session the server refuses ("open failed": sshd's MaxSessions reached)
+// is retried with backoff. sshd frees a closed session's slot only on its
+// next main-loop pass, so an open sent right after another session closed
+// can be refused although the budget below MaxSessions holds; a server
+// configured with a MaxSessions under ours refuses until one of our own
+// sessions ends. Retries go on while ctx lives and, once no other exec
+// session of ours is open (nothing of ours left to free a slot), for at most
+// refusedPatience more.
+func (t *SSHTransport) newSession(ctx context.Context, op string) (*ssh.Session, error) {
+	backoff := 10 * time.Millisecond
+	deadline := time.Now().Add(t.refusedPatience)
+	for {
+		if err := t.alive(op); err != nil {
+			return nil, err
 		}
-		return nil, t.terr(op+": open session", err)
+		s, err := t.client.NewSession()
+		if err == nil {
+			return s, nil
+		}
+		var oce *ssh.OpenChannelError
+		if !errors.As(err, &oce) || oce.Reason != ssh.ConnectionFailed {
+			if derr := t.Err(); derr != nil {
+				err = fmt.Errorf("%w (%v)", err, derr)
+			}
+			return nil, t.terr(op+": open session", err)
+		}
+		if len(t.sem) > 1 { // other sessions of ours will end and free slots
+			deadline = time.Now().Add(t.refusedPatience)
+		}
+		if time.Now().After(deadline) {
+			return nil, t.terr(op+": open session", fmt.Errorf("%w (the server kept refusing new sessions: is its MaxSessions below %d?)", err, execSlots+2))
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, fmt.Errorf("host %s: %s: waiting for the server to accept a session: %w", t.name, op, ctx.Err())
+		case <-t.dead:
+			timer.Stop()
+			return nil, t.terr(op, t.deadErr)
+		}
+		backoff = min(backoff*2, 500*time.Millisecond)
 	}
-	return s, nil
 }
 
 // Close closes the connection (and the jump hosts). Remote commands still
@@ -553,6 +589,8 @@ func DialSSH(ctx context.Context, def *Def, opts SSHOptions) (*SSHTransport, err
 		spare:     make(chan struct{}, 1),
 		dead:      make(chan struct{}),
 		killGrace: 5 * time.Second,
+
+		refusedPatience: 10 * time.Second,
 	}
 	go func() {
 		err := client.Wait()

@@ -76,7 +76,7 @@ func (t *SSHTransport) Exec(ctx context.Context, argv []string, stdout, stderr i
 		return err
 	}
 	defer release()
-	sess, err := t.newSession(op)
+	sess, err := t.newSession(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,9 @@ func (t *SSHTransport) killPID(pid int, sig string) {
 	case <-time.After(3 * time.Second):
 		return
 	}
-	s, err := t.newSession("kill")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	s, err := t.newSession(ctx, "kill")
 	if err != nil {
 		return
 	}
@@ -265,7 +267,7 @@ func (t *SSHTransport) output(ctx context.Context, op, line string) (out []byte,
 		return nil, -1, err
 	}
 	defer release()
-	sess, err := t.newSession(op)
+	sess, err := t.newSession(ctx, op)
 	if err != nil {
 		return nil, -1, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
 )
 
 // sftpClient returns the host's single SFTP client, starting it on first
@@ -40,8 +41,19 @@ func (t *SSHTransport) sftpClient(ctx context.Context, op string) (*sftp.Client,
 		// default, well under OpenSSH's 255 KiB read clamp (above it
 		// pkg/sftp#658 truncates silently; size and SHA-256 are checked
 		// after every transfer anyway).
-		c, err := sftp.NewClient(t.client, sftp.UseConcurrentWrites(true), sftp.MaxPacketUnchecked(128<<10))
-		ch <- result{c, err}
+		//
+		// A refused session (see newSession) is retried for a short while.
+		backoff := 10 * time.Millisecond
+		for {
+			c, err := sftp.NewClient(t.client, sftp.UseConcurrentWrites(true), sftp.MaxPacketUnchecked(128<<10))
+			var oce *ssh.OpenChannelError
+			if err == nil || !errors.As(err, &oce) || oce.Reason != ssh.ConnectionFailed || backoff > time.Second {
+				ch <- result{c, err}
+				return
+			}
+			time.Sleep(backoff)
+			backoff *= 2
+		}
 	}()
 	timer := time.NewTimer(t.opts.ConnectTimeout)
 	defer timer.Stop()

@@ -449,15 +449,13 @@ func TestSSHUploadDownloadRoundTrip(t *testing.T) {
 	}
 }
 
-func TestSSHConcurrentExecs(t *testing.T) {
-	s, tr := start(t)
+// concurrentExecs runs n overlapping commands on tr and reports every failure.
+func concurrentExecs(t *testing.T, tr *hosts.SSHTransport, n int) {
+	t.Helper()
 	ctx := context.Background()
-	if free, err := tr.FreeSpace(ctx, s.Dir); err != nil || free <= 0 { // also opens the SFTP session
-		t.Fatalf("FreeSpace = %d, %v", free, err)
-	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 12)
-	for i := 0; i < 12; i++ {
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -476,8 +474,48 @@ func TestSSHConcurrentExecs(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if strings.Contains(s.Log(), "no more sessions") {
-		t.Error("sshd refused sessions (MaxSessions exceeded)")
+}
+
+// More commands than session slots, beside an open SFTP session: they queue
+// for slots and all succeed. (sshd may still refuse an open that races the
+// close of another session; that refusal is retried — see the test below.)
+func TestSSHConcurrentExecs(t *testing.T) {
+	s, tr := start(t)
+	if free, err := tr.FreeSpace(context.Background(), s.Dir); err != nil || free <= 0 { // also opens the SFTP session
+		t.Fatalf("FreeSpace = %d, %v", free, err)
+	}
+	concurrentExecs(t, tr, 12)
+}
+
+// A server whose MaxSessions is below our budget refuses sessions; commands
+// wait for one of ours to end instead of failing. Once nothing of ours is
+// left to free a slot, the refusal is an error that names MaxSessions.
+func TestSSHSessionsRefusedByMaxSessions(t *testing.T) {
+	sshEnv(t)
+	s := hoststest.StartSSHD(t, hoststest.Options{ExtraConfig: []string{"MaxSessions 3"}})
+	tr := dial(t, s, baseOpts(khFile(t, s)))
+	ctx := context.Background()
+	if _, err := tr.FreeSpace(ctx, s.Dir); err != nil { // the SFTP session holds one of the 3
+		t.Fatal(err)
+	}
+	concurrentExecs(t, tr, 6)
+	if !strings.Contains(s.Log(), "no more sessions") {
+		t.Error("sshd never refused a session: the test did not exercise the retry")
+	}
+
+	s1 := hoststest.StartSSHD(t, hoststest.Options{ExtraConfig: []string{"MaxSessions 1"}})
+	tr1 := dial(t, s1, baseOpts(khFile(t, s1)))
+	hosts.SetRefusedPatience(tr1, 300*time.Millisecond)
+	if _, err := tr1.FreeSpace(ctx, s1.Dir); err != nil { // takes the only session
+		t.Fatal(err)
+	}
+	err := tr1.Exec(ctx, []string{"true"}, nil, nil)
+	var te *hosts.TransportError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "MaxSessions") {
+		t.Errorf("exec with no session left: %v, want a TransportError naming MaxSessions", err)
+	}
+	if tr1.Err() != nil {
+		t.Errorf("a refused session marked the connection dead: %v", tr1.Err())
 	}
 }
 
