@@ -146,6 +146,9 @@ func NewTempID() string {
 // ErrClosed is returned by writes after Close.
 var ErrClosed = errors.New("journal: closed")
 
+// ErrReadOnly is returned by writes to a journal opened with OpenReadOnly.
+var ErrReadOnly = errors.New("journal: opened read-only")
+
 // Compaction trigger for Open: the log has more than compactMinLines lines
 // and more than compactRatio times the live records.
 const (
@@ -180,6 +183,8 @@ type Journal struct {
 	size   int64 // bytes of good records in f
 	lines  int   // lines in f (records plus skipped ones)
 	broken error // a write could not be undone: refuse further writes
+
+	readOnly bool // OpenReadOnly: no lock, no file kept open, no writes
 
 	seq     uint64
 	entries map[Key]seqEntry
@@ -246,6 +251,41 @@ func Open(path string) (*Journal, error) {
 		}
 		releaseLock(lock)
 		return nil, err
+	}
+	return j, nil
+}
+
+// OpenReadOnly reads the journal at path without locking or changing it,
+// for --dry-run: a dry run may look while a real run holds the lock. A
+// missing file is an empty journal (nothing is created). A torn last line —
+// a record being appended right now — is left out of the view, not
+// truncated; nothing is compacted. Writes return ErrReadOnly.
+func OpenReadOnly(path string) (*Journal, error) {
+	if path == "" {
+		return nil, errors.New("journal: no path (neither XDG_STATE_HOME nor HOME is set; give the journal path explicitly)")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{
+		path:     abs,
+		readOnly: true,
+		entries:  map[Key]seqEntry{},
+		byPath:   map[string]Key{},
+		temps:    map[string]seqTemp{},
+		speeds:   map[string]map[string]speedState{},
+	}
+	f, err := os.Open(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return j, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	if _, err := j.replay(f); err != nil {
+		return nil, fmt.Errorf("journal %s: %w", abs, err)
 	}
 	return j, nil
 }
@@ -626,6 +666,9 @@ func (j *Journal) Speeds() map[string]map[string]float64 {
 // appendLocked writes one line and fsyncs it. On failure it truncates the
 // partial line away; if it cannot, the journal refuses further writes.
 func (j *Journal) appendLocked(line []byte) error {
+	if j.readOnly {
+		return ErrReadOnly
+	}
 	if j.f == nil {
 		return ErrClosed
 	}
@@ -656,6 +699,9 @@ func (j *Journal) appendLocked(line []byte) error {
 func (j *Journal) Compact() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.readOnly {
+		return ErrReadOnly
+	}
 	if j.f == nil {
 		return ErrClosed
 	}
@@ -750,10 +796,14 @@ func (j *Journal) compactLocked() error {
 	return nil
 }
 
-// Close releases the lock. Every record is already on disk.
+// Close releases the lock. Every record is already on disk. Closing a
+// read-only journal does nothing.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.readOnly {
+		return nil
+	}
 	if j.f == nil {
 		return ErrClosed
 	}

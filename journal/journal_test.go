@@ -849,3 +849,68 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Fatalf("speeds: %v", j.Speeds())
 	}
 }
+
+// --dry-run reads the journal: while a real run holds the lock, without
+// creating anything, and without truncating a record being appended.
+func TestOpenReadOnly(t *testing.T) {
+	missing := newPath(t)
+	j, err := OpenReadOnly(missing)
+	if err != nil {
+		t.Fatalf("OpenReadOnly of a missing journal: %v", err)
+	}
+	if _, ok := j.LookupPath("/m/0"); ok {
+		t.Error("empty journal has an entry")
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenReadOnly created %s: %v", filepath.Dir(missing), err)
+	}
+	j.Close()
+
+	path := newPath(t)
+	writeSome(t, path, 3)
+	w := mustOpen(t, path) // a real run holds the lock
+	defer w.Close()
+	if err := w.RecordSpeed("nas", "hevc", 2.5); err != nil {
+		t.Fatal(err)
+	}
+	appendRaw(t, path, `{"v":1,"type":"entry","path":"/m/torn","si`)
+	size := fileSize(t, path)
+
+	r, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatalf("OpenReadOnly while locked: %v", err)
+	}
+	for _, p := range []string{"/m/0", "/m/1", "/m/2"} {
+		if e, ok := r.LookupPath(p); !ok || e.Outcome != Done {
+			t.Errorf("%s: %+v, %v; want done", p, e, ok)
+		}
+	}
+	if _, ok := r.LookupPath("/m/torn"); ok {
+		t.Error("the torn record was applied")
+	}
+	if s := r.Speeds()["nas"]["hevc"]; s != 2.5 {
+		t.Errorf("speed = %v, want 2.5", s)
+	}
+	if err := r.Record(Entry{Key: Key{Path: "/m/x"}, Outcome: Done}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Record on a read-only journal: %v, want ErrReadOnly", err)
+	}
+	if err := r.AddTemp(Temp{ID: "a", Path: "/tmp/x"}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("AddTemp on a read-only journal: %v", err)
+	}
+	if err := r.Compact(); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Compact on a read-only journal: %v", err)
+	}
+	if _, ok := r.LookupPath("/m/x"); ok {
+		t.Error("a refused Record was applied")
+	}
+	if err := r.Close(); err != nil {
+		t.Error(err)
+	}
+	if got := fileSize(t, path); got != size {
+		t.Errorf("journal size %d after the read-only open, was %d", got, size)
+	}
+	// The writer still works: nothing was taken from it.
+	if err := w.Record(Entry{Key: Key{Path: "/m/3"}, Outcome: Done}); err != nil {
+		t.Errorf("the locked writer after a read-only open: %v", err)
+	}
+}
