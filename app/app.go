@@ -347,14 +347,19 @@ func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Write
 	}
 
 	// The journal: what earlier runs finished, and the lock that keeps two
-	// runs (last night's cron still going) apart. Dry runs leave it alone.
+	// runs (last night's cron still going) apart. A dry run reads it (so it
+	// shows what a real run would skip) without locking or writing it.
 	var jr *journal.Journal
-	if !c.Bool("dry-run") && !c.Bool("no-journal") {
+	if !c.Bool("no-journal") {
 		path := c.String("journal")
 		if path == "" {
 			path = journal.DefaultPath()
 		}
-		jr, err = journal.Open(expandHome(path))
+		if c.Bool("dry-run") {
+			jr, err = journal.OpenReadOnly(expandHome(path))
+		} else {
+			jr, err = journal.Open(expandHome(path))
+		}
 		if err != nil {
 			var le *journal.LockedError
 			if errors.As(err, &le) {

@@ -575,6 +575,11 @@ func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, 
 	if err := m.recordOutput(tmp, final, prof.Name, r.Host); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
+	if final != job.Item.Path && !m.opts.Keep {
+		if err := m.recordReplacing(job.Item.Path, final, prof.Name, r.Host); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
 	if final != job.Item.Path {
 		// Refuse to clobber a file that appeared while we encoded.
 		if err := os.Link(tmp, final); err != nil {

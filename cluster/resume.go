@@ -53,7 +53,14 @@ func (m *manager) journalSkip(it WorkItem) (Outcome, string, bool) {
 			return Skipped, "already done in an earlier run: " + e.Output, true
 		}
 		// An earlier run put the verified output in place and was stopped
-		// before it removed the source: finish that now.
+		// before it removed the source: finish that now — but only if the
+		// file there is still the one that run wrote.
+		if !ourOutput(j, e.Output) {
+			return Failed, "an earlier run replaced this file with " + e.Output + ", but that file has changed since; not removing the source (remove one of them, or use --force)", true
+		}
+		if m.opts.DryRun {
+			return Skipped, "an earlier run put its verified output in place (" + e.Output + ") but was stopped before removing the source; a real run removes it", true
+		}
 		if err := os.Remove(it.Path); err != nil {
 			return Failed, "earlier run's output is in place but the source cannot be removed: " + err.Error(), true
 		}
@@ -104,6 +111,35 @@ func (m *manager) record(path string, r *FileResult) {
 	if err := j.Record(e); err != nil {
 		m.logf("warning: journal: %v", err)
 	}
+}
+
+// ourOutput reports whether the file at path is, by size and mtime, the
+// verified output an earlier run recorded (recordOutput) under that path.
+func ourOutput(j *journal.Journal, path string) bool {
+	key, err := journal.KeyOf(path)
+	if err != nil {
+		return false
+	}
+	e, ok := j.Lookup(key)
+	return ok && e.Outcome == journal.Done && e.Output == key.Path
+}
+
+// recordReplacing records, before the output takes its final name, that the
+// source is done and is to be removed. A run killed between putting the
+// output in place and removing the source then leaves a journal from which
+// the next run finishes the job (journalSkip, after checking with ourOutput
+// that the file there is the one this run wrote) instead of failing on an
+// output that "already exists".
+func (m *manager) recordReplacing(src, final, profile, host string) error {
+	j := m.opts.Journal
+	if j == nil {
+		return nil
+	}
+	key, err := journal.KeyOf(src)
+	if err != nil {
+		return err
+	}
+	return j.Record(journal.Entry{Key: key, Outcome: journal.Done, Output: final, Host: host, Profile: profile, Reason: "output in place; source to be removed"})
 }
 
 // recordOutput remembers a verified output under its own identity before it

@@ -220,3 +220,64 @@ func TestNewlineInNameDoesNotForgeLogLines(t *testing.T) {
 		}
 	}
 }
+
+// --dry-run reads the journal: it shows what a real run would skip or
+// finish, changes nothing, and agrees with the real run that follows.
+func TestDryRunReadsJournal(t *testing.T) {
+	l := newLab(t, false)
+	l.writeConfig("ultrafast", "manager")
+	src := l.clip("a.mp4", testenv.Clip{Seconds: 1})
+	out := strings.TrimSuffix(src, ".mp4") + ".mkv"
+	// A second name for the source's inode: putting it back later recreates
+	// the exact version (size and mtime) the journal recorded as done.
+	saved := filepath.Join(l.dir, "a.mp4.saved")
+	must(t, os.Link(src, saved))
+
+	if p, code := run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("-c", "lab", src)...); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, p.output())
+	}
+	if _, err := os.Stat(src); !os.IsNotExist(err) {
+		t.Fatalf("source still there after the run: %v", err)
+	}
+	journalBefore := fileHash(t, filepath.Join(l.state, "clustertx", "journal.jsonl"))
+
+	p, code := run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("--dry-run", "-c", "lab", src)...)
+	if code != 0 || !strings.Contains(p.output(), "already done in an earlier run: "+out) {
+		t.Errorf("dry run on the replaced source: exit %d, no 'already done':\n%s", code, p.output())
+	}
+
+	// As if the first run had been killed between putting its output in
+	// place and removing the source.
+	must(t, os.Link(saved, src))
+	// The output was modified since: the source must stay.
+	ofi, err := os.Stat(out)
+	must(t, err)
+	must(t, os.Chtimes(out, time.Now(), time.Now().Add(time.Hour)))
+	p, code = run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("--dry-run", "-c", "lab", src)...)
+	if !strings.Contains(p.output(), "has changed since; not removing the source") {
+		t.Errorf("dry run with the output changed since: exit %d\n%s", code, p.output())
+	}
+	must(t, os.Chtimes(out, time.Now(), ofi.ModTime()))
+
+	p, code = run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("--dry-run", "-c", "lab", src)...)
+	if code != 0 || !strings.Contains(p.output(), "a real run removes it") || strings.Contains(p.output(), "profile:  hevc") {
+		t.Errorf("dry run on a half-finished file: exit %d\n%s", code, p.output())
+	}
+	if _, err := os.Stat(src); err != nil {
+		t.Errorf("the dry run removed the source: %v", err)
+	}
+	if h := fileHash(t, filepath.Join(l.state, "clustertx", "journal.jsonl")); h != journalBefore {
+		t.Error("the dry runs changed the journal")
+	}
+
+	p, code = run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("-c", "lab", src)...)
+	if code != 0 || !strings.Contains(summaryLine(p.stdout.String(), "a.mp4"), "finished an earlier run") {
+		t.Errorf("real run on the half-finished file: exit %d\n%s", code, p.output())
+	}
+	if _, err := os.Stat(src); !os.IsNotExist(err) {
+		t.Errorf("the real run left the source: %v", err)
+	}
+	if c := vcodec(t, out); c != "hevc" {
+		t.Errorf("%s is %s, want hevc", out, c)
+	}
+}

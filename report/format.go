@@ -53,6 +53,9 @@ func speedOf(f *cluster.FileResult) (float64, bool) {
 func outcomeText(f *cluster.FileResult) string {
 	switch f.Outcome {
 	case cluster.Done:
+		if strings.HasPrefix(f.Reason, "finished an earlier run") { // from the journal, no encode
+			return join("done", f.Reason)
+		}
 		return "done"
 	case cluster.Kept:
 		if strings.HasPrefix(f.Reason, "kept original") {
