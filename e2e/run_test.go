@@ -134,7 +134,8 @@ func TestOneFailureExitCode3(t *testing.T) {
 }
 
 // A second run on the same journal while the first is running exits with
-// code 4 naming the first run's pid; the first run is unaffected.
+// code 4 naming the first run's pid (a dry run works meanwhile); the first
+// run is unaffected.
 func TestSecondRunIsLockedOut(t *testing.T) {
 	l := newLab(t, false)
 	l.writeConfig("slower", "manager")
@@ -149,6 +150,10 @@ func TestSecondRunIsLockedOut(t *testing.T) {
 	}
 	if want := fmt.Sprintf("pid %d", first.cmd.Process.Pid); !strings.Contains(second.stderr.String(), want) {
 		t.Errorf("second run's message does not name %q:\n%s", want, second.output())
+	}
+	// A dry run takes no lock: it works while the first run holds it.
+	if dry, code := run(t, l.dir, env(l.home, l.state), 20*time.Second, l.args("--dry-run", "-c", "lab", a)...); code != 0 || !strings.Contains(dry.output(), "planned") {
+		t.Errorf("dry run during a run: exit code %d, want 0 and the plan\n%s", code, dry.output())
 	}
 	if first.exited() {
 		t.Errorf("first run ended while the second ran\n%s", first.output())
