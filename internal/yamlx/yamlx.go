@@ -6,8 +6,10 @@
 package yamlx
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -27,7 +29,10 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
 	}
 	if e.Key != "" {
 		fmt.Fprintf(&b, ": %s", e.Key)
@@ -74,7 +79,7 @@ func (d *Decoder) Warnf(n *yaml.Node, path, format string, args ...any) {
 func (d *Decoder) Parse(data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &Error{File: d.File, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, d.syntaxError(data, err)
 	}
 	if doc.Kind == 0 { // empty file
 		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1, Column: 1}, nil
@@ -84,6 +89,42 @@ func (d *Decoder) Parse(data []byte) (*yaml.Node, error) {
 	}
 	return resolveAlias(&doc), nil
 }
+
+var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// syntaxError positions a YAML syntax error. yaml.v3 reports the line of
+// the enclosing construct, or a 0-based line for some scanner errors (often
+// one or two lines early: go-yaml/yaml#205). The line given here is the
+// first line whose prefix of the file fails with the same problem, which is
+// where the problem is; yaml's own line is the fallback.
+func (d *Decoder) syntaxError(data []byte, err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	m := yamlLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return &Error{File: d.File, Msg: msg}
+	}
+	problem := m[2]
+	line, _ := strconv.Atoi(m[1])
+	if lines := bytes.SplitAfter(data, []byte("\n")); len(lines) <= maxScanLines {
+		n := 0
+		for k, l := range lines {
+			n += len(l)
+			var doc yaml.Node
+			perr := yaml.Unmarshal(data[:n], &doc)
+			if perr == nil {
+				continue
+			}
+			if pm := yamlLineRE.FindStringSubmatch(strings.TrimPrefix(perr.Error(), "yaml: ")); pm != nil && pm[2] == problem {
+				line = k + 1
+				break
+			}
+		}
+	}
+	return &Error{File: d.File, Line: line, Msg: problem}
+}
+
+// maxScanLines bounds syntaxError's quadratic search.
+const maxScanLines = 5000
 
 // ParseFile reads and parses a file.
 func (d *Decoder) ParseFile(path string) (*yaml.Node, error) {

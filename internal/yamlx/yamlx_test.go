@@ -1,6 +1,8 @@
 package yamlx
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -71,8 +73,41 @@ func TestErrorsNamePosition(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 	_, err = d.Parse([]byte("a: [1,\n"))
-	if err == nil || !strings.Contains(err.Error(), "t.yml") || !strings.Contains(err.Error(), "line") {
+	if err == nil || !strings.Contains(err.Error(), "t.yml:1: ") {
 		t.Errorf("syntax error should name file and line: %v", err)
+	}
+}
+
+// Syntax errors name the line the problem is on, where yaml.v3 alone often
+// names the one before (go-yaml/yaml#205). ">" marks the line.
+func TestSyntaxErrorLine(t *testing.T) {
+	for _, src := range []string{
+		"profiles:\n  hevc:\n    extension: .mkv\n>\tthreshold: 5\nrules: {}\n",
+		"profiles:\n  hevc:\n    extension: .mkv\n>    threshold: [1\nrules:\n  default:\n    profile: hevc\n",
+		"config:\n  queues:\n    cuda: 1\n>    qsv: 2: 3\n",
+		"a:\n  - 1\n  - 2\n> b: 3\n",
+		"x: 1\n>a: 'one\nb: 2\n", // the quote is never closed
+		// A valid flow list over two lines comes first.
+		"a: [1,\n  2]\nb:\n  c: 1\n>\td: 2\n",
+		"x: 1\n> y: z: 2\n",
+	} {
+		var want int
+		lines := strings.Split(src, "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, ">") {
+				want, lines[i] = i+1, l[1:]
+			}
+		}
+		d := &Decoder{File: "t.yml"}
+		_, err := d.Parse([]byte(strings.Join(lines, "\n")))
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Errorf("%q: err = %v, want a syntax *Error", src, err)
+			continue
+		}
+		if e.Line != want || !strings.HasPrefix(e.Error(), fmt.Sprintf("t.yml:%d: ", want)) {
+			t.Errorf("%q: %v, want line %d", src, err, want)
+		}
 	}
 }
 
