@@ -375,3 +375,52 @@ func TestFullDiskMidUpload(t *testing.T) {
 		t.Errorf("temp files left: %q", left)
 	}
 }
+
+// Two mounted hosts whose mount is missing (the path substitution points at
+// a directory that does not exist there) and a streaming host. Every file is
+// done by the streaming host; a file refused by both broken hosts is not
+// failed for it (their refusals cost no attempt), and a broken host leaves
+// the run after notVisibleBench files in a row instead of failing through
+// the library.
+func TestMountedHostsThatCannotSeeTheMedia(t *testing.T) {
+	l := newLab(t)
+	gone := filepath.Join(l.dir, "not-mounted") + "/"
+	l.writeConfig(
+		l.nas.YAML("nas", "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+gone),
+		l.nas.YAML("nas2", "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+gone),
+		l.gamerYAML())
+	var paths []string
+	for i := 0; i < 8; i++ {
+		paths = append(paths, l.clip(fmt.Sprintf("ep%02d.mkv", i), testenv.Clip{Seconds: 1}))
+	}
+	rep, out, err := l.run(context.Background(), nil, items("lab", paths...)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, f := range rep.Files {
+		if f.Outcome != cluster.Done || f.Host != "gamer" {
+			t.Errorf("%s: %s on %q (%s), want done on gamer", filepath.Base(f.Path), f.Outcome, f.Host, f.Reason)
+		}
+	}
+	refusals := 0
+	for _, h := range []string{"nas", "nas2"} {
+		n := strings.Count(out, "warning: host "+h+": ")
+		refusals += n
+		if n > 3 {
+			t.Errorf("%s failed %d files: it should have left the run after 3", h, n)
+		}
+		left := strings.Contains(out, "warning: host "+h+" cannot reach the media: 3 files in a row")
+		if n == 3 && !left {
+			t.Errorf("%s failed 3 files in a row but did not leave the run\n%s", h, out)
+		}
+	}
+	if refusals == 0 {
+		t.Fatalf("no file went to a broken host: the test exercised nothing\n%s", out)
+	}
+	if !strings.Contains(out, "cannot reach the file through its mount or path substitution") {
+		t.Errorf("the failures are not explained as a mount problem\n%s", out)
+	}
+	if left := leftovers(t, l.media, l.work); len(left) > 0 {
+		t.Errorf("temp files left: %q", left)
+	}
+}

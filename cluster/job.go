@@ -42,6 +42,7 @@ type worker struct {
 	slot       int
 	hostFailed func(error)   // marks the host down (once) when a transport fails
 	busy       *atomic.Int32 // encodes running on this host (all its slots)
+	vis        *visibility   // files in a row the host could not reach (all its slots)
 	ncpu       int           // the host's CPU count, read once for max_load
 	pipe       *pipeline     // a prefetching streaming slot's jobs (prefetch.go); nil: one job at a time
 }
@@ -109,6 +110,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 	ji.Profile = r.Profile
 	switch {
 	case err == nil:
+		w.sawMedia()
 		r.Attempts = it.Attempts + 1
 		publish()
 		w.m.record(job.Item.Path, r)
@@ -139,7 +141,16 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 		w.q.HostFailedOn(it, w.def.Name)
 		return false
 	default:
-		retry := w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts)
+		retry, keepGoing := false, true
+		var nv *notVisibleError
+		if errors.As(err, &nv) {
+			// Not the file's fault: no attempt is counted while another
+			// host may still try it.
+			retry = w.q.Refused(it, w.def.Name, w.m.opts.MaxAttempts)
+			keepGoing = w.cannotSee(nv)
+		} else {
+			retry = w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts)
+		}
 		r.Attempts = it.Attempts
 		r.Outcome, r.Reason = Failed, oneLine(err)
 		if retry {
@@ -150,6 +161,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 			w.m.logf("job: error: host %s: %s: %v", w.def.Name, job.Item.Path, err)
 			w.m.opts.Observer.JobFinished(ji, r)
 		}
+		return keepGoing
 	}
 	return true
 }
@@ -391,7 +403,7 @@ func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileRe
 	encErr := w.encode(ctx, job, prof, argv, ji, r)
 	w.releaseEncode(ctx, encErr)
 	if encErr != nil {
-		return encErr
+		return w.mountProblem(encErr, remoteIn, remoteOut)
 	}
 	if r.Outcome == Kept {
 		if !claim() {
@@ -513,7 +525,7 @@ func (w *worker) encode(ctx context.Context, job *Job, prof *profiles.Profile, a
 	}
 	var xe *hosts.ExitError
 	if errors.As(err, &xe) {
-		return fmt.Errorf("ffmpeg %s", xe.Error())
+		return fmt.Errorf("ffmpeg %w", xe)
 	}
 	return err
 }

@@ -187,6 +187,7 @@ func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment,
 	w.busy.Add(-1)
 	switch {
 	case err == nil:
+		w.sawMedia()
 		w.m.opts.Observer.JobFinished(ji, nil)
 		if f.segmentDone(w.def.Name, s.seg.Index, out, outID) {
 			// The join runs on the manager; this slot goes on with the
@@ -214,11 +215,20 @@ func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment,
 		w.q.HostFailedOn(it, w.def.Name)
 		return false
 	default:
-		if w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts) {
+		retry, keepGoing := false, true
+		var nv *notVisibleError
+		if errors.As(err, &nv) {
+			retry = w.q.Refused(it, w.def.Name, w.m.opts.MaxAttempts)
+			keepGoing = w.cannotSee(nv)
+		} else {
+			retry = w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts)
+		}
+		if retry {
 			w.m.logf("warning: host %s: segment %d of %s: %v; retrying", w.def.Name, s.seg.Index+1, f.job.Item.Path, err)
 		} else {
 			f.fail(w.def.Name, fmt.Sprintf("segment %d: %s", s.seg.Index+1, oneLine(err)), it.Attempts)
 		}
+		return keepGoing
 	}
 	return true
 }
@@ -333,7 +343,7 @@ func (w *worker) runSegment(ctx context.Context, it *queue.Item, s *segment, ji 
 	encErr := w.encode(ctx, segJob, &noThreshold, argv, ji, &r)
 	w.releaseEncode(ctx, encErr)
 	if encErr != nil {
-		return "", "", encErr
+		return "", "", w.mountProblem(encErr, in, output)
 	}
 	if h.Type == hosts.Streaming {
 		if err := w.acquireDownload(ctx); err != nil {

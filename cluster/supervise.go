@@ -24,6 +24,9 @@ type hostRun struct {
 	since  time.Time // when it last went up or down
 	reason string    // why it is down
 	events []HostEvent
+	// benched: the host cannot reach the media (visibility.go) and is out
+	// of the run for good, although it answers.
+	benched bool
 }
 
 // HostEvent is a host joining or leaving the run, for the summary.
@@ -59,6 +62,13 @@ func (m *manager) supervise(ctx context.Context, h *hostRun, q *queue.Queue, res
 		}
 		if t := h.transport(); t != nil {
 			failed := m.runSlots(ctx, h, t, q, results)
+			h.mu.Lock()
+			benched := h.benched
+			h.mu.Unlock()
+			if benched {
+				t.Close()
+				return
+			}
 			if !failed {
 				return // the queue has nothing more for it
 			}
@@ -114,11 +124,20 @@ func (m *manager) runSlots(ctx context.Context, h *hostRun, t hosts.Transport, q
 		})
 	}
 	busy := new(atomic.Int32)
+	vis := &visibility{bench: func(reason string) {
+		h.set(false, nil, reason)
+		h.mu.Lock()
+		h.benched = true
+		h.mu.Unlock()
+		q.SetDown(h.def.Name, true) // its other slots finish what they run and stop
+		m.logf("warning: host %s %s; it leaves the run", h.def.Name, reason)
+		m.opts.Observer.HostState(h.def.Name, false, reason)
+	}}
 	for slot := 0; slot < h.def.SlotCount(); slot++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &worker{m: m, def: h.def, t: t, q: q, slot: slot, hostFailed: failed, busy: busy}
+			w := &worker{m: m, def: h.def, t: t, q: q, slot: slot, hostFailed: failed, busy: busy, vis: vis}
 			w.loop(ctx, results)
 		}()
 	}

@@ -1217,10 +1217,35 @@ func (q *Queue) hostFailed(it *Item, r *run) {
 func (q *Queue) JobFailed(it *Item, host string, maxAttempts int) (retry bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.jobFailed(it, host, maxAttempts, true)
+}
+
+// Refused is JobFailed for a failure that says nothing about the item:
+// host could not run it at all (a mounted host that cannot reach the file).
+// The attempt is not counted while a live eligible host that has not
+// failed the item remains to try it; host comes last for it, as after
+// JobFailed. Once no such host remains it counts like JobFailed, so an item
+// no host can run still ends.
+func (q *Queue) Refused(it *Item, host string, maxAttempts int) (retry bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	untried := false
+	for name, ok := range it.Eligible {
+		if g := q.hosts[name]; ok && name != host && g != nil && !g.down && !it.FailedOn[name] {
+			untried = true
+			break
+		}
+	}
+	return q.jobFailed(it, host, maxAttempts, !untried)
+}
+
+func (q *Queue) jobFailed(it *Item, host string, maxAttempts int, count bool) (retry bool) {
 	if it.state == finished {
 		return false
 	}
-	it.Attempts++
+	if count {
+		it.Attempts++
+	}
 	if it.FailedOn == nil {
 		it.FailedOn = map[string]bool{}
 	}
@@ -1233,7 +1258,7 @@ func (q *Queue) JobFailed(it *Item, host string, maxAttempts int) (retry bool) {
 		q.broadcast()
 		return true // the other copy carries on
 	}
-	retry = it.Attempts < maxAttempts && q.anyLive(it)
+	retry = (!count || it.Attempts < maxAttempts) && q.anyLive(it)
 	if !retry {
 		q.finish(it, nil)
 		return false

@@ -101,6 +101,49 @@ func TestJobFailureRetriedOnAnotherHostFirst(t *testing.T) {
 	}
 }
 
+// A host that could not run an item at all (Refused) costs it no attempt
+// while another host has yet to try it; once every host has failed it, a
+// refusal counts, so the item still ends.
+func TestRefusedCountsNoAttemptWhileAnotherHostMayTry(t *testing.T) {
+	q := New()
+	q.Push(item(1, 1, "a", "b", "c"))
+	ctx := context.Background()
+	it := q.Next(ctx, "a")
+	if !q.Refused(it, "a", 2) || it.Attempts != 0 {
+		t.Fatalf("refused on a: attempts %d, want a retry and 0 attempts", it.Attempts)
+	}
+	if got := q.Next(ctx, "b"); got != it {
+		t.Fatalf("b got %v, want the refused item", got)
+	}
+	if !q.Refused(it, "b", 2) || it.Attempts != 0 {
+		t.Fatalf("refused on b: attempts %d, want a retry and 0 attempts (c has not tried)", it.Attempts)
+	}
+	if got := q.Next(ctx, "c"); got != it {
+		t.Fatalf("c got %v", got)
+	}
+	if !q.JobFailed(it, "c", 2) || it.Attempts != 1 {
+		t.Fatalf("failed on c: attempts %d, want 1 and a retry", it.Attempts)
+	}
+	// Every host has failed it now: a refusal counts, and ends it.
+	if got := q.Next(ctx, "a"); got != it {
+		t.Fatalf("a got %v on the last round", got)
+	}
+	if q.Refused(it, "a", 2) || it.Attempts != 2 {
+		t.Fatalf("refused when every host has failed it: attempts %d, want 2 and no retry", it.Attempts)
+	}
+	if p := q.Pending(); len(p) != 0 {
+		t.Fatalf("pending = %d, want 0", len(p))
+	}
+	// A down host does not count as one that may still try it.
+	q2 := New()
+	q2.Push(item(2, 1, "a", "b"))
+	q2.SetDown("b", true)
+	it2 := q2.Next(ctx, "a")
+	if !q2.Refused(it2, "a", 2) || it2.Attempts != 1 {
+		t.Fatalf("refused with the other host down: attempts %d, want 1", it2.Attempts)
+	}
+}
+
 func TestFailedHostRetriesWhenItIsTheOnlyOne(t *testing.T) {
 	q := New()
 	q.Push(item(1, 1, "a"))

@@ -1,0 +1,115 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"clustertx/hosts"
+)
+
+// This file handles a mounted host that cannot reach the media through its
+// own view of the share: the NFS/SMB mount is missing or stale, a path
+// substitution points at the wrong place, the share is read-only there.
+// ffmpeg then fails at once on every file. That is the host's problem, not
+// the file's: the attempt is not counted against the file (queue.Refused)
+// and, after notVisibleBench such failures in a row with no file done in
+// between, the host leaves the run instead of failing through the library.
+
+// notVisibleBench is how many files in a row a mounted host may fail to
+// open before it leaves the run.
+const notVisibleBench = 3
+
+// notVisibleError is ffmpeg on a mounted host failing to open the source,
+// or to create the output beside it, through the host's own path.
+type notVisibleError struct {
+	host string
+	line string // ffmpeg's message
+	err  error
+}
+
+func (e *notVisibleError) Error() string {
+	return fmt.Sprintf("host %s cannot reach the file through its mount or path substitution (%s)", e.host, e.line)
+}
+
+func (e *notVisibleError) Unwrap() error { return e.err }
+
+// accessProblems are the errno texts ffmpeg prints after a path it cannot
+// open.
+var accessProblems = []string{
+	": No such file or directory",
+	": Permission denied",
+	": Not a directory",
+	": Read-only file system",
+	": Stale file handle",
+	": Transport endpoint is not connected",
+}
+
+// mountProblem returns err as a *notVisibleError when this worker's host is
+// a mounted one and ffmpeg's own message says it could not open one of
+// paths (the host's view of the source and of the output); otherwise err.
+func (w *worker) mountProblem(err error, paths ...string) error {
+	if w.def.Type != hosts.Mounted {
+		return err
+	}
+	var xe *hosts.ExitError
+	if !errors.As(err, &xe) {
+		return err
+	}
+	for _, line := range strings.Split(xe.Stderr, "\n") {
+		for _, p := range paths {
+			if p == "" {
+				continue
+			}
+			i := strings.Index(line, p)
+			if i < 0 {
+				continue
+			}
+			rest := line[i+len(p):]
+			for _, a := range accessProblems {
+				if strings.HasPrefix(rest, a) {
+					return &notVisibleError{host: w.def.Name, line: strings.TrimSpace(line), err: err}
+				}
+			}
+		}
+	}
+	return err
+}
+
+// visibility counts, for one host, the files in a row it could not reach.
+type visibility struct {
+	mu      sync.Mutex
+	inARow  int
+	benched bool
+	bench   func(reason string) // takes the host out of the run (once)
+}
+
+// sawMedia notes that the host finished a job: its view of the media works.
+func (w *worker) sawMedia() {
+	if w.vis == nil {
+		return
+	}
+	w.vis.mu.Lock()
+	w.vis.inARow = 0
+	w.vis.mu.Unlock()
+}
+
+// cannotSee notes a file the host could not reach and reports whether the
+// slot may go on; at notVisibleBench in a row the host leaves the run.
+func (w *worker) cannotSee(nv *notVisibleError) (keepGoing bool) {
+	if w.vis == nil {
+		return true
+	}
+	w.vis.mu.Lock()
+	defer w.vis.mu.Unlock()
+	w.vis.inARow++
+	if w.vis.inARow < notVisibleBench && !w.vis.benched {
+		return true
+	}
+	if !w.vis.benched {
+		w.vis.benched = true
+		w.vis.bench(fmt.Sprintf("cannot reach the media: %d files in a row failed to open (last: %s); check its mount and path-substitutions", w.vis.inARow, nv.line))
+	}
+	return false
+}
