@@ -376,13 +376,10 @@ func TestFullDiskMidUpload(t *testing.T) {
 	}
 }
 
-// Two mounted hosts whose mount is missing (the path substitution points at
-// a directory that does not exist there) and a streaming host. Every file is
-// done by the streaming host; a file refused by both broken hosts is not
-// failed for it (their refusals cost no attempt), and a broken host leaves
-// the run after notVisibleBench files in a row instead of failing through
-// the library.
-func TestMountedHostsThatCannotSeeTheMedia(t *testing.T) {
+// brokenMountLab is the lab with two mounted hosts, nas and nas2 (the same
+// sshd), whose path substitution points at a folder that does not exist
+// there (a missing mount), beside the streaming host gamer.
+func brokenMountLab(t *testing.T, files int) (*lab, []string) {
 	l := newLab(t)
 	gone := filepath.Join(l.dir, "not-mounted") + "/"
 	l.writeConfig(
@@ -390,9 +387,53 @@ func TestMountedHostsThatCannotSeeTheMedia(t *testing.T) {
 		l.nas.YAML("nas2", "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+gone),
 		l.gamerYAML())
 	var paths []string
-	for i := 0; i < 8; i++ {
+	for i := 0; i < files; i++ {
 		paths = append(paths, l.clip(fmt.Sprintf("ep%02d.mkv", i), testenv.Clip{Seconds: 1}))
 	}
+	return l, paths
+}
+
+// Checked at the start: the broken hosts are left out of every file (a dry
+// run says why), and no file is ever sent to them.
+func TestMountedHostsThatCannotSeeTheMediaAreLeftOut(t *testing.T) {
+	l, paths := brokenMountLab(t, 3)
+	_, out, err := l.run(context.Background(), func(o *cluster.Options) { o.DryRun = true }, items("lab", paths...)...)
+	if err != nil {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	if n := strings.Count(out, "not on:   nas: cannot read "+filepath.Join(l.dir, "not-mounted")); n != 3 {
+		t.Errorf("dry run: %d files say nas cannot read them, want 3\n%s", n, out)
+	}
+	rep, out, err := l.run(context.Background(), nil, items("lab", paths...)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, f := range rep.Files {
+		if f.Outcome != cluster.Done || f.Host != "gamer" {
+			t.Errorf("%s: %s on %q (%s), want done on gamer", filepath.Base(f.Path), f.Outcome, f.Host, f.Reason)
+		}
+	}
+	if strings.Contains(out, "job: nas") {
+		t.Errorf("a file was sent to a host that cannot see it\n%s", out)
+	}
+}
+
+// The same hosts joining mid-run are not checked up front: ffmpeg's failure
+// to open the file there is recognised as the host's. Every file is done by
+// the streaming host; a file refused by both broken hosts is not failed for
+// it (their refusals cost no attempt), and a broken host leaves the run
+// after 3 files in a row instead of failing through the library.
+func TestMountedHostsThatCannotSeeTheMediaMidRun(t *testing.T) {
+	l, paths := brokenMountLab(t, 8)
+	l.slowProfile() // nas joins with work left
+	l.nas.Stop()
+	go func() { // once the run is past its plan: the first upload to gamer
+		waitFor(30*time.Second, func() bool {
+			e, _ := os.ReadDir(l.work)
+			return len(e) > 0
+		})
+		l.nas.Start(t)
+	}()
 	rep, out, err := l.run(context.Background(), nil, items("lab", paths...)...)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)

@@ -136,7 +136,7 @@ func TestProfileNotSentToHostLackingItsEncoder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
-	for _, want := range []string{"nas: lacks hevc_nvenc (test encode failed", "nas: lacks libimaginary265 (not in this host's ffmpeg -encoders)", "no host can encode it"} {
+	for _, want := range []string{"nas: lacks hevc_nvenc (test encode failed", "nas: lacks libimaginary265 (not in this host's ffmpeg -encoders)", "no host can take it"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run lacks %q:\n%s", want, out)
 		}

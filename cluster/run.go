@@ -142,6 +142,10 @@ type manager struct {
 	encoders map[string]*hosts.EncoderSet // per host that answered the check
 
 	conns map[string]hosts.Transport // up hosts
+
+	seenMu  sync.Mutex        // unseen's memory (visibility.go)
+	seenOK  map[string]bool   // host + path substitution: a file was readable there
+	seenBad map[string]string // host + folder (host's view): why it is not
 }
 
 func (m *manager) logf(format string, args ...any) {
@@ -461,7 +465,11 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 			if !eligible(j, h) {
 				continue
 			}
-			if why := m.lacksEncoder(ctx, j, h); why != "" {
+			why := m.unseen(ctx, j, h)
+			if why == "" {
+				why = m.lacksEncoder(ctx, j, h)
+			}
+			if why != "" {
 				if j.Excluded == nil {
 					j.Excluded = map[string]string{}
 				}
@@ -476,7 +484,7 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 				why = append(why, h+": "+r)
 			}
 			sort.Strings(why)
-			j.Outcome, j.Reason = NotRun, "no host can encode it: "+strings.Join(why, "; ")
+			j.Outcome, j.Reason = NotRun, "no host can take it: "+strings.Join(why, "; ")
 		} else if len(j.Eligible) == 0 {
 			q := prof.Queue
 			if q == "" {

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 
@@ -112,4 +114,56 @@ func (w *worker) cannotSee(nv *notVisibleError) (keepGoing bool) {
 		w.vis.bench(fmt.Sprintf("cannot reach the media: %d files in a row failed to open (last: %s); check its mount and path-substitutions", w.vis.inARow, nv.line))
 	}
 	return false
+}
+
+// unseen says why mounted host h cannot see job's file, or "" when it can
+// or nothing is known (the host is down, or runs Windows). It runs
+// `test -r` on the host's path of the file: once one file under a path
+// substitution is readable there the mount works and the substitution's
+// other files are not checked; a failure is remembered for the file's
+// folder. So a dry run shows a missing mount up front, and a run does not
+// send the host files it cannot open (what slips through is caught by
+// mountProblem during the run).
+func (m *manager) unseen(ctx context.Context, job *Job, h *hosts.Def) string {
+	if h.Type != hosts.Mounted || h.Windows() {
+		return ""
+	}
+	m.encMu.Lock()
+	t := m.conns[h.Name]
+	m.encMu.Unlock()
+	if t == nil {
+		return ""
+	}
+	mapped, sub, ok := h.MapPathSub(job.Item.Path)
+	if !ok {
+		return ""
+	}
+	m.seenMu.Lock()
+	defer m.seenMu.Unlock()
+	if m.seenOK == nil {
+		m.seenOK, m.seenBad = map[string]bool{}, map[string]string{}
+	}
+	subKey := h.Name + "\x00" + sub.Src + "\x00" + sub.Dst
+	dirKey := h.Name + "\x00" + path.Dir(mapped)
+	if m.seenOK[subKey] {
+		return ""
+	}
+	if why, ok := m.seenBad[dirKey]; ok {
+		return why
+	}
+	cctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
+	defer cancel()
+	err := t.Exec(cctx, []string{"test", "-r", mapped}, nil, nil)
+	var xe *hosts.ExitError
+	switch {
+	case err == nil:
+		m.seenOK[subKey] = true
+		return ""
+	case errors.As(err, &xe) && xe.Code == 1:
+		why := fmt.Sprintf("cannot read %s there (check its mount and path-substitutions)", mapped)
+		m.seenBad[dirKey] = why
+		return why
+	default:
+		return "" // no answer: the run will tell
+	}
 }

@@ -137,8 +137,15 @@ func (d *Def) AllowsProfile(name string) bool {
 // when substitutions exist but none applies: the host cannot see that file.
 // On Windows hosts forward slashes in the result become backslashes.
 func (d *Def) MapPath(p string) (mapped string, ok bool) {
+	mapped, _, ok = d.MapPathSub(p)
+	return mapped, ok
+}
+
+// MapPathSub is MapPath that also returns the substitution used (zero
+// without substitutions).
+func (d *Def) MapPathSub(p string) (mapped string, sub PathSub, ok bool) {
 	if len(d.PathSubs) == 0 {
-		return p, true
+		return p, PathSub{}, true
 	}
 	subs := append([]PathSub(nil), d.PathSubs...)
 	sort.SliceStable(subs, func(i, j int) bool { return len(subs[i].Src) > len(subs[j].Src) })
@@ -148,10 +155,10 @@ func (d *Def) MapPath(p string) (mapped string, ok bool) {
 			if d.Windows() {
 				out = strings.ReplaceAll(out, "/", `\`)
 			}
-			return out, true
+			return out, s, true
 		}
 	}
-	return p, false
+	return p, PathSub{}, false
 }
 
 // cutPrefixDir cuts prefix from p only at a path boundary: "/media" matches
