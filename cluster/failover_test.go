@@ -388,21 +388,26 @@ func brokenMountLab(t *testing.T, files int) (*lab, []string) {
 		l.gamerYAML())
 	var paths []string
 	for i := 0; i < files; i++ {
-		paths = append(paths, l.clip(fmt.Sprintf("ep%02d.mkv", i), testenv.Clip{Seconds: 1}))
+		paths = append(paths, l.clip(fmt.Sprintf("season %d/ep%02d.mkv", i/2+1, i), testenv.Clip{Seconds: 1}))
 	}
 	return l, paths
 }
 
 // Checked at the start: the broken hosts are left out of every file (a dry
-// run says why), and no file is ever sent to them.
+// run says why; after 3 folders with nothing readable, the whole path
+// substitution is), and no file is ever sent to them.
 func TestMountedHostsThatCannotSeeTheMediaAreLeftOut(t *testing.T) {
-	l, paths := brokenMountLab(t, 3)
+	l, paths := brokenMountLab(t, 8) // two per "season N" folder
 	_, out, err := l.run(context.Background(), func(o *cluster.Options) { o.DryRun = true }, items("lab", paths...)...)
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
-	if n := strings.Count(out, "not on:   nas: cannot read "+filepath.Join(l.dir, "not-mounted")); n != 3 {
-		t.Errorf("dry run: %d files say nas cannot read them, want 3\n%s", n, out)
+	gone := filepath.Join(l.dir, "not-mounted")
+	if n := strings.Count(out, "not on:   nas: cannot read "+gone+"/season "); n != 6 {
+		t.Errorf("dry run: %d files of the first 3 folders say nas cannot read them, want 6\n%s", n, out)
+	}
+	if n := strings.Count(out, "not on:   nas: cannot read files in 3 folders under "+gone+"/ there"); n != 2 {
+		t.Errorf("dry run: after 3 unreadable folders the 4th folder's 2 files should be judged by the substitution (%d)\n%s", n, out)
 	}
 	rep, out, err := l.run(context.Background(), nil, items("lab", paths...)...)
 	if err != nil {

@@ -143,9 +143,10 @@ type manager struct {
 
 	conns map[string]hosts.Transport // up hosts
 
-	seenMu  sync.Mutex        // unseen's memory (visibility.go)
-	seenOK  map[string]bool   // host + path substitution: a file was readable there
-	seenBad map[string]string // host + folder (host's view): why it is not
+	seenMu    sync.Mutex        // unseen's memory (visibility.go)
+	seenOK    map[string]bool   // host + path substitution: a file was readable there
+	seenBad   map[string]string // host + folder (host's view), or + substitution: why it is not
+	seenFails map[string]int    // host + path substitution: folders that failed
 }
 
 func (m *manager) logf(format string, args ...any) {

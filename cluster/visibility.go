@@ -121,7 +121,8 @@ func (w *worker) cannotSee(nv *notVisibleError) (keepGoing bool) {
 // `test -r` on the host's path of the file: once one file under a path
 // substitution is readable there the mount works and the substitution's
 // other files are not checked; a failure is remembered for the file's
-// folder. So a dry run shows a missing mount up front, and a run does not
+// folder, and for the whole substitution once notVisibleBench folders
+// failed with none readable. So a dry run shows a missing mount up front, and a run does not
 // send the host files it cannot open (what slips through is caught by
 // mountProblem during the run).
 func (m *manager) unseen(ctx context.Context, job *Job, h *hosts.Def) string {
@@ -141,7 +142,7 @@ func (m *manager) unseen(ctx context.Context, job *Job, h *hosts.Def) string {
 	m.seenMu.Lock()
 	defer m.seenMu.Unlock()
 	if m.seenOK == nil {
-		m.seenOK, m.seenBad = map[string]bool{}, map[string]string{}
+		m.seenOK, m.seenBad, m.seenFails = map[string]bool{}, map[string]string{}, map[string]int{}
 	}
 	subKey := h.Name + "\x00" + sub.Src + "\x00" + sub.Dst
 	dirKey := h.Name + "\x00" + path.Dir(mapped)
@@ -149,6 +150,9 @@ func (m *manager) unseen(ctx context.Context, job *Job, h *hosts.Def) string {
 		return ""
 	}
 	if why, ok := m.seenBad[dirKey]; ok {
+		return why
+	}
+	if why, ok := m.seenBad[subKey]; ok {
 		return why
 	}
 	cctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
@@ -162,6 +166,12 @@ func (m *manager) unseen(ctx context.Context, job *Job, h *hosts.Def) string {
 	case errors.As(err, &xe) && xe.Code == 1:
 		why := fmt.Sprintf("cannot read %s there (check its mount and path-substitutions)", mapped)
 		m.seenBad[dirKey] = why
+		// Folders in a row with nothing readable under the substitution:
+		// the whole of it is unreachable; spare a large library one
+		// check per folder.
+		if m.seenFails[subKey]++; m.seenFails[subKey] >= notVisibleBench {
+			m.seenBad[subKey] = fmt.Sprintf("cannot read files in %d folders under %s there (check its mount and path-substitutions)", notVisibleBench, sub.Dst)
+		}
 		return why
 	default:
 		return "" // no answer: the run will tell
