@@ -141,16 +141,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 		w.q.HostFailedOn(it, w.def.Name)
 		return false
 	default:
-		retry, keepGoing := false, true
-		var nv *notVisibleError
-		if errors.As(err, &nv) {
-			// Not the file's fault: no attempt is counted while another
-			// host may still try it.
-			retry = w.q.Refused(it, w.def.Name, w.m.opts.MaxAttempts)
-			keepGoing = w.cannotSee(nv)
-		} else {
-			retry = w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts)
-		}
+		retry, keepGoing := w.jobFailed(it, err)
 		r.Attempts = it.Attempts
 		r.Outcome, r.Reason = Failed, oneLine(err)
 		if retry {

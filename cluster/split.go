@@ -215,14 +215,7 @@ func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment,
 		w.q.HostFailedOn(it, w.def.Name)
 		return false
 	default:
-		retry, keepGoing := false, true
-		var nv *notVisibleError
-		if errors.As(err, &nv) {
-			retry = w.q.Refused(it, w.def.Name, w.m.opts.MaxAttempts)
-			keepGoing = w.cannotSee(nv)
-		} else {
-			retry = w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts)
-		}
+		retry, keepGoing := w.jobFailed(it, err)
 		if retry {
 			w.m.logf("warning: host %s: segment %d of %s: %v; retrying", w.def.Name, s.seg.Index+1, f.job.Item.Path, err)
 		} else {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"clustertx/hosts"
+	"clustertx/queue"
 )
 
 // This file handles a mounted host that cannot reach the media through its
@@ -77,6 +78,18 @@ func (w *worker) mountProblem(err error, paths ...string) error {
 		}
 	}
 	return err
+}
+
+// jobFailed tells the queue that it failed on this worker's host with err
+// (not a transport failure) and reports whether it will be retried and
+// whether this slot may go on. A host that could not reach the file costs
+// the file no attempt while another host may still try it.
+func (w *worker) jobFailed(it *queue.Item, err error) (retry, keepGoing bool) {
+	var nv *notVisibleError
+	if errors.As(err, &nv) {
+		return w.q.Refused(it, w.def.Name, w.m.opts.MaxAttempts), w.cannotSee(nv)
+	}
+	return w.q.JobFailed(it, w.def.Name, w.m.opts.MaxAttempts), true
 }
 
 // visibility counts, for one host, the files in a row it could not reach.
