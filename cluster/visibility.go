@@ -135,9 +135,9 @@ func (w *worker) cannotSee(nv *notVisibleError) (keepGoing bool) {
 // substitution is readable there the mount works and the substitution's
 // other files are not checked; a failure is remembered for the file's
 // folder, and for the whole substitution once notVisibleBench folders
-// failed with none readable. So a dry run shows a missing mount up front, and a run does not
-// send the host files it cannot open (what slips through is caught by
-// mountProblem during the run).
+// failed with none readable. So a dry run shows a missing mount up front,
+// and a run does not send the host files it cannot open (what slips through
+// is caught by mountProblem during the run).
 func (m *manager) unseen(ctx context.Context, job *Job, h *hosts.Def) string {
 	if h.Type != hosts.Mounted || h.Windows() {
 		return ""
