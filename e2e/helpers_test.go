@@ -387,6 +387,28 @@ func leftovers(dirs ...string) []string {
 	return out
 }
 
+// checkNothingLeft fails t if a clustertx temp file is left in the media
+// folder or gamer's working_dir, or the working_dir is not empty; when says
+// at which point (e.g. " after the rerun").
+func (l *lab) checkNothingLeft(t *testing.T, when string) {
+	t.Helper()
+	if left := leftovers(l.media, l.work); len(left) > 0 {
+		t.Errorf("temp files left%s: %q", when, left)
+	}
+	if ents := dirEntries(l.work); len(ents) > 0 {
+		t.Errorf("working_dir not empty%s: %q", when, ents)
+	}
+}
+
+// logOnFailure logs the binary's output when t failed, or always with
+// E2E_LOG set.
+func logOnFailure(t *testing.T, out string) {
+	t.Helper()
+	if t.Failed() || os.Getenv("E2E_LOG") != "" {
+		t.Log(out)
+	}
+}
+
 func dirEntries(dir string) []string {
 	ents, _ := os.ReadDir(dir)
 	var out []string

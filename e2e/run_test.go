@@ -88,15 +88,8 @@ func TestHostileNamesEndToEnd(t *testing.T) {
 			t.Errorf("a file name was run by a shell: %q exist", found)
 		}
 	}
-	if left := leftovers(l.media, l.work); len(left) > 0 {
-		t.Errorf("temp files left: %q", left)
-	}
-	if ents := dirEntries(l.work); len(ents) > 0 {
-		t.Errorf("working_dir not empty: %q", ents)
-	}
-	if t.Failed() || os.Getenv("E2E_LOG") != "" {
-		t.Log(out)
-	}
+	l.checkNothingLeft(t, "")
+	logOnFailure(t, out)
 }
 
 // One file fails in ffmpeg (-p broken), another succeeds (-p hevc): exit
@@ -201,9 +194,7 @@ func TestHostDiesMidRun(t *testing.T) {
 	if left := leftovers(l.media); len(left) > 0 {
 		t.Errorf("temp files left in the media folder: %q", left)
 	}
-	if t.Failed() || os.Getenv("E2E_LOG") != "" {
-		t.Log(out)
-	}
+	logOnFailure(t, out)
 }
 
 // A file name with a newline must not split clustertx's log lines: the

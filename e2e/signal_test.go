@@ -83,15 +83,8 @@ func TestSIGINTMidRun(t *testing.T) {
 	if left := waitNoFFmpeg(l.dir, 5*time.Second); len(left) > 0 {
 		t.Errorf("ffmpeg still running 5s after the binary exited: %v", left)
 	}
-	if left := leftovers(l.media, l.work); len(left) > 0 {
-		t.Errorf("temp files left: %q", left)
-	}
-	if ents := dirEntries(l.work); len(ents) > 0 {
-		t.Errorf("working_dir not empty: %q", ents)
-	}
-	if t.Failed() || os.Getenv("E2E_LOG") != "" {
-		t.Log(out)
-	}
+	l.checkNothingLeft(t, "")
+	logOnFailure(t, out)
 }
 
 // Ctrl-C twice: the second forces an immediate exit (130). A forced exit
@@ -137,9 +130,7 @@ func TestDoubleSIGINTForcesExit(t *testing.T) {
 		t.Errorf("local ffmpeg still running 5s after the forced exit (orphaned, still writing its temp file): %v\ntemp files: %q",
 			left, leftovers(l.media))
 	}
-	if t.Failed() || os.Getenv("E2E_LOG") != "" {
-		t.Log(out)
-	}
+	logOnFailure(t, out)
 }
 
 // kill -9 while encodes run, then the same command again: the rerun
@@ -228,9 +219,7 @@ func TestKill9ThenRerun(t *testing.T) {
 	if ents := dirEntries(l.work); len(ents) > 0 {
 		t.Errorf("working_dir not empty after the rerun: %q", ents)
 	}
-	if t.Failed() || os.Getenv("E2E_LOG") != "" {
-		t.Log(out)
-	}
+	logOnFailure(t, out)
 }
 
 // kill -9 of the manager while the manager itself encodes: the local ffmpeg
