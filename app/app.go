@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"clustertx/cluster"
 	"clustertx/config"
@@ -79,7 +79,7 @@ var stickyFlags = map[string]string{
 }
 
 func globalFlags() []cli.Flag {
-	return []cli.Flag{
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "config", Aliases: []string{"y"}, Usage: "config `FILE` (default $CLUSTERTX_CONFIG, then ~/.transcode.yml, then the built-in default)"},
 		&cli.BoolFlag{Name: "keep", Aliases: []string{"k"}, Usage: "keep the source file; the output is written beside it"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "show the plan, host checks and exact commands; change nothing"},
@@ -112,6 +112,37 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "profile", Aliases: []string{"p"}, Usage: "encode the files that follow with profile `NAME`, bypassing rules"},
 		&cli.StringFlag{Name: "template", Aliases: []string{"t"}, Usage: "like -p, for a template `NAME`"},
 		&cli.StringFlag{Name: "mixins", Aliases: []string{"m"}, Usage: "apply mixin profiles `A,B` to the files that follow"},
+	}
+	batchOnly(flags)
+	return flags
+}
+
+// hostsFlags are the global flags that subcommands (`clustertx hosts`) also
+// read, so they may be given before or after the subcommand's name.
+var hostsFlags = map[string]bool{
+	"config": true, "strict": true, "known-hosts": true, "ssh-config": true, "accept-new-host-keys": true,
+	"check-timeout": true, "verbose": true, "quiet": true, "cluster": true,
+}
+
+// batchOnly marks the flags that only a batch reads as local, so that they
+// are neither accepted after a subcommand nor listed in its help.
+func batchOnly(flags []cli.Flag) {
+	for _, f := range flags {
+		if hostsFlags[f.Names()[0]] {
+			continue
+		}
+		switch f := f.(type) {
+		case *cli.BoolFlag:
+			f.Local = true
+		case *cli.StringFlag:
+			f.Local = true
+		case *cli.StringSliceFlag:
+			f.Local = true
+		case *cli.IntFlag:
+			f.Local = true
+		case *cli.DurationFlag:
+			f.Local = true
+		}
 	}
 }
 
@@ -244,7 +275,7 @@ func isSubcommand(args []string, flags []cli.Flag, cmds []*cli.Command) bool {
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := globalFlags()
 	var runErr error
-	a := &cli.App{
+	a := &cli.Command{
 		Name:            "clustertx",
 		Usage:           "batch-transcode a media library across every machine you own, over SSH",
 		UsageText:       "clustertx [flags] [-c CLUSTER] [-p PROFILE] [-m MIXINS] FILE|DIR... [-c CLUSTER2 FILE...]",
@@ -253,8 +284,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		HideHelpCommand: true,
 		Writer:          stdout,
 		ErrWriter:       stderr,
-		ExitErrHandler:  func(*cli.Context, error) {}, // no os.Exit inside urfave/cli
-		Action: func(c *cli.Context) error {
+		ExitErrHandler:  func(context.Context, *cli.Command, error) {}, // no os.Exit inside urfave/cli
+		Action: func(context.Context, *cli.Command) error {
 			return nil
 		},
 	}
@@ -264,7 +295,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cmds := commands(); len(cmds) > 0 && isSubcommand(args[1:], flags, cmds) {
 		a.Commands = cmds
 		a.Action = nil
-		if err := a.RunContext(ctx, args); err != nil {
+		if err := a.Run(ctx, args); err != nil {
 			if Code(err) != ExitFatal || errors.As(err, new(*ExitError)) {
 				return err
 			}
@@ -276,15 +307,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var cctx *cli.Context
-	a.Action = func(c *cli.Context) error {
+	var cctx *cli.Command
+	a.Action = func(_ context.Context, c *cli.Command) error {
 		if c.NArg() > 0 {
 			return usageErr("unexpected argument %q", c.Args().First())
 		}
 		cctx = c
 		return nil
 	}
-	if err := a.RunContext(ctx, append([]string{args[0]}, p.global...)); err != nil {
+	if err := a.Run(ctx, append([]string{args[0]}, p.global...)); err != nil {
 		return usageErr("%v", err)
 	}
 	if cctx == nil { // --help or --version was handled
@@ -294,7 +325,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runErr
 }
 
-func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Writer) error {
+func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(config.LoadOptions{Path: c.String("config"), Strict: c.Bool("strict")})
 	if err != nil {
 		return &ExitError{Code: ExitFatal, Err: err}
