@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"clustertx/hosts"
@@ -412,9 +411,8 @@ func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileRe
 		defer w.releaseDownload()
 		// The output comes back beside the source: the manager's disk must
 		// hold it (outputs are rarely larger than their source).
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(filepath.Dir(tmp), &st); err == nil {
-			if free := int64(st.Bavail) * int64(st.Bsize); free < job.Info.Size+64<<20 {
+		if free, err := hosts.LocalFreeSpace(filepath.Dir(tmp)); err == nil {
+			if free < job.Info.Size+64<<20 {
 				return fmt.Errorf("only %s free in %s for the output of %s; not downloading it",
 					media.FormatBytes(free), filepath.Dir(tmp), filepath.Base(job.Item.Path))
 			}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"clustertx/hosts"
@@ -582,9 +581,8 @@ func (f *film) joinAndFinish(ctx context.Context, r *FileResult) error {
 			need += st.Size()
 		}
 	}
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(filepath.Dir(f.final), &fs); err == nil {
-		if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
+	if free, err := hosts.LocalFreeSpace(filepath.Dir(f.final)); err == nil {
+		if free < need {
 			return fmt.Errorf("only %s free in %s, %s needed to join the segments", media.FormatBytes(free), filepath.Dir(f.final), media.FormatBytes(need))
 		}
 	}

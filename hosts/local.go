@@ -49,18 +49,18 @@ func (l *LocalTransport) Exec(ctx context.Context, argv []string, stdout, stderr
 		}
 		return &TransportError{Host: l.Name, Op: "start " + argv[0], Err: err}
 	}
+	started(cmd.Process)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		pgid := cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		stopGroup(cmd.Process, false)
 		select {
 		case <-done:
 		case <-time.After(2 * time.Second): // the output is discarded: no need to wait for a flush
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			stopGroup(cmd.Process, true)
 			<-done
 		}
 		return fmt.Errorf("%s stopped: %w", filepath.Base(argv[0]), ctx.Err())
@@ -146,13 +146,17 @@ func (l *LocalTransport) Remove(_ context.Context, path string) error {
 	return nil
 }
 
+// LocalFreeSpace reports the bytes available to this user in dir on the
+// manager's own disks.
+func LocalFreeSpace(dir string) (int64, error) { return diskFree(dir) }
+
 // FreeSpace reports the bytes available in dir.
 func (l *LocalTransport) FreeSpace(_ context.Context, dir string) (int64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
+	free, err := diskFree(dir)
+	if err != nil {
 		return 0, &TransportError{Host: l.Name, Op: "statfs " + dir, Err: err}
 	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
+	return free, nil
 }
 
 // Join joins with the local separator.

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/kevinburke/ssh_config"
@@ -21,6 +20,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
+
+	"clustertx/internal/filelock"
 )
 
 // SSHOptions tunes DialSSH. The zero value is usable.
@@ -763,10 +764,10 @@ func appendKnownHost(file, addr string, key ssh.PublicKey) error {
 		return err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := filelock.Lock(f); err != nil {
 		return fmt.Errorf("lock %s: %w", file, err)
 	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	defer filelock.Unlock(f) //nolint:errcheck
 	line := knownhosts.Line([]string{knownhosts.Normalize(addr)}, key)
 	old, err := os.ReadFile(file)
 	if err != nil {
