@@ -77,6 +77,8 @@ func (m *manager) printPlan(p *Plan) {
 		switch {
 		case j.Item.Profile != "":
 			fmt.Fprintf(w, "  rule:     none (profile forced with -p/-t)\n")
+		case j.Rule != "" && m.cfg.Embedded:
+			fmt.Fprintf(w, "  rule:     %s (built-in default rule; no config file found)\n", j.Rule)
 		case j.Rule != "":
 			fmt.Fprintf(w, "  rule:     %s\n", j.Rule)
 		}
