@@ -107,6 +107,8 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "report", Usage: "write a machine-readable JSON report of the run to `FILE` (schema clustertx.report/v1)"},
 		&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `FILE` (node_exporter textfile collector), periodically and at the end"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /health on `ADDR` (e.g. :9464) during the run"},
+		&cli.StringSliceFlag{Name: "notify", Usage: "send the end-of-run summary to `URL` (repeatable; http(s):// JSON webhook, ntfy://host/topic, gotify://host/TOKEN, discord://TOKEN@ID, apprise://host/KEY; adds to config notify:)"},
+		&cli.BoolFlag{Name: "notify-each-failure", Usage: "also notify once per failed file, as it fails (config notify_each_failure)"},
 		// Sticky flags, shown for --help; they are consumed by splitArgs.
 		&cli.StringFlag{Name: "cluster", Aliases: []string{"c"}, Usage: "run the files that follow on cluster `NAME` (repeatable: -c A f1 -c B f2)"},
 		&cli.StringFlag{Name: "profile", Aliases: []string{"p"}, Usage: "encode the files that follow with profile `NAME`, bypassing rules"},
@@ -335,6 +337,10 @@ func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Write
 			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
 		}
 	}
+	nt, err := newNotifier(c, cfg, stderr)
+	if err != nil {
+		return &ExitError{Code: ExitFatal, Err: err}
+	}
 	items := p.items
 	for _, ff := range p.fromFiles {
 		more, err := readQueueFile(ff.path, ff.state)
@@ -412,6 +418,9 @@ func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Write
 		observers = append(observers, console)
 		logw = console.Log()
 	}
+	if nt != nil && !c.Bool("dry-run") {
+		observers = append(observers, failureNotifier{nt: nt, ctx: ctx})
+	}
 	if c.String("metrics-file") != "" || c.String("metrics-addr") != "" {
 		mc := metrics.New()
 		observers = append(observers, mc)
@@ -454,8 +463,16 @@ func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Write
 		Force:           c.Bool("force"),
 		MaxFailedRuns:   c.Int("max-failed-runs"),
 	}
+	started := time.Now()
 	rep, err := cluster.Run(ctx, opts, items)
 	console.Close()
+	result := runResult(ctx, rep, err)
+	if nt != nil && !opts.DryRun {
+		// On a fresh context: an interrupted run is worth a notification too.
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		nt.RunFinished(nctx, summary(rep, result, started, items))
+		cancel()
+	}
 	if rep != nil {
 		report.WriteSummary(stdout, rep)
 		if !opts.DryRun {
@@ -470,6 +487,11 @@ func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Write
 			}
 		}
 	}
+	return result
+}
+
+// runResult turns the manager's outcome into the error Run returns.
+func runResult(ctx context.Context, rep *cluster.Report, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted; originals are untouched, temporary files removed")}

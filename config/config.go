@@ -69,6 +69,12 @@ type Config struct {
 	Automap          bool               // config.automap, default true
 	FLSPath          string             // config.fls_path, ~/ expanded
 	MediaExtensions  []string           // config.media_extensions: lower-case, with the dot
+	// Notify lists where to send the end-of-run summary (config.notify:
+	// notification URLs, see package notify); --notify adds to it.
+	Notify []string
+	// NotifyEachFailure also sends one notification per failed file, as it
+	// fails (config.notify_each_failure, default no).
+	NotifyEachFailure bool
 
 	Profiles *profiles.Set    // profiles and templates, one namespace
 	Rules    []*profiles.Rule // in file order; first match wins
@@ -274,13 +280,15 @@ func decode(c *Config, d *yamlx.Decoder, data []byte, home string) error {
 // configKeys decodes the keys of the config section. Adding a global key is
 // one line here plus a field in Config.
 var configKeys = map[string]func(l *loader, p yamlx.Pair) error{
-	"ffmpeg":             stringKey(func(c *Config) *string { return &c.FFmpeg }, false),
-	"default_queue_file": stringKey(func(c *Config) *string { return &c.DefaultQueueFile }, true),
-	"fls_path":           stringKey(func(c *Config) *string { return &c.FLSPath }, true),
-	"automap":            boolKey(func(c *Config) *bool { return &c.Automap }),
-	"queues":             (*loader).queues,
-	"media_extensions":   (*loader).mediaExtensions,
-	"clusters":           (*loader).clusters,
+	"ffmpeg":              stringKey(func(c *Config) *string { return &c.FFmpeg }, false),
+	"default_queue_file":  stringKey(func(c *Config) *string { return &c.DefaultQueueFile }, true),
+	"fls_path":            stringKey(func(c *Config) *string { return &c.FLSPath }, true),
+	"automap":             boolKey(func(c *Config) *bool { return &c.Automap }),
+	"queues":              (*loader).queues,
+	"media_extensions":    (*loader).mediaExtensions,
+	"notify":              (*loader).notify,
+	"notify_each_failure": boolKey(func(c *Config) *bool { return &c.NotifyEachFailure }),
+	"clusters":            (*loader).clusters,
 
 	// pytranscoder keys clustertx does not use: one warning each.
 	"plex_server": legacyKey("pytranscoder 2.1 removed the Plex library refresh; refresh Plex after the run"),
@@ -374,6 +382,20 @@ func (l *loader) mediaExtensions(p yamlx.Pair) error {
 		return l.d.Errorf(p.Value, p.Path, "lists no extensions; remove the key to use the defaults (%s)", strings.Join(DefaultMediaExtensions, " "))
 	}
 	l.c.MediaExtensions = out
+	return nil
+}
+
+// notify decodes config.notify: one URL or a list of them.
+func (l *loader) notify(p yamlx.Pair) error {
+	urls, err := l.d.Strings(p.Value, p.Path, false)
+	if err != nil {
+		return err
+	}
+	for _, u := range urls {
+		if u = strings.TrimSpace(u); u != "" {
+			l.c.Notify = append(l.c.Notify, u)
+		}
+	}
 	return nil
 }
 
