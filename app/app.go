@@ -51,6 +51,12 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
+// onUsageError reports a bad command line as an exit-2 error, without the
+// whole help text (main prints the error and a pointer to --help).
+func onUsageError(_ context.Context, _ *cli.Command, err error, _ bool) error {
+	return usageErr("%v", err)
+}
+
 func usageErr(format string, args ...any) error {
 	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
 }
@@ -80,6 +86,7 @@ var stickyFlags = map[string]string{
 
 func globalFlags() []cli.Flag {
 	flags := []cli.Flag{
+		&cli.BoolFlag{Name: "version", Usage: "print the version, commit and Go version, and exit"},
 		&cli.StringFlag{Name: "config", Aliases: []string{"y"}, Usage: "config `FILE` (default $CLUSTERTX_CONFIG, then ~/.transcode.yml, then the built-in default)"},
 		&cli.BoolFlag{Name: "keep", Aliases: []string{"k"}, Usage: "keep the source file; the output is written beside it"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "show the plan, host checks and exact commands; change nothing"},
@@ -278,15 +285,23 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := globalFlags()
 	var runErr error
 	a := &cli.Command{
-		Name:            "clustertx",
-		Usage:           "batch-transcode a media library across every machine you own, over SSH",
-		UsageText:       "clustertx [flags] [-c CLUSTER] [-p PROFILE] [-m MIXINS] FILE|DIR... [-c CLUSTER2 FILE...]",
-		Description:     "Reads pytranscoder's transcode.yml. Exit codes: 0 all done (skips included), 1 fatal, 2 usage, 3 some files failed or were not run, 130 interrupted.",
-		Flags:           flags,
-		HideHelpCommand: true,
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		ExitErrHandler:  func(context.Context, *cli.Command, error) {}, // no os.Exit inside urfave/cli
+		Name:      "clustertx",
+		Usage:     "batch-transcode a media library across every machine you own, over SSH",
+		UsageText: "clustertx [flags] [-c CLUSTER] [-p PROFILE] [-m MIXINS] FILE|DIR... [-c CLUSTER2 FILE...]",
+		Description: "Reads pytranscoder's transcode.yml (without one, a built-in default encodes on this machine: " +
+			"HEVC and AV1 sources are skipped, everything else goes to HEVC). " +
+			"Exit codes: 0 all done (skips included), 1 fatal, 2 usage, 3 some files failed or were not run, " +
+			"4 another run holds the journal lock, 130 interrupted.",
+		Flags:                           flags,
+		Commands:                        commands(),
+		HideHelpCommand:                 true,
+		HideVersion:                     true, // our --version: urfave/cli's takes -v, which is --verbose here
+		EnableShellCompletion:           true,
+		ConfigureShellCompletionCommand: configureCompletion,
+		Writer:                          stdout,
+		ErrWriter:                       stderr,
+		ExitErrHandler:                  func(context.Context, *cli.Command, error) {}, // no os.Exit inside urfave/cli
+		OnUsageError:                    onUsageError,
 		Action: func(context.Context, *cli.Command) error {
 			return nil
 		},
@@ -294,8 +309,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		args = []string{"clustertx"}
 	}
-	if cmds := commands(); len(cmds) > 0 && isSubcommand(args[1:], flags, cmds) {
-		a.Commands = cmds
+	// `completion` is added by urfave/cli itself; it routes like a subcommand.
+	cmds := append(commands(), &cli.Command{Name: "completion"})
+	if args[len(args)-1] == completeFlag {
+		complete(args, flags, cmds, stdout)
+		return nil
+	}
+	if isSubcommand(args[1:], flags, cmds) {
 		a.Action = nil
 		if err := a.Run(ctx, args); err != nil {
 			if Code(err) != ExitFatal || errors.As(err, new(*ExitError)) {
@@ -320,7 +340,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := a.Run(ctx, append([]string{args[0]}, p.global...)); err != nil {
 		return usageErr("%v", err)
 	}
-	if cctx == nil { // --help or --version was handled
+	if cctx == nil { // --help was handled
+		return nil
+	}
+	if cctx.Bool("version") {
+		printVersion(stdout)
 		return nil
 	}
 	runErr = run(ctx, cctx, p, stdout, stderr)

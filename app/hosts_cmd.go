@@ -37,6 +37,7 @@ func hostsCommand() *cli.Command {
 			"each within --check-timeout, and prints one row per host. Disabled hosts are listed, not contacted. " +
 			"Hardware encoders are those ffmpeg has and that encoded a test frame. " +
 			"Exit codes: 0 all enabled hosts up, 3 some down, 1 config error.",
+		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array (one object per host) instead of the table"},
 		},
