@@ -61,6 +61,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -165,6 +166,11 @@ const (
 func DefaultPath() string {
 	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "clustertx", "journal.jsonl")
+	}
+	if runtime.GOOS == "windows" { // %LocalAppData%, where Windows programs keep state
+		if d, err := os.UserCacheDir(); err == nil {
+			return filepath.Join(d, "clustertx", "journal.jsonl")
+		}
 	}
 	home, err := os.UserHomeDir()
 	if err != nil || home == "" {
