@@ -285,9 +285,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := globalFlags()
 	var runErr error
 	a := &cli.Command{
-		Name:      "clustertx",
-		Usage:     "batch-transcode a media library across every machine you own, over SSH",
-		UsageText: "clustertx [flags] [-c CLUSTER] [-p PROFILE] [-m MIXINS] FILE|DIR... [-c CLUSTER2 FILE...]",
+		Name:  "clustertx",
+		Usage: "batch-transcode a media library across every machine you own, over SSH",
+		UsageText: "clustertx [flags] [-c CLUSTER] [-p PROFILE] [-m MIXINS] FILE|DIR... [-c CLUSTER2 FILE...]\n" +
+			"clustertx hosts [-c CLUSTER] [--json]\n" +
+			"clustertx completion bash|zsh|fish|pwsh",
 		Description: "Reads pytranscoder's transcode.yml (without one, a built-in default encodes on this machine: " +
 			"HEVC and AV1 sources are skipped, everything else goes to HEVC). " +
 			"Exit codes: 0 all done (skips included), 1 fatal, 2 usage, 3 some files failed or were not run, " +
