@@ -247,6 +247,26 @@ func (e *TransportError) Error() string {
 
 func (e *TransportError) Unwrap() error { return e.Err }
 
+// LocalError is a failure on the manager's side of a transfer: opening,
+// reading, writing or syncing its own file (a source that vanished or
+// changed, a full or read-only local disk). It is not the host's fault, so
+// it is never a TransportError: the host stays up and the file is not sent
+// to another host for the same local problem.
+type LocalError struct {
+	Op  string
+	Err error
+}
+
+func (e *LocalError) Error() string { return fmt.Sprintf("on the manager: %s: %v", e.Op, e.Err) }
+
+func (e *LocalError) Unwrap() error { return e.Err }
+
+// IsLocal reports whether err is the manager's own (see LocalError).
+func IsLocal(err error) bool {
+	var le *LocalError
+	return errors.As(err, &le)
+}
+
 // IsTransport reports whether err is a host/connection failure.
 func IsTransport(err error) bool {
 	var te *TransportError
