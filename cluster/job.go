@@ -113,7 +113,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 		w.sawMedia()
 		r.Attempts = it.Attempts + 1
 		publish()
-		w.m.record(job.Item.Path, r)
+		w.m.record(job, r)
 		w.m.logf("job: %s: %s %s: %s", w.def.Name, r.Outcome, job.Item.Path, r.Reason)
 		w.m.opts.Observer.JobFinished(ji, r)
 	case ctx.Err() != nil:
@@ -130,7 +130,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 			r.Attempts = it.Attempts
 			r.Outcome, r.Reason = Failed, fmt.Sprintf("failed on hosts %d times, last: %s", maxHostFailures, oneLine(err))
 			publish()
-			w.m.record(job.Item.Path, r)
+			w.m.record(job, r)
 			w.m.logf("job: error: %s: %s", job.Item.Path, r.Reason)
 			w.m.opts.Observer.JobFinished(ji, r)
 		}
@@ -148,7 +148,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 			w.m.logf("warning: host %s: %s: %v; retrying", w.def.Name, job.Item.Path, err)
 		} else {
 			publish()
-			w.m.record(job.Item.Path, r)
+			w.m.record(job, r)
 			w.m.logf("job: error: host %s: %s: %v", w.def.Name, job.Item.Path, err)
 			w.m.opts.Observer.JobFinished(ji, r)
 		}
@@ -329,7 +329,7 @@ func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileRe
 	}
 	if final != job.Item.Path {
 		if _, err := os.Lstat(final); err == nil {
-			return fmt.Errorf("output %s already exists and is not the source; not overwriting it", final)
+			return noRetry(fmt.Errorf("output %s already exists and is not the source; not overwriting it", final))
 		}
 	}
 	tok := token()
@@ -415,8 +415,8 @@ func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileRe
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(filepath.Dir(tmp), &st); err == nil {
 			if free := int64(st.Bavail) * int64(st.Bsize); free < job.Info.Size+64<<20 {
-				return fmt.Errorf("only %s free in %s for the output of %s; not downloading it",
-					media.FormatBytes(free), filepath.Dir(tmp), filepath.Base(job.Item.Path))
+				return managerErr("free space", fmt.Errorf("only %s free in %s for the output of %s; not downloading it",
+					media.FormatBytes(free), filepath.Dir(tmp), filepath.Base(job.Item.Path)))
 			}
 		}
 		start := time.Now()
@@ -542,75 +542,6 @@ func (w *worker) checkRemoteSpace(ctx context.Context, job *Job) error {
 	if free >= 0 && free < need {
 		return fmt.Errorf("working_dir %s on %s has %s free, %s needed for %s",
 			w.def.WorkingDir, w.def.Name, media.FormatBytes(free), media.FormatBytes(need), filepath.Base(job.Item.Path))
-	}
-	return nil
-}
-
-// finish verifies the output, applies the threshold and moves it into
-// place. The source is removed only after the verified output has its final
-// name, so there is never a moment with neither.
-func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, tmp, final string, r *FileResult, claim func() bool) error {
-	expect := media.ExpectFrom(job.Info)
-	if plan, err := prof.Plan(job.Info, m.automap(prof)); err == nil {
-		// The audio streams this command maps (none with -an).
-		expect.Audio = expectedAudio(append(append([]string(nil), plan.In...), plan.Out...), job.Info)
-	}
-	out, err := m.prober.Verify(ctx, tmp, expect)
-	if err != nil {
-		return err
-	}
-	r.OutSize = out.Size
-	// Only the first verified copy may touch the original (tail
-	// speculation can run the file on two hosts).
-	if !claim() {
-		return errLost
-	}
-	if prof.Threshold > 0 && job.Info.Size > 0 {
-		saved := 100 - int(out.Size*100/job.Info.Size)
-		if saved < prof.Threshold {
-			r.Outcome, r.Reason = Kept, fmt.Sprintf("kept original: saved only %d%% (threshold %d%%)", saved, prof.Threshold)
-			return nil
-		}
-	}
-	if err := syncFile(tmp); err != nil {
-		return fmt.Errorf("syncing output: %w", err)
-	}
-	if err := m.recordOutput(tmp, final, prof.Name, r.Host); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if final != job.Item.Path && !m.opts.Keep {
-		if err := m.recordReplacing(job.Item.Path, final, prof.Name, r.Host); err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-	}
-	if final != job.Item.Path {
-		// Refuse to clobber a file that appeared while we encoded.
-		if err := os.Link(tmp, final); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("output %s appeared during the encode; not overwriting it", final)
-			}
-			if err := os.Rename(tmp, final); err != nil {
-				return fmt.Errorf("moving output into place: %w", err)
-			}
-		} else {
-			os.Remove(tmp)
-		}
-	} else if err := os.Rename(tmp, final); err != nil { // atomically replaces the source
-		return fmt.Errorf("moving output into place: %w", err)
-	}
-	syncDir(filepath.Dir(final))
-	r.Output = final
-	r.Outcome = Done
-	saved := 0.0
-	if job.Info.Size > 0 {
-		saved = 100 * (1 - float64(out.Size)/float64(job.Info.Size))
-	}
-	r.Reason = fmt.Sprintf("%s → %s (%.0f%% saved)", media.FormatBytes(job.Info.Size), media.FormatBytes(out.Size), saved)
-	if final != job.Item.Path && !m.opts.Keep {
-		if err := os.Remove(job.Item.Path); err != nil {
-			r.Reason += "; warning: could not remove the source: " + err.Error()
-		}
-		syncDir(filepath.Dir(job.Item.Path))
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"clustertx/config"
 	"clustertx/hosts"
+	"clustertx/internal/fileid"
 	"clustertx/media"
 	"clustertx/profiles"
 	"clustertx/split"
@@ -40,6 +41,7 @@ type Job struct {
 	ID       int
 	Item     WorkItem
 	Info     *media.Info
+	Src      fileid.ID         // the version of the source that was probed
 	Rule     string            // matching rule name, "" when forced or none
 	Profile  *profiles.Profile // resolved, mixins applied
 	Eligible []*hosts.Def      // enabled hosts that may take it
@@ -53,7 +55,8 @@ type Job struct {
 	// Set when the job cannot run: skipped by a rule, no rule, probe error…
 	Outcome     Outcome
 	Reason      string
-	fromJournal bool // the outcome comes from an earlier run
+	fromJournal bool        // the outcome comes from an earlier run
+	finish      *finishStep // an interrupted replace the run finishes (finishInterrupted)
 }
 
 // Plan is everything a run will do, built before anything is touched.

@@ -14,6 +14,7 @@ import (
 
 	"clustertx/config"
 	"clustertx/hosts"
+	"clustertx/internal/fileid"
 	"clustertx/journal"
 	"clustertx/media"
 	"clustertx/profiles"
@@ -29,6 +30,7 @@ const (
 	Skipped Outcome = "skipped" // by a SKIP rule, or no rule matched
 	Failed  Outcome = "failed"  // probe error, encode failed, verification failed…
 	NotRun  Outcome = "not run" // no reachable host could take it, or interrupted
+	Changed Outcome = "changed" // the source changed during the encode: output discarded, new version left for the next run
 	Planned Outcome = "planned" // --dry-run
 )
 
@@ -268,23 +270,31 @@ func (m *manager) probe(ctx context.Context, items []WorkItem) []probeResult {
 	var paths []string
 	var idx []int
 	for i, it := range items {
-		if o, reason, ok := m.journalSkip(it); ok {
-			out[i] = probeResult{skip: o, reason: reason}
+		if o, reason, ok, fin := m.journalSkip(it); ok {
+			out[i] = probeResult{skip: o, reason: reason, finish: fin}
 			continue
 		}
 		paths = append(paths, it.Path)
 		idx = append(idx, i)
 	}
+	// The version that is probed: taken before ffprobe reads the file, so a
+	// change from here on is seen at the points of no return.
+	srcs := make([]fileid.ID, len(paths))
+	for k, p := range paths {
+		srcs[k], _ = fileid.Of(p)
+	}
 	for k, r := range m.prober.ProbeAll(ctx, paths, m.opts.ProbeWorkers) {
-		out[idx[k]] = probeResult{Result: r}
+		out[idx[k]] = probeResult{Result: r, src: srcs[k]}
 	}
 	return out
 }
 
 type probeResult struct {
 	media.Result
-	skip   Outcome // set when the journal decided the item's outcome
+	src    fileid.ID // the version probed
+	skip   Outcome   // set when the journal decided the item's outcome
 	reason string
+	finish *finishStep // an interrupted replace to finish (with skip)
 }
 
 func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
@@ -309,6 +319,9 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	defer m.closeConns()
 
 	plan := m.plan(ctx, items, probes, clusterHosts)
+	if !m.opts.DryRun {
+		m.finishInterrupted(plan)
+	}
 	rep := &Report{Hosts: checks}
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
@@ -349,7 +362,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	rep.Files = m.execute(ctx, plan, runs)
 	for i, j := range plan.Jobs { // outcomes decided at plan time
 		if (j.Outcome == Skipped || j.Outcome == Failed) && !j.fromJournal {
-			m.record(j.Item.Path, rep.Files[i])
+			m.record(j, rep.Files[i])
 		}
 	}
 	m.finalCleanup(runs)
@@ -423,10 +436,10 @@ func oneLine(err error) string {
 func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResult, clusterHosts map[string][]*hosts.Def) *Plan {
 	p := &Plan{}
 	for i, it := range items {
-		j := &Job{ID: i + 1, Item: it, Info: probes[i].Info}
+		j := &Job{ID: i + 1, Item: it, Info: probes[i].Info, Src: probes[i].src}
 		p.Jobs = append(p.Jobs, j)
 		if probes[i].skip != "" {
-			j.Outcome, j.Reason, j.fromJournal = probes[i].skip, probes[i].reason, true
+			j.Outcome, j.Reason, j.fromJournal, j.finish = probes[i].skip, probes[i].reason, true, probes[i].finish
 			continue
 		}
 		if err := probes[i].Err; err != nil {

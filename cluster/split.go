@@ -498,7 +498,7 @@ func (f *film) publish(r *FileResult) {
 	m.resMu.Lock()
 	f.results[f.idx] = r
 	m.resMu.Unlock()
-	m.record(f.job.Item.Path, r)
+	m.record(f.job, r)
 	m.opts.Observer.JobFinished(JobInfo{ID: f.job.ID, Path: f.job.Item.Path, Host: r.Host, Profile: r.Profile,
 		Duration: f.job.Info.Duration, SrcSize: f.job.Info.Size, Attempt: 1, Segments: len(f.job.Split.Segments)}, r)
 }
