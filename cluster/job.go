@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"clustertx/hosts"
 	"clustertx/media"
@@ -234,8 +235,12 @@ func tempPath(dst, tok string) string {
 	dir, base := filepath.Split(dst)
 	ext := filepath.Ext(base)
 	stem := strings.TrimSuffix(base, ext)
-	if len(stem) > 120 {
-		stem = stem[:120]
+	if len(stem) > 120 { // whole characters: a cut UTF-8 sequence makes an invalid name on some filesystems
+		cut := 120
+		for cut > 0 && !utf8.RuneStart(stem[cut]) {
+			cut--
+		}
+		stem = stem[:cut]
 	}
 	return filepath.Join(dir, "."+stem+TempMarker+tok+ext)
 }
@@ -353,13 +358,9 @@ func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileRe
 	}
 	defer func() {
 		w.removeRemote(remoteFiles)
-		if err != nil || r.Outcome != Done {
-			if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-				w.m.logf("warning: removing %s: %v", tmp, rerr)
-				return
-			}
-		}
-		ts.done(tmpID)
+		// Done: tmp was renamed into place, or linked there and unlinked;
+		// a name left behind goes now.
+		ts.removeLocal(tmp, tmpID, w.m.logf)
 	}()
 
 	if h.Type == hosts.Streaming {

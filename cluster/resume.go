@@ -225,6 +225,17 @@ func (ts *temps) add(host, path string) (string, error) {
 	return id, nil
 }
 
+// removeLocal removes a temp file on the manager and retires it only once
+// it is gone: one that cannot be removed now stays in the journal, and the
+// next run tries again.
+func (ts *temps) removeLocal(path, id string, logf func(string, ...any)) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		logf("warning: removing %s: %v (the next run tries again)", path, err)
+		return
+	}
+	ts.done(id)
+}
+
 func (ts *temps) done(id string) {
 	if ts.j != nil {
 		ts.j.DoneTemp(id)

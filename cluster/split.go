@@ -258,12 +258,10 @@ func (w *worker) runSegment(ctx context.Context, it *queue.Item, s *segment, ji 
 	defer func() {
 		w.removeRemote(remote)
 		if extract != "" {
-			os.Remove(extract)
-			ts.done(extractID)
+			ts.removeLocal(extract, extractID, w.m.logf)
 		}
 		if !keep {
-			os.Remove(local)
-			ts.done(localID)
+			ts.removeLocal(local, localID, w.m.logf)
 		}
 	}()
 
@@ -314,8 +312,7 @@ func (w *worker) runSegment(ctx context.Context, it *queue.Item, s *segment, ji 
 			return "", "", err
 		}
 		w.m.opts.Observer.Transfer(h.Name, true, st.Size(), time.Since(start))
-		os.Remove(extract)
-		ts.done(extractID)
+		ts.removeLocal(extract, extractID, w.m.logf)
 		extract = ""
 	}
 	if w.m.opts.Verbose {
@@ -403,10 +400,11 @@ func (m *manager) segmentArgv(job *Job, h *hosts.Def, t hosts.Transport, s split
 }
 
 // segmentLocal is where segment i's output goes on the manager: beside the
-// final output, hidden, in Matroska (it takes any codec).
+// final output, hidden, in Matroska (it takes any codec), under a generated
+// ASCII name that owes nothing to the user's file name (it goes into the
+// join's concat list).
 func (f *film) segmentLocal(i int, copyTok string) string {
-	p := tempPath(f.final, fmt.Sprintf("%s-seg%04d-%s", f.tok, i, copyTok))
-	return strings.TrimSuffix(p, filepath.Ext(p)) + ".mkv"
+	return filepath.Join(filepath.Dir(f.final), fmt.Sprintf("%s%s-seg%04d-%s.mkv", TempMarker, f.tok, i, copyTok))
 }
 
 // local is the manager's own transport, for the commands split mode runs on
@@ -421,8 +419,7 @@ func (f *film) segmentDone(host string, i int, out, id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.over {
-		os.Remove(out)
-		f.m.temps.done(id)
+		f.m.temps.removeLocal(out, id, f.m.logf)
 		return false
 	}
 	f.outs[i], f.outIDs[i] = out, id
@@ -446,7 +443,11 @@ func (f *film) encodeRest() {
 	if len(j.Info.Audio) == 0 && len(j.Info.Subtitles) == 0 || hasWords(plan.Out, "-an") && hasWords(plan.Out, "-sn") {
 		return // nothing but video
 	}
-	path := strings.TrimSuffix(tempPath(f.final, f.tok+"-rest"), filepath.Ext(f.final)) + j.Profile.Extension
+	ext := strings.ToLower(j.Profile.Extension)
+	if !safeExt(ext) {
+		ext = ".mkv"
+	}
+	path := filepath.Join(filepath.Dir(f.final), TempMarker+f.tok+"-rest"+ext)
 	id, err := m.temps.add("", path)
 	if err != nil {
 		f.restErr = err
@@ -512,14 +513,12 @@ func (f *film) cleanup() {
 	defer f.mu.Unlock()
 	for i, p := range f.outs {
 		if p != "" {
-			os.Remove(p)
-			f.m.temps.done(f.outIDs[i])
+			f.m.temps.removeLocal(p, f.outIDs[i], f.m.logf)
 			f.outs[i] = ""
 		}
 	}
 	if f.restPath != "" {
-		os.Remove(f.restPath)
-		f.m.temps.done(f.restID)
+		f.m.temps.removeLocal(f.restPath, f.restID, f.m.logf)
 		f.restPath = ""
 	}
 }
@@ -593,25 +592,25 @@ func (f *film) joinAndFinish(ctx context.Context, r *FileResult) error {
 	if err != nil {
 		return err
 	}
-	list := strings.TrimSuffix(tmp, filepath.Ext(tmp)) + "-list.txt"
+	list := filepath.Join(filepath.Dir(f.final), TempMarker+f.tok+"-list.txt")
 	listID, err := m.temps.add("", list)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		os.Remove(list)
-		m.temps.done(listID)
-		if r.Outcome != Done {
-			os.Remove(tmp)
-		}
-		m.temps.done(tmpID)
+		m.temps.removeLocal(list, listID, m.logf)
+		m.temps.removeLocal(tmp, tmpID, m.logf) // gone already when it was placed
 	}()
 	var names []string
 	for _, p := range f.outs {
 		names = append(names, filepath.Base(p)) // beside the list
 	}
-	if err := os.WriteFile(list, []byte(j.Split.ConcatList(names)), 0o600); err != nil {
+	text, err := j.Split.ConcatList(names)
+	if err != nil {
 		return err
+	}
+	if err := os.WriteFile(list, []byte(text), 0o600); err != nil {
+		return managerErr("writing the concat list", err)
 	}
 	mkv := strings.EqualFold(j.Profile.Extension, ".mkv") || strings.EqualFold(j.Profile.Extension, ".mka")
 	argv := append([]string{m.cfg.FFmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"},
