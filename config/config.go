@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"clustertx/hosts"
+	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
 	"clustertx/media"
 	"clustertx/profiles"
@@ -148,7 +149,7 @@ func (c *Config) Profile(name string) (*profiles.Profile, error) {
 		return nil, fmt.Errorf("unknown profile %q: %s defines no profiles or templates", name, c.File)
 	}
 	msg := fmt.Sprintf("unknown profile %q", name)
-	if hint := hosts.Suggest(name, names); hint != "" {
+	if hint := textx.Suggest(name, names); hint != "" {
 		msg += " (" + hint + ")"
 	}
 	return nil, fmt.Errorf("%s; %s defines: %s", msg, c.File, strings.Join(names, ", "))
@@ -235,7 +236,7 @@ func decode(c *Config, d *yamlx.Decoder, data []byte, home string) error {
 			found[p.Key] = p
 			continue
 		}
-		if err := d.Unknown(p, hosts.Suggest(p.Key, sections)); err != nil {
+		if err := d.Unknown(p, textx.Suggest(p.Key, sections)); err != nil {
 			return err
 		}
 	}
@@ -298,7 +299,7 @@ func (l *loader) configSection(sec yamlx.Pair) error {
 	for _, p := range pairs {
 		decode, ok := configKeys[p.Key]
 		if !ok {
-			err = l.d.Unknown(p, hosts.Suggest(p.Key, keysOf(configKeys)))
+			err = l.d.Unknown(p, textx.Suggest(p.Key, keysOf(configKeys)))
 		} else {
 			err = decode(l, p)
 		}
@@ -526,7 +527,7 @@ func (l *loader) defined(name string) string {
 	if len(names) == 0 {
 		return " (the file defines no profiles)"
 	}
-	if hint := hosts.Suggest(name, names); hint != "" {
+	if hint := textx.Suggest(name, names); hint != "" {
 		return "; " + hint
 	}
 	return " (defined: " + strings.Join(names, ", ") + ")"

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 
+	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
 
 	"go.yaml.in/yaml/v3"
@@ -159,7 +159,7 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 				d.Warnf(kv.KeyN, kv.Path, "%s is ignored (%s)", kv.Key, why)
 				continue
 			}
-			err = d.Unknown(kv, Suggest(kv.Key, hostKeys))
+			err = d.Unknown(kv, textx.Suggest(kv.Key, hostKeys))
 		}
 		if err != nil {
 			return nil, err
@@ -292,7 +292,7 @@ func decodePathSub(d *yamlx.Decoder, n *yaml.Node, path string) (PathSub, error)
 			case "dest", "dst":
 				s.Dst, err = d.String(kv.Value, kv.Path)
 			default:
-				err = d.Unknown(kv, Suggest(kv.Key, []string{"src", "dest"}))
+				err = d.Unknown(kv, textx.Suggest(kv.Key, []string{"src", "dest"}))
 			}
 			if err != nil {
 				return s, err
@@ -352,46 +352,4 @@ func localOS() string {
 		return "win10"
 	}
 	return "linux"
-}
-
-// Suggest returns a "did you mean …" hint naming the known key closest to
-// key (equal ignoring case, '-' and '_', or a few typos away), or "" when
-// none is close.
-func Suggest(key string, known []string) string {
-	norm := func(s string) string {
-		return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(s))
-	}
-	nk := norm(key)
-	best, bestD := "", min(2, len(nk)/2)+1
-	cands := append([]string(nil), known...)
-	sort.Strings(cands)
-	for _, k := range cands {
-		if dist := editDistance(nk, norm(k)); dist < bestD {
-			best, bestD = k, dist
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("did you mean %s?", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

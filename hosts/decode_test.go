@@ -328,18 +328,3 @@ func TestExpandHome(t *testing.T) {
 		}
 	}
 }
-
-func TestSuggest(t *testing.T) {
-	known := []string{"path-substitutions", "working_dir", "identity_file", "port", "ip"}
-	for in, want := range map[string]string{
-		"path_substitutions": "did you mean path-substitutions?",
-		"workingdir":         "did you mean working_dir?",
-		"IdentityFile":       "did you mean identity_file?",
-		"prot":               "did you mean port?",
-		"colour":             "",
-	} {
-		if got := Suggest(in, known); got != want {
-			t.Errorf("Suggest(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
 
 	"go.yaml.in/yaml/v3"
@@ -323,36 +324,5 @@ func decodeLangs(d *yamlx.Decoder, kv yamlx.Pair) ([]string, error) {
 	return langs, nil
 }
 
-// suggest returns a "did you mean" hint for an unknown key, or "".
-func suggest(key string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if dist := editDistance(strings.ToLower(key), k); dist < bestD {
-			best, bestD = k, dist
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return "did you mean " + best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
+// suggest returns the "did you mean X?" hint for an unknown word, or "".
+func suggest(word string, known []string) string { return textx.Suggest(word, known) }

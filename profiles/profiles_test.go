@@ -334,7 +334,7 @@ profiles:
 	}
 	ws := l.warnings()
 	for _, w := range []string{
-		"t.yml:4:5: profiles.p.output_option: unknown key; did you mean output_options; ignored",
+		"t.yml:4:5: profiles.p.output_option: unknown key; did you mean output_options?; ignored",
 		"t.yml:5:5: profiles.p.processor: ignored: HandBrakeCLI",
 		"t.yml:6:5: profiles.p.output_options_subtitles: did you mean output_options_subtitle?",
 		"t.yml:8:7: profiles.p.audio.include_language: unknown key; did you mean include_languages",
@@ -346,7 +346,7 @@ profiles:
 	eqWords(t, "misspelt subtitle section is used", l.get(t, "p").Subtitle.Args(), "-c:s copy")
 
 	_, err = load(src, true)
-	if err == nil || !strings.Contains(err.Error(), "t.yml:4:5: profiles.p.output_option: unknown key; did you mean output_options (--strict") {
+	if err == nil || !strings.Contains(err.Error(), "t.yml:4:5: profiles.p.output_option: unknown key; did you mean output_options? (--strict") {
 		t.Errorf("strict: error = %v", err)
 	}
 }

@@ -109,9 +109,9 @@ func ParsePredicate(name, value string) (*Predicate, error) {
 	default:
 		hint := suggest(name, predicateNames)
 		if hint != "" {
-			hint = "; " + hint
+			hint += " "
 		}
-		return nil, fmt.Errorf("unknown predicate %q (valid: %s)%s", name, strings.Join(predicateNames, ", "), hint)
+		return nil, fmt.Errorf("unknown predicate %q; %s(valid: %s)", name, hint, strings.Join(predicateNames, ", "))
 	}
 	return p, nil
 }

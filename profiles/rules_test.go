@@ -98,8 +98,9 @@ func TestParsePredicateErrors(t *testing.T) {
 		{"path", "(unclosed", `invalid regular expression "(unclosed"`},
 		{"path", "(?!lookahead)", `invalid regular expression`},
 		{"source_size", "<100", "never implemented; use filesize_mb"},
-		{"res_heigth", "720", "unknown predicate \"res_heigth\" (valid: vcodec,"},
-		{"res_heigth", "720", "did you mean res_height"},
+		{"res_heigth", "720", "unknown predicate \"res_heigth\"; did you mean res_height? (valid: vcodec,"},
+		{"res", "720", "unknown predicate \"res\"; did you mean res_height or res_width? (valid:"},
+		{"filesize", "<100", "unknown predicate \"filesize\"; did you mean filesize_mb? (valid:"},
 	}
 	for _, tc := range tests {
 		_, err := ParsePredicate(tc.name, tc.value)
