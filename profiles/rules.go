@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -71,17 +70,18 @@ type Predicate struct {
 	Value  string // as written
 	Negate bool   // leading "!"
 
-	codec string         // vcodec/acodec/scodec, lower-case
-	re    *regexp.Regexp // path
-	op    string         // numeric: "=", "<", ">", "<=", ">=", "-" (inclusive range)
-	a, b  float64        // numeric operands; b only for ranges
+	codec string    // vcodec/acodec/scodec, lower-case
+	re    *pyRegexp // path
+	op    string    // numeric: "=", "<", ">", "<=", ">=", "-" (inclusive range)
+	a, b  float64   // numeric operands; b only for ranges
 }
 
 // ParsePredicate parses a criterion such as ("res_height", "!720-1081").
 // Numeric predicates take 720, <720, >720, <=720, >=720 or 720-1081
 // (inclusive), floats allowed; codecs compare case-insensitively; path is
-// a Go regular expression searched anywhere in the path. A leading "!"
-// negates any of them (pytranscoder ignored it on path).
+// a Python regular expression searched anywhere in the path (see
+// pyRegexp). A leading "!" negates any of them (pytranscoder ignored it on
+// path).
 func ParsePredicate(name, value string) (*Predicate, error) {
 	p := &Predicate{Name: name, Value: value}
 	v := strings.TrimSpace(value)
@@ -95,7 +95,7 @@ func ParsePredicate(name, value string) (*Predicate, error) {
 		}
 		p.codec = strings.ToLower(v)
 	case PredPath:
-		re, err := regexp.Compile(v)
+		re, err := compilePython(v)
 		if err != nil {
 			return nil, fmt.Errorf("invalid regular expression %q: %v", v, unprefix(err))
 		}

@@ -71,6 +71,14 @@ func TestParsePredicateMatch(t *testing.T) {
 		{"path", "^/media/tv", false},
 		{"path", `S\d+E\d+`, true},
 		{"path", "(?i)/ANIME/", true},
+		// Python re features (Go's regexp refused them on main):
+		{"path", "^(?!.*/anime/)", false},
+		{"path", "^(?!.*/tv/)", true},
+		{"path", "(?<=/media/)anime", true},
+		{"path", "(?<!/media/)anime", false},
+		{"path", `/(?P<dir>\w+)/(?P=dir)`, false},
+		{"path", `(?P<show>Show) S\d+`, true},
+		{"path", `[(?P<]anime`, false}, // inside a class (?P< is literal
 	}
 	info := ruleMedia()
 	for _, tc := range tests {
@@ -96,7 +104,7 @@ func TestParsePredicateErrors(t *testing.T) {
 		{"fps", "", `invalid value ""`},
 		{"vcodec", "!", "expected a codec name"},
 		{"path", "(unclosed", `invalid regular expression "(unclosed"`},
-		{"path", "(?!lookahead)", `invalid regular expression`},
+		{"path", "(?<!x", `invalid regular expression`},
 		{"source_size", "<100", "never implemented; use filesize_mb"},
 		{"res_heigth", "720", "unknown predicate \"res_heigth\"; did you mean res_height? (valid: vcodec,"},
 		{"res", "720", "unknown predicate \"res\"; did you mean res_height or res_width? (valid:"},
@@ -251,5 +259,39 @@ func TestRuleNilInfo(t *testing.T) {
 	}
 	if !(&Rule{Name: "default"}).Match(nil) {
 		t.Error("a rule without criteria must always match")
+	}
+}
+
+func TestPythonToNet(t *testing.T) {
+	for in, want := range map[string]string{
+		`(?P<name>x)(?P=name)`: `(?<name>x)\k<name>`,
+		`\(?P<x>`:              `\(?P<x>`,
+		`[(?P<]`:               `[(?P<]`,
+		`[]](?P<a>b)`:          `[]](?<a>b)`,
+		`^(?!.*/anime/)`:       `^(?!.*/anime/)`,
+	} {
+		if got := pythonToNet(in); got != want {
+			t.Errorf("pythonToNet(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPathRegexBackrefAndUnicode(t *testing.T) {
+	info := &media.Info{Path: "/media/Amélie/Amélie.mkv"}
+	for _, tc := range []struct {
+		re   string
+		want bool
+	}{
+		{`/(?P<d>\w+)/(?P=d)\.mkv$`, true}, // \w is Unicode, as in Python 3
+		{`^/media/\w+/`, true},
+		{`Amelie`, false},
+	} {
+		p, err := ParsePredicate("path", tc.re)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.re, err)
+		}
+		if got := p.Match(info); got != tc.want {
+			t.Errorf("path %q on %s: %v, want %v", tc.re, info.Path, got, tc.want)
+		}
 	}
 }
