@@ -193,9 +193,23 @@ func (p *Predicate) eval(info *media.Info) bool {
 	case PredFilesizeMB:
 		return p.compare(float64(info.Size) / 1048576)
 	case PredFPS:
-		return p.compare(info.FPS())
+		return p.compare(TruncFPS(info.FPS()))
 	}
 	return false
+}
+
+// TruncFPS is the frame rate fps rules compare: the whole frames per
+// second, as pytranscoder read it (int() of ffprobe's rate, or the integer
+// part of ffmpeg's "23.98 fps"): 23.976 is 23, 29.97 is 29, 59.94 is 59.
+// So `fps: '23'` matches a film and `'>23'` does not, as before.
+func TruncFPS(fps float64) float64 {
+	return math.Floor(fps + 1e-6) // 24000/1001 and 30/1 computed in floats stay on the right side
+}
+
+// hasFraction reports whether a numeric operand is not a whole number,
+// which an fps rule can never equal (see TruncFPS).
+func (p *Predicate) hasFraction() bool {
+	return p.a != math.Trunc(p.a) || p.b != math.Trunc(p.b)
 }
 
 // anyCodec: "acodec: aac" matches when any stream has that codec, so
@@ -325,6 +339,10 @@ func decodeCriteria(d *yamlx.Decoder, kv yamlx.Pair) ([]*Predicate, error) {
 				at = c.KeyN
 			}
 			return nil, d.Errorf(at, c.Path, "%v", err)
+		}
+		if p.Name == PredFPS && p.hasFraction() {
+			d.Warnf(c.Value, c.Path, "fps %q: frame rates are compared as whole numbers, as in pytranscoder (23.976 fps is 23), "+
+				"so write whole numbers such as '23' or '>23'", v)
 		}
 		preds = append(preds, p)
 	}

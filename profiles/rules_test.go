@@ -48,11 +48,15 @@ func TestParsePredicateMatch(t *testing.T) {
 		{"filesize_mb", "2500.5", true}, // pytranscoder: float never equals
 		{"filesize_mb", "2500", false},
 		{"filesize_mb", "2000-2500.5", true},
-		{"fps", "23.976", true}, // pytranscoder truncated fps to 23
+		// fps is truncated as pytranscoder did: 23.976 is 23.
+		{"fps", "23", true},
+		{"fps", "23.976", false}, // pytranscoder: never equal either
 		{"fps", "24", false},
-		{"fps", ">23", true},
+		{"fps", ">23", false},
+		{"fps", ">22", true},
+		{"fps", "<24", true},
 		{"fps", "<=23.976", true},
-		{"fps", "23.976-30", true},
+		{"fps", "23-30", true},
 		{"fps", "!>25", true},
 		{"vcodec", "h264", true},
 		{"vcodec", "H264", true},
@@ -149,7 +153,7 @@ rules:
     criteria:
       path: '/anime/'
       res_height: 1080
-      fps: 23.976
+      fps: 23
   'template':
     profile: tmpl
     criteria:
@@ -293,5 +297,23 @@ func TestPathRegexBackrefAndUnicode(t *testing.T) {
 		if got := p.Match(info); got != tc.want {
 			t.Errorf("path %q on %s: %v, want %v", tc.re, info.Path, got, tc.want)
 		}
+	}
+}
+
+func TestFPSFractionWarns(t *testing.T) {
+	l := mustLoad(t, `
+profiles:
+  hevc: {extension: .mkv}
+rules:
+  film:
+    profile: hevc
+    criteria:
+      fps: '23.976'
+`)
+	if ws := l.warnings(); !hasWarning(ws, `t.yml:7:12: rules.film.criteria.fps: fps "23.976": frame rates are compared as whole numbers`) {
+		t.Errorf("warnings = %q", ws)
+	}
+	if MatchRules(l.rules, ruleMedia()) != nil {
+		t.Error("fps: '23.976' matched a 23.976 fps film; pytranscoder never matched it")
 	}
 }
