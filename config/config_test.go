@@ -99,7 +99,6 @@ func TestLoadMessy(t *testing.T) {
 		f + ":12:3: config.ssh: ssh is ignored by clustertx (",
 		f + ":13:3: config.verbose: unknown key; ignored",
 		f + ":25:9: config.clusters.home.2024.status: duplicate key (line 24 also defines it)",
-		f + ":26:9: config.clusters.home.2024.nice: unknown key; ignored",
 		f + ":31:9: config.clusters.home.nas.hbcli: hbcli is ignored",
 	})
 	if c.FFmpeg != "/opt/ffmpeg/bin/ffmpeg" {
@@ -141,10 +140,39 @@ func TestLoadMessyStrict(t *testing.T) {
 	if len(c.Warnings) != 2 {
 		t.Errorf("warnings: %v", warningStrings(c))
 	}
-	// An unknown key inside a host is fatal too, with its line.
-	_, err = loadString(t, "config:\n  clusters:\n    c:\n      h:\n        type: local\n        colour: yes\n", true)
-	if err == nil || !strings.Contains(err.Error(), "test.yml:6:9: config.clusters.c.h.colour: unknown key") {
-		t.Errorf("host key under strict: %v", err)
+}
+
+// An unknown key inside a rule or a host is an error even without
+// --strict (on main it was a warning: a misspelt criteria: made the rule
+// match every file); elsewhere it stays a warning.
+func TestUnknownKeyInRuleOrHostIsError(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"host", "config:\n  clusters:\n    c:\n      h:\n        type: local\n        colour: yes\n",
+			"test.yml:6:9: config.clusters.c.h.colour: unknown key (an unknown key in a host is an error"},
+		{"host typo", "config:\n  clusters:\n    c:\n      h:\n        type: local\n        path-substitutons: [/a/ /b/]\n",
+			"config.clusters.c.h.path-substitutons: unknown key; did you mean path-substitutions? (an unknown key in a host"},
+		{"path substitution map", "config:\n  clusters:\n    c:\n      h:\n        type: mounted\n        ip: x\n        path-substitution: {src: /a/, dst: /b/, from: /c/}\n",
+			"config.clusters.c.h.path-substitution.from: unknown key"},
+		{"rule", "profiles:\n  p: {extension: .mkv}\nrules:\n  r:\n    profile: SKIP\n    critera: {vcodec: hevc}\n",
+			"test.yml:6:5: rules.r.critera: unknown key; did you mean criteria? (an unknown key in a rule is an error: ignoring a misspelt criteria: would make the rule match every file)"},
+		{"old rules: key", "profiles:\n  p: {extension: .mkv}\nrules:\n  r:\n    profile: p\n    rules: {vcodec: hevc}\n",
+			"rules.r.rules: unknown key; did you mean criteria? (pytranscoder before 1.4.6 called it rules:)"},
+	} {
+		_, err := loadString(t, tc.yaml, false)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v\nwant it to contain %q", tc.name, err, tc.want)
+		}
+	}
+	// Elsewhere an unknown key is still a warning.
+	c, err := loadString(t, "profiles:\n  p: {extension: .mkv, colour: red}\nconfig:\n  colour: red\n", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := strings.Join(warningStrings(c), "\n")
+	for _, w := range []string{"test.yml:2:24: profiles.p.colour: unknown key; ignored", "test.yml:4:3: config.colour: unknown key; ignored"} {
+		if !strings.Contains(ws, w) {
+			t.Errorf("missing warning %q in\n%s", w, ws)
+		}
 	}
 }
 

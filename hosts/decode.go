@@ -29,6 +29,10 @@ var deadHostKeys = map[string]string{
 	"remote_copy_cmd": "files are copied over SFTP on the SSH connection",
 }
 
+// unknownInHost says why an unknown key in a host is an error, not a
+// warning: a misspelt key changes which files the host takes or where.
+const unknownInHost = "an unknown key in a host is an error: ignoring a misspelt key could change which files this host touches and where"
+
 // validOS are the values of `os:`.
 var validOS = []string{"linux", "macos", "win10"}
 
@@ -159,7 +163,7 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 				d.Warnf(kv.KeyN, kv.Path, "%s is ignored (%s)", kv.Key, why)
 				continue
 			}
-			err = d.Unknown(kv, textx.Suggest(kv.Key, hostKeys))
+			err = d.UnknownFatal(kv, textx.Suggest(kv.Key, hostKeys), unknownInHost)
 		}
 		if err != nil {
 			return nil, err
@@ -292,7 +296,7 @@ func decodePathSub(d *yamlx.Decoder, n *yaml.Node, path string) (PathSub, error)
 			case "dest", "dst":
 				s.Dst, err = d.String(kv.Value, kv.Path)
 			default:
-				err = d.Unknown(kv, textx.Suggest(kv.Key, []string{"src", "dest"}))
+				err = d.UnknownFatal(kv, textx.Suggest(kv.Key, []string{"src", "dest"}), unknownInHost)
 			}
 			if err != nil {
 				return s, err

@@ -262,6 +262,10 @@ func DecodeRules(d *yamlx.Decoder, n *yaml.Node, path string, set *Set) ([]*Rule
 
 var ruleKeys = []string{"profile", "criteria", "split"}
 
+// unknownInRule says why an unknown key in a rule is an error, not a
+// warning: a misspelt criteria: leaves a rule that matches every file.
+const unknownInRule = "an unknown key in a rule is an error: ignoring a misspelt criteria: would make the rule match every file"
+
 func decodeRule(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Rule, error) {
 	r := &Rule{Name: pr.Key, Pos: fmt.Sprintf("%s:%d", d.File, pr.KeyN.Line)}
 	pairs, err := d.Mapping(pr.Value, pr.Path)
@@ -279,8 +283,10 @@ func decodeRule(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Rule, error) {
 			r.Criteria, err = decodeCriteria(d, kv)
 		case "split":
 			r.Split, err = decodeSplit(d, kv.Value, kv.Path)
+		case "rules":
+			err = d.UnknownFatal(kv, "did you mean criteria? (pytranscoder before 1.4.6 called it rules:)", unknownInRule)
 		default:
-			err = d.Unknown(kv, suggest(kv.Key, ruleKeys))
+			err = d.UnknownFatal(kv, suggest(kv.Key, ruleKeys), unknownInRule)
 		}
 		if err != nil {
 			return nil, err

@@ -241,13 +241,16 @@ func TestDecodeRulesErrors(t *testing.T) {
 		}
 	}
 
-	l, err := load(rulesProfiles+"rules:\n  r:\n    profile: hevc\n    priority: 1\n  frag:\n    profile: mp3_hq\n", false)
+	_, err := load(rulesProfiles+"rules:\n  r:\n    profile: hevc\n    priority: 1\n", false)
+	if err == nil || !strings.Contains(err.Error(), "t.yml:15:5: rules.r.priority: unknown key (an unknown key in a rule is an error") {
+		t.Errorf("unknown rule key: err = %v", err)
+	}
+	l, err := load(rulesProfiles+"rules:\n  r:\n    profile: hevc\n  frag:\n    profile: mp3_hq\n", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []string{
-		"t.yml:15:5: rules.r.priority: unknown key",
-		"t.yml:17:14: rules.frag.profile: files matching this rule will fail: t.yml:6:3: profiles.mp3_hq: extension is required",
+		"t.yml:16:14: rules.frag.profile: files matching this rule will fail: t.yml:6:3: profiles.mp3_hq: extension is required",
 	} {
 		if !hasWarning(l.warnings(), w) {
 			t.Errorf("missing warning %q in %q", w, l.warnings())

@@ -229,6 +229,17 @@ func (d *Decoder) Unknown(p Pair, hint string) error {
 	return nil
 }
 
+// UnknownFatal reports a key the schema does not know where ignoring it
+// would change which files are touched (inside a rule or a host): always an
+// error, whatever --strict says. why says what ignoring it would do.
+func (d *Decoder) UnknownFatal(p Pair, hint, why string) error {
+	msg := "unknown key"
+	if hint != "" {
+		msg += "; " + hint
+	}
+	return d.Errorf(p.KeyN, p.Path, "%s (%s)", msg, why)
+}
+
 func describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
