@@ -334,6 +334,9 @@ func decodeCriteria(d *yamlx.Decoder, kv yamlx.Pair) ([]*Predicate, error) {
 	}
 	var preds []*Predicate
 	for _, c := range pairs {
+		if err := checkUnquoted(d, c); err != nil {
+			return nil, err
+		}
 		v, err := d.String(c.Value, c.Path)
 		if err != nil {
 			return nil, err
@@ -353,6 +356,24 @@ func decodeCriteria(d *yamlx.Decoder, kv yamlx.Pair) ([]*Predicate, error) {
 		preds = append(preds, p)
 	}
 	return preds, nil
+}
+
+// checkUnquoted catches criteria values YAML read as something else than
+// what was typed: an unquoted !hevc is a YAML tag (the value is then
+// empty), and an unquoted >5 or |5 starts a block scalar.
+func checkUnquoted(d *yamlx.Decoder, c yamlx.Pair) error {
+	n := c.Value
+	if n.Kind != yaml.ScalarNode {
+		return nil
+	}
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		typed := strings.TrimSpace(n.Tag + " " + n.Value)
+		return d.Errorf(n, c.Path, "an unquoted value starting with ! is a YAML tag; quote it: %s: '%s'", c.Key, typed)
+	}
+	if n.Style&(yaml.FoldedStyle|yaml.LiteralStyle) != 0 {
+		return d.Errorf(n, c.Path, "an unquoted value starting with > or | begins a YAML block scalar; quote it, e.g. %s: '>25'", c.Key)
+	}
+	return nil
 }
 
 func knownPredicate(name string) bool {

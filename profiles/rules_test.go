@@ -320,3 +320,19 @@ rules:
 		t.Error("fps: '23.976' matched a 23.976 fps film; pytranscoder never matched it")
 	}
 }
+
+// Values YAML reads as something else than what was typed: on main an
+// unquoted !hevc failed with "expected a codec name", >5 with "invalid
+// value" and no word of quoting.
+func TestUnquotedCriteria(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"vcodec: !hevc", "t.yml:7:15: rules.r.criteria.vcodec: an unquoted value starting with ! is a YAML tag; quote it: vcodec: '!hevc'"},
+		{"path: !/anime/", "quote it: path: '!/anime/'"},
+		{"fps: >5", "t.yml:7:12: rules.r.criteria.fps: an unquoted value starting with > or | begins a YAML block scalar; quote it, e.g. fps: '>25'"},
+	} {
+		_, err := load("profiles:\n  hevc: {extension: .mkv}\nrules:\n  r:\n    profile: hevc\n    criteria:\n      "+tc.yaml+"\n", false)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v\nwant it to contain %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -120,7 +120,44 @@ func (d *Decoder) syntaxError(data []byte, err error) *Error {
 			}
 		}
 	}
-	return &Error{File: d.File, Line: line, Msg: problem}
+	e := &Error{File: d.File, Line: line, Msg: problem}
+	explainSyntax(e, data)
+	return e
+}
+
+// blockValueRE finds a mapping value that starts with an unquoted > or |
+// followed by more text (fps: >25): YAML reads > and | as the start of a
+// block scalar, and the text after them as a broken header.
+var blockValueRE = regexp.MustCompile(`^\s*(?:-\s+)?([^\s:#'"][^:#]*):\s+([>|][^\s#]+)`)
+
+// explainSyntax rewrites the two YAML errors pytranscoder users meet most
+// into what to do: a tab (PyYAML names it, with line and column; yaml.v3
+// says "found character that cannot start any token"), and an unquoted
+// value starting with > (fps: >25: "did not find expected comment or line
+// break").
+func explainSyntax(e *Error, data []byte) {
+	lines := strings.Split(string(data), "\n")
+	if strings.Contains(e.Msg, "tab") || strings.Contains(e.Msg, "cannot start any token") {
+		// The tab is on the error line, or on the line yaml.v3 blamed.
+		for _, ln := range []int{e.Line, e.Line + 1, e.Line - 1} {
+			if ln < 1 || ln > len(lines) {
+				continue
+			}
+			if col := strings.IndexByte(lines[ln-1], '\t'); col >= 0 {
+				e.Line, e.Column = ln, col+1
+				e.Msg = fmt.Sprintf("found a tab character at line %d, column %d: YAML does not allow tabs in indentation "+
+					"(PyYAML refuses it too); use spaces", ln, col+1)
+				return
+			}
+		}
+	}
+	if e.Line >= 1 && e.Line <= len(lines) {
+		if m := blockValueRE.FindStringSubmatch(lines[e.Line-1]); m != nil {
+			e.Column = strings.Index(lines[e.Line-1], m[2]) + 1
+			e.Msg = fmt.Sprintf("%s: an unquoted value starting with %c begins a YAML block scalar; quote it: %s: '%s'",
+				e.Msg, m[2][0], strings.TrimSpace(m[1]), m[2])
+		}
+	}
 }
 
 // maxScanLines bounds syntaxError's quadratic search.
