@@ -176,6 +176,11 @@ func Load(opts LoadOptions) (*Config, error) {
 		return nil, err
 	}
 	c.Warnings = d.Warnings
+	if c.Embedded {
+		// The built-in default is written for clustertx: where it differs
+		// from pytranscoder it means to.
+		c.Warnings = slices.DeleteFunc(c.Warnings, func(w *yamlx.Warning) bool { return w.Compat })
+	}
 	return c, nil
 }
 
@@ -269,6 +274,7 @@ func decode(c *Config, d *yamlx.Decoder, data []byte, home string) error {
 		d.Warnf(root, "config", "no config: section (pytranscoder requires one); using the defaults: ffmpeg from PATH, no clusters")
 	}
 	c.FFprobe = media.FindFFprobe(c.FFmpeg)
+	profiles.WarnProfileAutomap(d, c.Profiles, c.Automap)
 	return l.checkHostProfiles()
 }
 

@@ -365,7 +365,7 @@ func TestLoadHostProfilesListWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Error(), `test.yml:7:13: config.clusters.c.box.profiles: profile "hevc" is not defined`) {
+	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[1].Error(), `test.yml:7:13: config.clusters.c.box.profiles: profile "hevc" is not defined`) {
 		t.Errorf("warnings: %v", warningStrings(c))
 	}
 }
@@ -409,7 +409,10 @@ func TestLoadSameHostInTwoClusters(t *testing.T) {
 func TestLoadPytranscoder227(t *testing.T) {
 	c := mustLoad(t, "pytranscoder-2.2.7.yml")
 	f := fixtures + "pytranscoder-2.2.7.yml"
-	checkWarnings(t, c, []string{f + ":6:3: config.ssh: ssh is ignored by clustertx ("})
+	checkWarnings(t, c, []string{
+		f + ":6:3: config.ssh: ssh is ignored by clustertx (",
+		f + ":27:9: config.clusters.household.macpro.profiles: pytranscoder 2.2.5-2.2.7 never read a host's profiles: list",
+	})
 
 	if c.FFmpeg != "/usr/bin/ffmpeg" || c.DefaultQueueFile != "/volume1/queue.txt" || c.FLSPath != "/mnt/fast" || !c.Automap {
 		t.Errorf("globals: %+v", c)
@@ -483,14 +486,24 @@ func TestLoadSeedDoc(t *testing.T) {
 	}
 }
 
-// The documented example must load under --strict with no warning at all.
+// The documented example must load under --strict with no warning but the
+// ones that say where it uses clustertx's meaning of a pytranscoder key.
 func TestExampleLoadsStrictWithoutWarnings(t *testing.T) {
 	c, err := Load(LoadOptions{Path: "../transcode.yml.example", Strict: true, Getenv: noEnv, Home: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Warnings) != 0 {
-		t.Errorf("warnings:\n%s", strings.Join(warningStrings(c), "\n"))
+	var other []string
+	compat := 0
+	for _, w := range c.Warnings {
+		if w.Compat {
+			compat++
+		} else {
+			other = append(other, w.Error())
+		}
+	}
+	if len(other) != 0 || compat != 3 {
+		t.Errorf("want only the 3 compatibility warnings (path '!', host profiles:, profile automap); got:\n%s", strings.Join(warningStrings(c), "\n"))
 	}
 	if len(c.Clusters) == 0 || len(c.Rules) == 0 || len(c.Profiles.Names()) == 0 {
 		t.Errorf("example defines too little: %d clusters, %d rules, %v profiles", len(c.Clusters), len(c.Rules), c.Profiles.Names())
@@ -507,5 +520,55 @@ func TestExampleLoadsStrictWithoutWarnings(t *testing.T) {
 	}
 	if len(types) != 3 || !disabled || !fixed || !win {
 		t.Errorf("example lacks a host kind: types=%v disabled=%v fixed-profile=%v windows=%v", types, disabled, fixed, win)
+	}
+}
+
+// Each deliberate difference from pytranscoder that a config can show is
+// one warning at load, naming file:line, what pytranscoder did and what
+// clustertx does. None of these warned on main.
+func TestCompatWarningsAtLoad(t *testing.T) {
+	c, err := loadString(t, `profiles:
+  hevc:
+    extension: .mkv
+    automap: no
+  copy:
+    extension: .mkv
+    automap: yes
+rules:
+  'not anime':
+    profile: hevc
+    criteria:
+      path: '!/anime/'
+config:
+  clusters:
+    home:
+      a:
+        type: local
+        status: Enabled
+        profiles: [hevc]
+      b:
+        type: local
+        status: enabled
+`, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`test.yml:12:13: rules.not anime.criteria.path: pytranscoder ignored the leading ! and matched the paths that contain "/anime/"; clustertx negates it`,
+		`test.yml:18:17: config.clusters.home.a.status: pytranscoder disabled this host (only the exact word enabled enables one); clustertx reads "Enabled" as enabled`,
+		`test.yml:19:9: config.clusters.home.a.profiles: pytranscoder 2.2.5-2.2.7 never read a host's profiles: list and sent it any job of its queues; clustertx enforces it`,
+		`test.yml:4:14: profiles.hevc.automap: pytranscoder 2.2.6+ ignored a profile's automap and used config.automap (yes); clustertx honours it`,
+	}
+	got := warningStrings(c)
+	if len(got) != len(want) {
+		t.Fatalf("got %d warnings, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i, w := range want {
+		if !strings.Contains(got[i], w) || !c.Warnings[i].Compat {
+			t.Errorf("warning %d:\n got %s\nwant %s", i, got[i], w)
+		}
+	}
+	if h := host(t, c, "home", "a"); !h.Enabled {
+		t.Error("status: Enabled should enable the host")
 	}
 }

@@ -86,7 +86,12 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 			if s, err = d.String(kv.Value, kv.Path); err == nil {
 				s = strings.TrimSpace(s)
 				def.Enabled = strings.EqualFold(s, "enabled")
-				if !def.Enabled && !strings.EqualFold(s, "disabled") {
+				switch {
+				case def.Enabled && s != "enabled":
+					// pytranscoder compared with "enabled" exactly.
+					d.Compatf(kv.Value, kv.Path, "pytranscoder disabled this host (only the exact word enabled enables one); "+
+						"clustertx reads %q as enabled and uses it: write enabled, or disabled to keep it out", s)
+				case !def.Enabled && !strings.EqualFold(s, "disabled"):
 					d.Warnf(kv.Value, kv.Path, "status %q is neither enabled nor disabled; the host is disabled (as in pytranscoder)", s)
 				}
 			}
@@ -152,6 +157,10 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 			items, err = d.Strings(kv.Value, kv.Path, true)
 			for _, it := range items { // "- hevc h264" holds two names
 				def.Profiles = append(def.Profiles, strings.Fields(it)...)
+			}
+			if len(def.Profiles) > 0 {
+				d.Compatf(kv.KeyN, kv.Path, "pytranscoder 2.2.5-2.2.7 never read a host's profiles: list and sent it any job of its queues; "+
+					"clustertx enforces it: this host only takes jobs whose profile is %s", strings.Join(def.Profiles, ", "))
 			}
 		case "profile":
 			var s string

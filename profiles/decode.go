@@ -128,7 +128,7 @@ func decodeProfileKey(d *yamlx.Decoder, kv yamlx.Pair, p *Profile) error {
 	case keyAutomap:
 		var b bool
 		b, err = d.Bool(v, path)
-		p.Automap = &b
+		p.Automap, p.automapAt = &b, v
 	case keySplit:
 		p.Split, err = decodeSplit(d, v, path)
 	default:
@@ -190,7 +190,7 @@ func mergeParent(d *yamlx.Decoder, pr yamlx.Pair, p, parent *Profile) {
 	inherit(keyThresholdCheck, func() { p.ThresholdCheck = parent.ThresholdCheck })
 	inherit(keyAudio, func() { p.AudioSel = parent.AudioSel.clone() })
 	inherit(keySubtitle, func() { p.SubtitleSel = parent.SubtitleSel.clone() })
-	inherit(keyAutomap, func() { v := *parent.Automap; p.Automap = &v })
+	inherit(keyAutomap, func() { v := *parent.Automap; p.Automap, p.automapAt = &v, parent.automapAt })
 	inherit(keySplit, func() { v := *parent.Split; p.Split = &v })
 }
 
@@ -326,3 +326,34 @@ func decodeLangs(d *yamlx.Decoder, kv yamlx.Pair) ([]string, error) {
 
 // suggest returns the "did you mean X?" hint for an unknown word, or "".
 func suggest(word string, known []string) string { return textx.Suggest(word, known) }
+
+// WarnProfileAutomap warns, once per automap: key, where a profile's
+// automap differs from config.automap: pytranscoder 2.2.6 and later
+// ignored it (only config.automap counted), clustertx honours it as
+// pytranscoder's docs describe. Called once the config section is decoded.
+func WarnProfileAutomap(d *yamlx.Decoder, set *Set, global bool) {
+	warned := map[*yaml.Node]bool{}
+	for _, name := range set.Names() {
+		p, _ := set.Get(name)
+		if p.Automap == nil || *p.Automap == global || p.automapAt == nil || warned[p.automapAt] {
+			continue
+		}
+		warned[p.automapAt] = true
+		d.Compatf(p.automapAt, p.def.path+".automap", "pytranscoder 2.2.6+ ignored a profile's automap and used config.automap (%s); "+
+			"clustertx honours it, as pytranscoder's docs describe: %s stream mapping for this profile", yesNo(global), onOff(*p.Automap))
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func onOff(b bool) string {
+	if b {
+		return "automatic"
+	}
+	return "no automatic"
+}

@@ -349,6 +349,11 @@ func decodeCriteria(d *yamlx.Decoder, kv yamlx.Pair) ([]*Predicate, error) {
 			}
 			return nil, d.Errorf(at, c.Path, "%v", err)
 		}
+		if p.Name == PredPath && p.Negate {
+			pat := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "!"))
+			d.Compatf(c.Value, c.Path, "pytranscoder ignored the leading ! and matched the paths that contain %q; "+
+				"clustertx negates it and matches the paths that do not (to mean that in both, write '^(?!.*%s)')", pat, pat)
+		}
 		if p.Name == PredFPS && p.hasFraction() {
 			d.Warnf(c.Value, c.Path, "fps %q: frame rates are compared as whole numbers, as in pytranscoder (23.976 fps is 23), "+
 				"so write whole numbers such as '23' or '>23'", v)

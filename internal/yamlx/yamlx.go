@@ -23,6 +23,10 @@ type Error struct {
 	Column int
 	Key    string // dotted path of the key, e.g. profiles.hevc.extension
 	Msg    string
+	// Compat marks a warning about a deliberate difference from
+	// pytranscoder (what it did, what clustertx does). Such warnings
+	// concern files written for pytranscoder: the built-in default drops them.
+	Compat bool
 }
 
 func (e *Error) Error() string {
@@ -73,6 +77,14 @@ func (d *Decoder) Errorf(n *yaml.Node, path, format string, args ...any) *Error 
 // Warnf records a warning for node n at key path.
 func (d *Decoder) Warnf(n *yaml.Node, path, format string, args ...any) {
 	d.Warnings = append(d.Warnings, d.Errorf(n, path, format, args...))
+}
+
+// Compatf records a warning about a deliberate difference from
+// pytranscoder: it should say what pytranscoder did and what clustertx does.
+func (d *Decoder) Compatf(n *yaml.Node, path, format string, args ...any) {
+	w := d.Errorf(n, path, format, args...)
+	w.Compat = true
+	d.Warnings = append(d.Warnings, w)
 }
 
 // Parse reads data into a document node. Syntax errors carry the file name.
