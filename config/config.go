@@ -397,9 +397,6 @@ func (l *loader) clusters(sec yamlx.Pair) error {
 		if err != nil {
 			return err
 		}
-		if len(hps) == 0 {
-			l.d.Warnf(cp.KeyN, cp.Path, "cluster %s has no hosts", cp.Key)
-		}
 		for _, hp := range hps {
 			if hp.Key == "max_load" && hp.Value.Kind == yaml.ScalarNode {
 				// Not a host: the cluster's default max_load.
@@ -440,6 +437,9 @@ func (l *loader) clusters(sec yamlx.Pair) error {
 			}
 			l.hostPairs[h] = hp
 			cl.Hosts = append(cl.Hosts, h)
+		}
+		if len(cl.Hosts) == 0 {
+			l.d.Warnf(cp.KeyN, cp.Path, "cluster %s has no hosts; naming it with -c is an error", cp.Key)
 		}
 		cl.applyMode()
 		l.c.Clusters = append(l.c.Clusters, cl)
