@@ -410,6 +410,7 @@ func TestLoadPytranscoder227(t *testing.T) {
 	c := mustLoad(t, "pytranscoder-2.2.7.yml")
 	f := fixtures + "pytranscoder-2.2.7.yml"
 	checkWarnings(t, c, []string{
+		f + ":73:5: profiles.base.subtitle: pytranscoder 2.2.7 never moved the default subtitle",
 		f + ":6:3: config.ssh: ssh is ignored by clustertx (",
 		f + ":27:9: config.clusters.household.macpro.profiles: pytranscoder 2.2.5-2.2.7 never read a host's profiles: list",
 	})
@@ -502,8 +503,9 @@ func TestExampleLoadsStrictWithoutWarnings(t *testing.T) {
 			other = append(other, w.Error())
 		}
 	}
-	if len(other) != 0 || compat != 3 {
-		t.Errorf("want only the 3 compatibility warnings (path '!', host profiles:, profile automap); got:\n%s", strings.Join(warningStrings(c), "\n"))
+	if len(other) != 0 || compat != 5 {
+		t.Errorf("want only the 5 compatibility warnings (subtitle default, template *lang, path '!', host profiles:, profile automap); got:\n%s",
+			strings.Join(warningStrings(c), "\n"))
 	}
 	if len(c.Clusters) == 0 || len(c.Rules) == 0 || len(c.Profiles.Names()) == 0 {
 		t.Errorf("example defines too little: %d clusters, %d rules, %v profiles", len(c.Clusters), len(c.Rules), c.Profiles.Names())

@@ -125,6 +125,11 @@ func decodeProfileKey(d *yamlx.Decoder, kv yamlx.Pair, p *Profile) error {
 		p.AudioSel, err = decodeLangSelect(d, v, path)
 	case keySubtitle:
 		p.SubtitleSel, err = decodeLangSelect(d, v, path)
+		if err == nil && p.SubtitleSel.filters() && p.SubtitleSel.Default != "" {
+			d.Compatf(kv.KeyN, path, "pytranscoder 2.2.7 never moved the default subtitle (its probe read no subtitle default flags); "+
+				"clustertx does, as pytranscoder's docs describe: when the default subtitle is dropped, the first kept %s subtitle becomes the default",
+				p.SubtitleSel.Default)
+		}
 	case keyAutomap:
 		var b bool
 		b, err = d.Bool(v, path)

@@ -354,6 +354,7 @@ func decodeCriteria(d *yamlx.Decoder, kv yamlx.Pair) ([]*Predicate, error) {
 			d.Compatf(c.Value, c.Path, "pytranscoder ignored the leading ! and matched the paths that contain %q; "+
 				"clustertx negates it and matches the paths that do not (to mean that in both, write '^(?!.*%s)')", pat, pat)
 		}
+		warnCompatCriterion(d, c, p, v)
 		if p.Name == PredFPS && p.hasFraction() {
 			d.Warnf(c.Value, c.Path, "fps %q: frame rates are compared as whole numbers, as in pytranscoder (23.976 fps is 23), "+
 				"so write whole numbers such as '23' or '>23'", v)
@@ -361,6 +362,22 @@ func decodeCriteria(d *yamlx.Decoder, kv yamlx.Pair) ([]*Predicate, error) {
 		preds = append(preds, p)
 	}
 	return preds, nil
+}
+
+// warnCompatCriterion warns where a criterion pytranscoder 2.2.7 accepted
+// selects other files in clustertx (path's leading ! is warned about
+// separately).
+func warnCompatCriterion(d *yamlx.Decoder, c yamlx.Pair, p *Predicate, v string) {
+	switch {
+	case p.Name == PredVCodec && p.codec != strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "!")):
+		d.Compatf(c.Value, c.Path, "pytranscoder compared codec names case-sensitively, so %q never matched ffprobe's lower-case names; "+
+			"clustertx ignores case and matches %s", v, p.codec)
+	case p.op == "=" && p.Name == PredRuntime:
+		d.Compatf(c.Value, c.Path, "pytranscoder matched runtime %q only for a file exactly %g:00 long (it compared seconds); "+
+			"clustertx matches %g:00 to %g:59", v, p.a, p.a, p.a)
+	case p.op == "=" && p.Name != PredFPS && p.hasFraction():
+		d.Compatf(c.Value, c.Path, "pytranscoder took only whole numbers for equality and %q never matched; clustertx matches within 0.01", v)
+	}
 }
 
 // checkUnquoted catches criteria values YAML read as something else than

@@ -113,6 +113,8 @@ func decodeTemplateLangs(d *yamlx.Decoder, kv yamlx.Pair) (*LangSelect, error) {
 			continue
 		}
 		if star {
+			d.Compatf(kv.Value, kv.Path, "pytranscoder compared %q with the track languages, so it dropped the %s tracks (and with several languages set no default); "+
+				"clustertx keeps them and makes %s the default when the default track is dropped", l, name, name)
 			if sel.Default != "" {
 				d.Warnf(kv.Value, kv.Path, "several languages marked with *; %s stays the default", sel.Default)
 			} else {
