@@ -503,8 +503,8 @@ func TestExampleLoadsStrictWithoutWarnings(t *testing.T) {
 			other = append(other, w.Error())
 		}
 	}
-	if len(other) != 0 || compat != 5 {
-		t.Errorf("want only the 5 compatibility warnings (subtitle default, template *lang, path '!', host profiles:, profile automap); got:\n%s",
+	if len(other) != 0 || compat != 6 {
+		t.Errorf("want only the 6 compatibility warnings (subtitle default twice, template *lang, path '!', host profiles:, profile automap); got:\n%s",
 			strings.Join(warningStrings(c), "\n"))
 	}
 	if len(c.Clusters) == 0 || len(c.Rules) == 0 || len(c.Profiles.Names()) == 0 {

@@ -51,6 +51,10 @@ func decodeTemplate(d *yamlx.Decoder, pr yamlx.Pair) (*Profile, error) {
 			t.AudioSel, err = decodeTemplateLangs(d, kv)
 		case "subtitle-lang":
 			t.SubtitleSel, err = decodeTemplateLangs(d, kv)
+			if err == nil && t.SubtitleSel != nil && t.SubtitleSel.Default != "" {
+				d.Compatf(kv.KeyN, kv.Path, "pytranscoder 2.2.7 never moved the default subtitle (its probe read no subtitle default flags); "+
+					"clustertx does: when the default subtitle is dropped, the first kept %s subtitle becomes the default", t.SubtitleSel.Default)
+			}
 		case keyThreshold, keyThresholdCheck, keyQueue, keyExtension:
 			err = decodeProfileKey(d, kv, t)
 		default:
