@@ -193,21 +193,21 @@ func (p *Predicate) eval(info *media.Info) bool {
 	case PredFilesizeMB:
 		return p.compare(float64(info.Size) / 1048576)
 	case PredFPS:
-		return p.compare(TruncFPS(info.FPS()))
+		return p.compare(truncFPS(info.FPS()))
 	}
 	return false
 }
 
-// TruncFPS is the frame rate fps rules compare: the whole frames per
+// truncFPS is the frame rate fps rules compare: the whole frames per
 // second, as pytranscoder read it (int() of ffprobe's rate, or the integer
 // part of ffmpeg's "23.98 fps"): 23.976 is 23, 29.97 is 29, 59.94 is 59.
 // So `fps: '23'` matches a film and `'>23'` does not, as before.
-func TruncFPS(fps float64) float64 {
+func truncFPS(fps float64) float64 {
 	return math.Floor(fps + 1e-6) // 24000/1001 and 30/1 computed in floats stay on the right side
 }
 
 // hasFraction reports whether a numeric operand is not a whole number,
-// which an fps rule can never equal (see TruncFPS).
+// which an fps rule can never equal (see truncFPS).
 func (p *Predicate) hasFraction() bool {
 	return p.a != math.Trunc(p.a) || p.b != math.Trunc(p.b)
 }

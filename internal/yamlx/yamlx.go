@@ -142,6 +142,9 @@ func (d *Decoder) syntaxError(data []byte, err error) *Error {
 // block scalar, and the text after them as a broken header.
 var blockValueRE = regexp.MustCompile(`^\s*(?:-\s+)?([^\s:#'"][^:#]*):\s+([>|][^\s#]+)`)
 
+// blockHeaderRE is a valid block scalar header (>-, |2, >+1…): not a slip.
+var blockHeaderRE = regexp.MustCompile(`^[>|](?:[-+]?[1-9]?|[1-9][-+])$`)
+
 // explainSyntax rewrites the two YAML errors pytranscoder users meet most
 // into what to do: a tab (PyYAML names it, with line and column; yaml.v3
 // says "found character that cannot start any token"), and an unquoted
@@ -164,7 +167,7 @@ func explainSyntax(e *Error, data []byte) {
 		}
 	}
 	if e.Line >= 1 && e.Line <= len(lines) {
-		if m := blockValueRE.FindStringSubmatch(lines[e.Line-1]); m != nil {
+		if m := blockValueRE.FindStringSubmatch(lines[e.Line-1]); m != nil && !blockHeaderRE.MatchString(m[2]) {
 			e.Column = strings.Index(lines[e.Line-1], m[2]) + 1
 			e.Msg = fmt.Sprintf("%s: an unquoted value starting with %c begins a YAML block scalar; quote it: %s: '%s'",
 				e.Msg, m[2][0], strings.TrimSpace(m[1]), m[2])
