@@ -390,7 +390,7 @@ func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileRe
 		obs.JobStarted(ji)
 	}
 	if w.m.opts.Verbose {
-		w.m.logf("%s: run %s", h.Name, showArgv(argv))
+		w.m.logf("%s: run %s", h.Name, hostCommand(h, argv))
 	}
 	encErr := w.encode(ctx, job, prof, argv, ji, r)
 	w.releaseEncode(ctx, encErr)

@@ -316,7 +316,7 @@ func (w *worker) runSegment(ctx context.Context, it *queue.Item, s *segment, ji 
 		extract = ""
 	}
 	if w.m.opts.Verbose {
-		w.m.logf("%s: run %s", h.Name, showArgv(argv))
+		w.m.logf("%s: run %s", h.Name, hostCommand(h, argv))
 	}
 	segJob := &Job{ID: s.id, Item: job.Item, Info: &media.Info{Duration: s.seg.Duration}}
 	noThreshold := *job.Profile
