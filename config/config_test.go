@@ -411,6 +411,7 @@ func TestLoadPytranscoder227(t *testing.T) {
 	f := fixtures + "pytranscoder-2.2.7.yml"
 	checkWarnings(t, c, []string{
 		f + ":73:5: profiles.base.subtitle: pytranscoder 2.2.7 never moved the default subtitle",
+		f + ":142:5: templates.qsv_tmpl.subtitle-lang: pytranscoder 2.2.7 never moved the default subtitle",
 		f + ":6:3: config.ssh: ssh is ignored by clustertx (",
 		f + ":27:9: config.clusters.household.macpro.profiles: pytranscoder 2.2.5-2.2.7 never read a host's profiles: list",
 	})
