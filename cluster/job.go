@@ -180,12 +180,17 @@ func (w *worker) waitForLoad(ctx context.Context) bool {
 			return true // unknown load: do not hold the host back
 		}
 		own := float64(w.busy.Load()) * max(1, float64(ncpu)/float64(w.def.SlotCount()))
-		if other := load - own; other < w.def.MaxLoad {
+		other := load - own
+		if other < w.def.MaxLoad {
+			w.q.SetHeld(w.def.Name, false)
 			if announced {
 				w.m.logf("host %s: load %.2f is under max_load %g again; taking jobs", w.def.Name, other, w.def.MaxLoad)
 			}
 			return true
-		} else if !announced {
+		}
+		// Held: the other hosts do not leave jobs to it meanwhile.
+		w.q.SetHeld(w.def.Name, true)
+		if !announced {
 			w.m.logf("host %s is busy (load %.2f besides our encodes, max_load %g): not taking new jobs for now", w.def.Name, other, w.def.MaxLoad)
 			announced = true
 		}

@@ -16,6 +16,7 @@ type hostState struct {
 	slots    int     // set by SetSlots (0: inferred)
 	seen     int     // most slots seen busy or asking at once
 	down     bool
+	held     bool // takes no new job for now (over max_load): SetHeld
 	fallback bool // takes work only no other host can (SetFallback)
 	waiting  int
 	runs     []*run
@@ -68,6 +69,12 @@ func (q *Queue) updateSpeeds() {
 	if obs > 0 && w > 0 {
 		scale = obs / w
 	}
+	regular := false
+	for _, h := range q.hostList {
+		if !h.down && !h.held && !h.fallback {
+			regular = true
+		}
+	}
 	q.capacity = 0
 	for _, h := range q.hostList {
 		if h.nobs > 0 {
@@ -75,17 +82,19 @@ func (q *Queue) updateSpeeds() {
 		} else {
 			h.speed = h.weight * scale
 		}
-		if !h.down {
+		// Capacity counts the hosts that take work now: not a host that is
+		// down or held, nor a fallback while a regular host is up.
+		if !h.down && !h.held && (!h.fallback || !regular) {
 			q.capacity += float64(h.slotCount()) * h.speed
 		}
 	}
 }
 
 // liveRegular reports whether a host other than h, not a fallback, is up
-// among hosts.
+// among hosts and takes work (is not held).
 func (q *Queue) liveRegular(hosts []*hostState, h *hostState) bool {
 	for _, g := range hosts {
-		if g != h && !g.fallback && !g.down {
+		if g != h && !g.fallback && !g.down && !g.held {
 			return true
 		}
 	}
@@ -110,7 +119,32 @@ func (q *Queue) SetFallback(host string, fallback bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.host(host).fallback = fallback
+	q.updateSpeeds()
 	q.broadcast()
+}
+
+// willTake reports whether g would take it if a slot of g asked now: g is
+// up and not held, it may run there (see canRun), and g is not a fallback
+// held back by a regular host that may take it. Every "leave it to a
+// faster host" decision asks this of the host it leaves the item to: a
+// host that would not take the item must never be waited for, or two hosts
+// can each wait for the other forever (issue 14: remote hosts left the
+// jobs to the fallback host the journal knew to be fast, and the fallback
+// left them to the remote hosts).
+func (q *Queue) willTake(it *Item, g *hostState) bool {
+	if g.down || g.held || g.speed <= 0 {
+		return false
+	}
+	if it.special && !q.canRun(it, g) {
+		return false
+	}
+	return !q.heldBack(it, g)
+}
+
+// heldBack reports whether g is a fallback that stays back from it: a
+// regular host that may take it is up, and it has not failed on one.
+func (q *Queue) heldBack(it *Item, g *hostState) bool {
+	return g.fallback && q.liveRegular(it.cls.hosts, g) && !q.failedOnRegular(it)
 }
 
 // canRun reports whether host may take it now: it is eligible there, and it
@@ -145,6 +179,23 @@ func (q *Queue) SetDown(host string, down bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.host(host).down = down
+	q.updateSpeeds()
+	q.broadcast()
+}
+
+// SetHeld marks a host that is up but takes no new job for now (true),
+// such as a host over its max_load, or lets it take jobs again (false).
+// Other hosts do not leave jobs to a held host, a fallback does not stay
+// back for it, and its slots may still ask: a held host is only left out
+// of the others' plans.
+func (q *Queue) SetHeld(host string, held bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	h := q.host(host)
+	if h.held == held {
+		return
+	}
+	h.held = held
 	q.updateSpeeds()
 	q.broadcast()
 }

@@ -218,7 +218,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		tEnd = q.horizon(now)
 		var fast float64
 		for _, g := range first.cls.hosts {
-			if !g.down {
+			if g == h || q.willTake(first, g) {
 				fast = max(fast, g.speed)
 			}
 		}
@@ -241,7 +241,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		bestF, bestI := math.Inf(1), -1
 		var bestG *hostState
 		for _, g := range c.cls.hosts {
-			if g == h || g.down || g.speed <= 0 || (c.special && !q.canRun(c, g)) {
+			if g == h || !q.willTake(c, g) {
 				continue
 			}
 			for i, a := range q.avail(g, now) {

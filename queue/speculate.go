@@ -31,7 +31,7 @@ func (q *Queue) speculate(h *hostState, now float64) *Item {
 		}
 		for _, r := range g.runs {
 			it := r.it
-			if len(it.runs) != 1 || !q.canRun(it, h) {
+			if len(it.runs) != 1 || !q.canRun(it, h) || q.heldBack(it, h) {
 				continue
 			}
 			rem, mine := r.remaining(now), it.Work/h.speed

@@ -1,0 +1,76 @@
+package cluster_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"clustertx/cluster"
+	"clustertx/internal/testenv"
+	"clustertx/journal"
+)
+
+// Issue 14: the nightly run that never ended. Night 1: the remote host is
+// down, so the fallback local host encodes everything and the journal
+// learns that it is fast. Night 2: the remote host is up. The remote host
+// used to leave every job to the faster host, and the fallback to the
+// remote host, so every worker waited in queue.Next forever. A "leave it
+// to a faster host" decision must never wait on a host that will not take
+// the job.
+func TestNightlyFallbackLearnedFastDoesNotHang(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig("      manager:\n        type: local\n", l.nasYAML()) // mode both: manager is a fallback
+	jpath := filepath.Join(l.dir, "journal.jsonl")
+	runNight := func(paths []string) (*cluster.Report, string) {
+		t.Helper()
+		jr, err := journal.Open(jpath)
+		must(t, err)
+		defer jr.Close()
+		// On today's main night 2 never ends: the timeout turns the hang
+		// into a failure.
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		defer cancel()
+		rep, out, err := l.run(ctx, func(o *cluster.Options) { o.Journal = jr }, items("lab", paths...)...)
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, out)
+		}
+		return rep, out
+	}
+
+	// Night 1: nas is down; the fallback does the work.
+	l.nas.Stop()
+	night1 := []string{l.clip("n1a.mkv", testenv.Clip{Seconds: 1}), l.clip("n1b.mkv", testenv.Clip{Seconds: 1})}
+	rep, out := runNight(night1)
+	for _, f := range rep.Files {
+		if f.Outcome != cluster.Done || f.Host != "manager" {
+			t.Fatalf("night 1: %s: %s on %s, want done by the fallback\n%s", f.Path, f.Outcome, f.Host, out)
+		}
+	}
+	// Whatever this machine measured, make the journal say the manager is
+	// much faster than the remote host's prior: the case that hung.
+	jr, err := journal.Open(jpath)
+	must(t, err)
+	for range 5 {
+		must(t, jr.RecordSpeed("manager", "work", 100*1920*1080))
+	}
+	must(t, jr.Close())
+
+	// Night 2: nas is back.
+	l.nas.Start(t)
+	var night2 []string
+	for _, n := range []string{"a.mkv", "b.mkv", "c.mkv", "d.mkv"} {
+		night2 = append(night2, l.clip(n, testenv.Clip{Seconds: 1}))
+	}
+	start := time.Now()
+	rep, out = runNight(night2)
+	if rep.Interrupted {
+		t.Fatalf("night 2 hung: no job started in %s\n%s", time.Since(start).Round(time.Second), out)
+	}
+	for _, f := range rep.Files {
+		if f.Outcome != cluster.Done || f.Host != "nas" {
+			t.Errorf("night 2: %s: %s on %s, want done by nas (the fallback stays idle while nas is up)", f.Path, f.Outcome, f.Host)
+		}
+	}
+	t.Logf("night 2 took %s", time.Since(start).Round(time.Millisecond))
+}

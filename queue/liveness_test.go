@@ -1,0 +1,75 @@
+package queue
+
+import "testing"
+
+// Issue 14's nightly hang: the journal says the fallback host is fast, a
+// regular host is up. The fallback stays back for the regular host, so the
+// regular host must not leave the jobs to the fallback.
+func TestRegularHostDoesNotWaitForAFastFallback(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetFallback("local", true)
+	q.SetHostSpeed("local", 100)
+	q.SetHostSpeed("remote", 1)
+	for i := 1; i <= 4; i++ {
+		q.Push(item(i, 1000, "local", "remote"))
+	}
+	if it, wait := q.TryNext("local"); it != nil || !wait {
+		t.Fatalf("fallback got %v (wait=%v), want to stay back for remote", it, wait)
+	}
+	if it, _ := q.TryNext("remote"); it == nil {
+		t.Fatal("remote got nothing: it waits for the fallback, which waits for it")
+	}
+	// Prefetch asks the same question of the other hosts.
+	if it := q.Prefetch("remote"); it == nil {
+		t.Fatal("remote's prefetch got nothing: it left the job to the fallback")
+	}
+}
+
+// A host that is held (over max_load) is not waited for; once it takes
+// work again, a slow host leaves it the film again.
+func TestHeldHostIsNotWaitedFor(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetHostSpeed("slow", 1)
+	q.SetHostSpeed("fast", 8)
+	q.Push(item(1, 1000, "slow", "fast"), item(2, 10, "slow", "fast"))
+	if it, _ := q.TryNext("slow"); it == nil || it.ID != 2 {
+		t.Fatalf("slow got %v, want the clip 2 (the film is fast's)", it)
+	}
+	if it, wait := q.TryNext("slow"); it != nil || !wait {
+		t.Fatalf("slow got %v (wait=%v), want to leave the film to fast", it, wait)
+	}
+	q.SetHeld("fast", true)
+	it, _ := q.TryNext("slow")
+	if it == nil || it.ID != 1 {
+		t.Fatalf("slow got %v while fast is held, want the film", it)
+	}
+}
+
+// A fallback does not stay back for a regular host that is held: nobody
+// else would take the job.
+func TestFallbackTakesOverFromAHeldHost(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetFallback("local", true)
+	q.Push(item(1, 10, "local", "gamer"))
+	if it, wait := q.TryNext("local"); it != nil || !wait {
+		t.Fatalf("fallback got %v (wait=%v) while gamer takes work", it, wait)
+	}
+	q.SetHeld("gamer", true)
+	if it, _ := q.TryNext("local"); it == nil {
+		t.Fatal("fallback stays back for a held host")
+	}
+}
+
+// A fallback held back by a regular host gets no speculative copy either.
+func TestHeldBackFallbackGetsNoSpeculativeCopy(t *testing.T) {
+	q, clk := newVirtual(Options{Speculate: true, SpecMinGain: sec(1)})
+	q.SetFallback("local", true)
+	q.SetHostSpeed("local", 100)
+	q.SetHostSpeed("remote", 1)
+	q.Push(item(1, 1000, "local", "remote"))
+	mustNext(t, q, "remote")
+	clk.advance(sec(10))
+	if it, _ := q.TryNext("local"); it != nil {
+		t.Fatalf("fallback got a copy of %d while remote is up", it.ID)
+	}
+}
