@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,9 @@ func TestNightlyFallbackLearnedFastDoesNotHang(t *testing.T) {
 	rep, out = runNight(night2)
 	if rep.Interrupted {
 		t.Fatalf("night 2 hung: no job started in %s\n%s", time.Since(start).Round(time.Second), out)
+	}
+	if strings.Contains(out, "breaking the tie") {
+		t.Errorf("night 2 ended only through the runtime guard, not by the scheduling rule:\n%s", out)
 	}
 	for _, f := range rep.Files {
 		if f.Outcome != cluster.Done || f.Host != "nas" {

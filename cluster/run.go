@@ -54,6 +54,7 @@ type Options struct {
 	HostWait        time.Duration // how long work may wait for any host to come back (default 5m)
 	StallTimeout    time.Duration // an encode with no progress for this long is killed (default 5m)
 	LoadRecheck     time.Duration // how often a host over its max_load is checked again (default 30s)
+	StallGuard      time.Duration // pending work, an idle host up, nothing running this long: say why and break the tie (default 30s)
 	NoSpeculation   bool          // never start a second copy of a slow job on an idle host
 	NoPrefetch      bool          // streaming hosts: never upload the next file while one encodes
 	Split           bool          // --split: split long files even where the config does not ask
@@ -212,6 +213,9 @@ func (o *Options) defaults() {
 	}
 	if o.LoadRecheck <= 0 {
 		o.LoadRecheck = 30 * time.Second
+	}
+	if o.StallGuard <= 0 {
+		o.StallGuard = 30 * time.Second
 	}
 }
 

@@ -19,6 +19,12 @@ type hostState struct {
 	held     bool // takes no new job for now (over max_load): SetHeld
 	fallback bool // takes work only no other host can (SetFallback)
 	waiting  int
+	force    bool // Unstick: the next pick takes the largest item h may run
+	// The first item the last pick of h left to another host, that host,
+	// and when it was predicted to finish it there: what h waits for.
+	leftItem *Item
+	leftTo   *hostState
+	leftAt   float64
 	runs     []*run
 	classes  []*class
 

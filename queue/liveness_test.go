@@ -1,6 +1,11 @@
 package queue
 
-import "testing"
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
 
 // Issue 14's nightly hang: the journal says the fallback host is fast, a
 // regular host is up. The fallback stays back for the regular host, so the
@@ -71,5 +76,80 @@ func TestHeldBackFallbackGetsNoSpeculativeCopy(t *testing.T) {
 	clk.advance(sec(10))
 	if it, _ := q.TryNext("local"); it != nil {
 		t.Fatalf("fallback got a copy of %d while remote is up", it.ID)
+	}
+}
+
+// waitingIn waits until a slot of host is blocked in Next.
+func waitingIn(t *testing.T, q *Queue, host string) {
+	t.Helper()
+	for range 2000 {
+		q.mu.Lock()
+		h := q.hosts[host]
+		n := 0
+		if h != nil {
+			n = h.waiting
+		}
+		q.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%s never waited in Next", host)
+}
+
+// The runtime guard: a host the queue counts on never asks (something
+// outside the queue holds it); with nothing running, Unstick says what the
+// waiting host waits for and makes it take the job.
+func TestUnstickBreaksTheTie(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetHostSpeed("slow", 1)
+	q.SetHostSpeed("fast", 8) // up, but its worker never asks
+	q.Push(item(1, 1000, "slow", "fast"))
+	got := make(chan *Item, 1)
+	go func() { got <- q.Next(context.Background(), "slow") }()
+	waitingIn(t, q, "slow")
+	lines := q.Unstick()
+	text := strings.Join(lines, "\n")
+	for _, want := range []string{"host slow waits: it left item 1 to host fast", "breaking the tie: host slow"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("Unstick said %q, want %q", text, want)
+		}
+	}
+	select {
+	case it := <-got:
+		if it == nil || it.ID != 1 {
+			t.Fatalf("slow got %v, want item 1", it)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("slow still waits after Unstick")
+	}
+	// Something runs now: nothing to unstick.
+	q.Push(item(2, 1000, "slow", "fast"))
+	if lines := q.Unstick(); lines != nil {
+		t.Errorf("Unstick with a job running: %q", lines)
+	}
+}
+
+// A fallback that stays back for a regular host that never asks is told
+// to take the job.
+func TestUnstickLiftsTheFallbackReserve(t *testing.T) {
+	q, _ := newVirtual(Options{})
+	q.SetFallback("local", true)
+	q.Push(item(1, 10, "local", "remote"))
+	got := make(chan *Item, 1)
+	go func() { got <- q.Next(context.Background(), "local") }()
+	waitingIn(t, q, "local")
+	lines := q.Unstick()
+	if !strings.Contains(strings.Join(lines, "\n"), "host local waits: it is a fallback and host(s) [remote] may take the work") {
+		t.Errorf("Unstick said %q", lines)
+	}
+	select {
+	case it := <-got:
+		if it == nil || it.ID != 1 {
+			t.Fatalf("local got %v, want item 1", it)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fallback still waits after Unstick")
 	}
 }

@@ -136,11 +136,15 @@ func (k *cursor) peek() *Item {
 // other live host would finish it sooner, counting the items set aside for
 // those hosts in the walk; otherwise it gets nothing.
 func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wait, deferred bool) {
+	h.leftItem, h.leftTo = nil, nil
+	force := h.force && !strict
+	h.force = false
+	fallback := h.fallback && !force // Unstick lifts the fallback's reserve once
 	var curs []cursor
 	var live int
 	for _, c := range h.classes {
 		live += c.live
-		if c.pendingN == 0 || (h.fallback && q.liveRegular(c.hosts, h)) {
+		if c.pendingN == 0 || (fallback && q.liveRegular(c.hosts, h)) {
 			continue
 		}
 		for c.head < len(c.items) && hole(c.items[c.head]) {
@@ -160,7 +164,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 			keep = append(keep, s)
 			if s.Eligible[h.name] {
 				live++
-				if q.canRun(s, h) && (!h.fallback || !q.liveRegular(s.cls.hosts, h) || q.failedOnRegular(s)) {
+				if q.canRun(s, h) && (!fallback || !q.liveRegular(s.cls.hosts, h) || q.failedOnRegular(s)) {
 					spec = append(spec, s)
 				}
 			}
@@ -200,7 +204,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 	if first == nil {
 		return nil, live > 0, false
 	}
-	if q.opts.Policy != Smart || h.speed <= 0 {
+	if q.opts.Policy != Smart || h.speed <= 0 || force {
 		return first, true, false
 	}
 
@@ -254,6 +258,9 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 			return c, true, false
 		}
 		bestG.scratch[bestI] = bestF
+		if h.leftItem == nil {
+			h.leftItem, h.leftTo, h.leftAt = c, bestG, bestF
+		}
 		advance(c)
 	}
 	if strict {
