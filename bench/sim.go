@@ -290,10 +290,30 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 	}
 	// newRun is a job of it on slot s: its encode time (× run noise) and
 	// its transfer times.
+	var revoked []*simSlot // slots whose prefetched job another host took
 	newRun := func(s *simSlot, it *queue.Item) *simRun {
 		h := &b.Hosts[s.h]
 		sj := it.Payload.(*simJob)
-		r := &simRun{it: it, slot: s, start: now, spec: len(sj.runs) > 0}
+		live := 0
+		for _, o := range sj.runs {
+			if o.cancelled || !running[o] {
+				continue
+			}
+			if o.phase == phUpload || o.phase == phReady { // prefetched, not begun: revoked by the queue
+				select {
+				case <-q.Lost(it, b.Hosts[o.slot.h].Name):
+					o.cancelled = true // its upload stops, its staged file goes
+					res.Wasted += now - o.start
+					delete(running, o)
+					o.slot.pre = nil
+					revoked = append(revoked, o.slot)
+					continue
+				default:
+				}
+			}
+			live++
+		}
+		r := &simRun{it: it, slot: s, start: now, spec: live > 0}
 		r.enc = sj.job.Actual / h.Speed
 		if o.RunNoise > 0 {
 			r.enc *= math.Exp(o.RunNoise * rng.NormFloat64())
@@ -444,6 +464,11 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 		for _, s := range freed {
 			start(s)
 		}
+		for len(revoked) > 0 {
+			s := revoked[0]
+			revoked = revoked[1:]
+			start(s)
+		}
 		if len(parked) > 0 {
 			// Parked slots ask again; first let the queue see the progress
 			// of every running encode, as ffmpeg's progress reports would.
@@ -465,6 +490,11 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 					poll(s)
 				}
 			}
+		}
+		for len(revoked) > 0 {
+			s := revoked[0]
+			revoked = revoked[1:]
+			start(s)
 		}
 	}
 	res.Makespan = now

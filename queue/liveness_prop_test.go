@@ -238,6 +238,9 @@ func runLiveness(seed uint64) (lvStats, error) {
 					continue
 				}
 				for _, s := range h.slots {
+					if s.queued != nil && lost(s.queued, h.name) { // another host took the reservation
+						s.queued = nil
+					}
 					if s.cur == nil && s.queued != nil { // a prefetched copy starts when the encoder frees
 						it := s.queued
 						s.queued = nil

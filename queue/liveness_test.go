@@ -153,3 +153,67 @@ func TestUnstickLiftsTheFallbackReserve(t *testing.T) {
 		t.Fatal("the fallback still waits after Unstick")
 	}
 }
+
+// Issue 14's cold start: a slow host reserved a clip (Prefetch) while it
+// encoded; a fast host goes idle with the clip still reserved and would
+// finish it far sooner. It takes the clip, and the reservation is dropped.
+func TestIdleHostRevokesAReservation(t *testing.T) {
+	q, clk := newVirtual(Options{})
+	q.SetHostSpeed("slow", 1)
+	q.SetHostSpeed("fast", 4)
+	q.Push(item(1, 40, "slow", "fast"), item(2, 400, "fast"))
+	a := mustNext(t, q, "slow")
+	b := mustNext(t, q, "fast")
+	if a.ID != 1 || b.ID != 2 {
+		t.Fatalf("slow got %d, fast %d", a.ID, b.ID)
+	}
+	q.Push(item(3, 37, "slow", "fast"))
+	x := q.Prefetch("slow") // slow frees at 40 s and ends it at 77 s; fast only at 109 s
+	if x == nil || x.ID != 3 {
+		t.Fatalf("slow prefetched %v, want item 3", x)
+	}
+	lost := q.Lost(x, "slow")
+	clk.advance(sec(60))
+	q.Done(b) // fast is done early and idle; slow still encodes item 1
+	got := mustNext(t, q, "fast")
+	if got != x {
+		t.Fatalf("fast got %d, want the reserved item 3", got.ID)
+	}
+	select {
+	case <-lost:
+	default:
+		t.Fatal("the reservation on slow was not dropped")
+	}
+	q.Begin(x, "slow") // too late: nothing to begin
+	if q.Finish(x, "slow") {
+		t.Fatal("slow's dropped reservation won")
+	}
+	if !q.Finish(x, "fast") {
+		t.Fatal("fast's copy did not win")
+	}
+}
+
+// A reservation is kept when the idle host would not gain enough.
+func TestReservationKeptForASmallGain(t *testing.T) {
+	q, clk := newVirtual(Options{})
+	q.ObserveSpeed("a", 1, time.Second)
+	q.ObserveSpeed("b", 1.1, time.Second)
+	q.Push(item(1, 10, "a", "b"), item(2, 100, "b"))
+	mustNext(t, q, "a")
+	bj := mustNext(t, q, "b")
+	q.Push(item(3, 20, "a", "b"))
+	x := q.Prefetch("a")
+	if x == nil {
+		t.Fatal("a prefetched nothing")
+	}
+	clk.advance(sec(9))
+	q.Cancel(bj) // b is idle, at the speed it had
+	if it, _ := q.TryNext("b"); it != nil {
+		t.Fatalf("b took %d: a frees in 1 s and ends it at 30 s, b would end it at 27.2 s", it.ID)
+	}
+	// Faster, b would gain enough.
+	q.ObserveSpeed("b", 20, time.Second)
+	if it, _ := q.TryNext("b"); it != x {
+		t.Fatalf("b took %v, want the reserved item 3", it)
+	}
+}

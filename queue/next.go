@@ -21,6 +21,11 @@ func (q *Queue) tryNext(host string) (it *Item, wait bool) {
 		q.start(it, h, now, false)
 		return it, true
 	}
+	if wait {
+		if it := q.revoke(h, now); it != nil {
+			return it, true
+		}
+	}
 	if wait && !deferred && q.opts.Speculate {
 		if it := q.speculate(h, now); it != nil {
 			return it, true

@@ -71,6 +71,13 @@
 // other: Lost, Finish, HostFailedOn and JobFailed work on it unchanged, it
 // may be speculated (its remaining time is its full prediction), and when
 // its host fails it goes back to the queue.
+//
+// A queued copy is a revocable reservation: when a host asks for work, has
+// nothing pending to take, and would finish a queued copy of another host
+// sooner than it is predicted to end there (by RevokeMinGain, and in at
+// most 4/5 of the time), it takes the item; the queued copy is dropped and
+// its Lost channel closed, so its host stops staging it and removes the
+// staged file.
 package queue
 
 import (
@@ -135,6 +142,11 @@ type Options struct {
 	// host's full time, by at least SpecMinGain. Defaults 1.5 and 30s.
 	SpecRatio   float64
 	SpecMinGain time.Duration
+	// RevokeMinGain bounds revoking a reservation (see Prefetch): an idle
+	// host takes another host's queued, unstarted copy only when it would
+	// finish it at least this much sooner, and in at most 4/5 of the time
+	// left until the reserved copy would end. Default 5s.
+	RevokeMinGain time.Duration
 	// Alpha is the EWMA weight of a new speed sample (default 0.3).
 	Alpha float64
 	// Recheck is how often a blocked Next re-evaluates even without an
@@ -183,6 +195,9 @@ func NewWithOptions(o Options) *Queue {
 	}
 	if o.SpecMinGain <= 0 {
 		o.SpecMinGain = 30 * time.Second
+	}
+	if o.RevokeMinGain <= 0 {
+		o.RevokeMinGain = 5 * time.Second
 	}
 	if o.Alpha <= 0 || o.Alpha > 1 {
 		o.Alpha = 0.3
