@@ -217,3 +217,26 @@ func TestReservationKeptForASmallGain(t *testing.T) {
 		t.Fatalf("b took %v, want the reserved item 3", it)
 	}
 }
+
+// A backup copy starts because the idle host's expected end beats the
+// running copy's, even when that copy runs exactly as predicted (issue
+// 14: the 1x host ran the 37 s clip at its known speed; the idle 4x host
+// would have ended it at about 48 s instead of 80 s).
+func TestBackupCopyByExpectedFinish(t *testing.T) {
+	q, clk := newVirtual(Options{Speculate: true}) // SpecMinGain: the default 30 s
+	q.ObserveSpeed("slow", 1, time.Second)
+	q.ObserveSpeed("fast", 4, time.Second)
+	q.Push(item(1, 400, "fast"))
+	a := mustNext(t, q, "fast")
+	q.Push(item(2, 37, "slow", "fast"))
+	x := mustNext(t, q, "slow") // fast is busy for 100 s
+	if x.ID != 2 {
+		t.Fatalf("slow got %d", x.ID)
+	}
+	clk.advance(sec(1))
+	q.Progress(x, "slow", 1.0/37) // exactly on time
+	q.Cancel(a)                   // fast is idle
+	if got, _ := q.TryNext("fast"); got != x {
+		t.Fatalf("fast got %v, want a copy of the clip (36 s left on slow, 9.25 s on fast)", got)
+	}
+}

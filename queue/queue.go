@@ -41,9 +41,11 @@
 // # Speculation
 //
 // When a host has no pending item it may run, Speculate (or Next, with
-// Options.Speculate) may give it a second copy of an item running on a
-// slower host, when its remaining time there is predicted to exceed
-// SpecRatio × the asking host's full time by at least SpecMinGain. An item
+// Options.Speculate) may give it a second copy of an item running on
+// another host, when the asking host would finish it well before the
+// running copy's expected end: the time left there exceeds SpecRatio × the
+// asking host's full time, by at least SpecMinGain (or, for shorter jobs,
+// half the time left and 5 s). An item
 // has at most two copies running. Callers that may run copies use Finish
 // (the first copy to finish wins; the other must discard its output), Lost
 // (closed when a copy is no longer needed, so the manager can stop it and
@@ -138,8 +140,9 @@ type Options struct {
 	// asking host has nothing pending it may take (see Speculate).
 	Speculate bool
 	// SpecRatio and SpecMinGain bound speculation: a copy starts only when
-	// the original's predicted remaining time exceeds SpecRatio × the new
-	// host's full time, by at least SpecMinGain. Defaults 1.5 and 30s.
+	// the original's expected remaining time exceeds SpecRatio × the new
+	// host's full time, by at least SpecMinGain, or by half the remaining
+	// time (and 5 s) when that is less. Defaults 1.5 and 30s.
 	SpecRatio   float64
 	SpecMinGain time.Duration
 	// RevokeMinGain bounds revoking a reservation (see Prefetch): an idle
