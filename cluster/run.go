@@ -556,7 +556,7 @@ const speedKey = "work"
 // execute runs the queue: a supervisor per host runs one worker per slot
 // while the host is up and re-probes it while it is down.
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
-	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain})
+	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true})
 	results := make([]*FileResult, len(p.Jobs))
 	var items []*queue.Item
 	var films []*film
@@ -580,6 +580,8 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	}
 	// Speed priors: what earlier runs observed (the journal), else the
 	// host's weight. The queue replaces them with what this run observes.
+	// A host with neither is a guess: it takes short jobs first until its
+	// first one is done (a cold start learns its speeds fast that way).
 	var known map[string]map[string]float64
 	if m.opts.Journal != nil {
 		known = m.opts.Journal.Speeds()
@@ -591,10 +593,13 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		if weight <= 0 {
 			weight = 1
 		}
-		if v := known[h.Name][speedKey]; v > 0 {
+		switch v := known[h.Name][speedKey]; {
+		case v > 0:
 			q.SetHostSpeed(h.Name, v)
-		} else {
+		case h.Weight > 0:
 			q.SetHostSpeed(h.Name, weight*priorSpeed)
+		default:
+			q.SetHostGuess(h.Name, priorSpeed)
 		}
 		if runs[h.Name].transport() == nil {
 			q.SetDown(h.Name, true)

@@ -12,6 +12,7 @@ type hostState struct {
 	weight   float64 // prior (relative)
 	est      float64 // observed speed (EWMA), when nobs > 0
 	nobs     int
+	guess    bool    // the prior is a guess (SetHostGuess): Options.ShortFirst applies until a sample
 	speed    float64 // effective speed
 	slots    int     // set by SetSlots (0: inferred)
 	seen     int     // most slots seen busy or asking at once
@@ -225,7 +226,23 @@ func (q *Queue) SetHostSpeed(host string, speed float64) {
 	if speed <= 0 {
 		speed = 1
 	}
-	q.host(host).weight = speed
+	h := q.host(host)
+	h.weight, h.guess = speed, false
+	q.updateSpeeds()
+	q.broadcast()
+}
+
+// SetHostGuess is SetHostSpeed for a prior that is only a guess (no
+// `weight`, nothing remembered): with Options.ShortFirst the host takes
+// the smallest jobs it may run until its first speed sample.
+func (q *Queue) SetHostGuess(host string, speed float64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if speed <= 0 {
+		speed = 1
+	}
+	h := q.host(host)
+	h.weight, h.guess = speed, true
 	q.updateSpeeds()
 	q.broadcast()
 }

@@ -23,7 +23,7 @@ import (
 //
 // The clusters mix what the queue has to reason about: fallback hosts,
 // priors far from the truth (a journal's learned speeds, right or wrong),
-// one or two slots, prefetching (streaming) hosts, split films (many items
+// guesses (a cold start, short jobs first), one or two slots, prefetching (streaming) hosts, split films (many items
 // of one eligibility class), speculation, jobs that fail, hosts over
 // max_load (held) and hosts leaving and joining.
 //
@@ -91,7 +91,7 @@ type lvStats struct{ events, starts int }
 func runLiveness(seed uint64) (lvStats, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x11fe))
 	clk := &vclock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	opts := Options{Now: clk.now, Speculate: rng.IntN(2) == 0, SpecMinGain: sec(1 + rng.Float64()*30)}
+	opts := Options{Now: clk.now, Speculate: rng.IntN(2) == 0, SpecMinGain: sec(1 + rng.Float64()*30), ShortFirst: rng.IntN(2) == 0}
 	switch rng.IntN(8) {
 	case 0:
 		opts.Policy = LPT
@@ -117,7 +117,9 @@ func runLiveness(seed uint64) (lvStats, error) {
 			q.SetSlots(h.name, len(h.slots))
 		}
 		q.SetFallback(h.name, h.fallback)
-		switch rng.IntN(3) {
+		switch rng.IntN(4) {
+		case 3: // nothing known: a guess
+			q.SetHostGuess(h.name, 1)
 		case 0: // a weight near the truth
 			q.SetHostSpeed(h.name, h.speed*(0.75+0.5*rng.Float64()))
 		case 1: // a learned speed, possibly far off (another night, other hosts)

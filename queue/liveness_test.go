@@ -240,3 +240,24 @@ func TestBackupCopyByExpectedFinish(t *testing.T) {
 		t.Fatalf("fast got %v, want a copy of the clip (36 s left on slow, 9.25 s on fast)", got)
 	}
 }
+
+// Cold start: a host whose speed is a guess takes the smallest job it may
+// run until its first sample; a host with a known prior does not.
+func TestShortFirstWhileTheSpeedIsAGuess(t *testing.T) {
+	q, clk := newVirtual(Options{ShortFirst: true})
+	q.SetHostGuess("new", 1)
+	q.SetHostSpeed("known", 1)
+	q.Push(item(1, 300, "new", "known"), item(2, 10, "new", "known"), item(3, 100, "new", "known"), item(4, 20, "new", "known"))
+	a := mustNext(t, q, "new")
+	if a.ID != 2 {
+		t.Fatalf("new got %d, want the smallest, 2", a.ID)
+	}
+	if b := mustNext(t, q, "known"); b.ID != 1 {
+		t.Fatalf("known got %d, want the largest, 1", b.ID)
+	}
+	clk.advance(sec(5))
+	q.Done(a) // a sample: new is known now
+	if c, _ := q.TryNext("new"); c == nil || c.ID != 3 {
+		t.Fatalf("new got %v after its first sample, want the largest left, 3", c)
+	}
+}

@@ -207,6 +207,23 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 	if q.opts.Policy != Smart || h.speed <= 0 || force {
 		return first, true, false
 	}
+	if q.opts.ShortFirst && h.guess && h.nobs == 0 {
+		// Speed unknown: the smallest item, for a first sample soon.
+		var small *Item
+		for _, k := range curs {
+			for i := len(k.items) - 1; i >= k.i; i-- {
+				if it := k.items[i]; k.c == nil && it.state == pending || k.c != nil && !hole(it) {
+					if small == nil || q.less(small, it) {
+						small = it
+					}
+					break
+				}
+			}
+		}
+		if small != nil {
+			return small, true, false
+		}
+	}
 
 	// Cheap horizon: pending work alone. Most of a big batch stops here.
 	tEnd := math.Inf(1)

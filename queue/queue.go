@@ -145,6 +145,11 @@ type Options struct {
 	// time (and 5 s) when that is less. Defaults 1.5 and 30s.
 	SpecRatio   float64
 	SpecMinGain time.Duration
+	// ShortFirst: a host whose speed is only a guess (SetHostGuess) takes
+	// the smallest item it may run until it has a speed sample, so that
+	// the sample comes soon and no long job is committed to a host that
+	// may be slow (cold start; measured in bench's BenchmarkColdStart).
+	ShortFirst bool
 	// RevokeMinGain bounds revoking a reservation (see Prefetch): an idle
 	// host takes another host's queued, unstarted copy only when it would
 	// finish it at least this much sooner, and in at most 4/5 of the time
