@@ -261,3 +261,36 @@ func TestShortFirstWhileTheSpeedIsAGuess(t *testing.T) {
 		t.Fatalf("new got %v after its first sample, want the largest left, 3", c)
 	}
 }
+
+// Two copies of one item run (speculation); one fails while the other's
+// worker reads the counters. Run with -race: the counters change under
+// the queue's lock, so workers read them through Attempts and Requeues.
+func TestCountersReadWhileAnotherCopyFails(t *testing.T) {
+	q, clk := newVirtual(Options{Speculate: true, SpecMinGain: sec(1)})
+	q.ObserveSpeed("slow", 1, time.Second)
+	q.ObserveSpeed("fast", 10, time.Second)
+	q.Push(item(1, 100, "slow", "fast"), item(2, 1000, "fast"))
+	big := mustNext(t, q, "fast")
+	it := mustNext(t, q, "slow")
+	clk.advance(sec(1))
+	q.Cancel(big)
+	if c, _ := q.TryNext("fast"); c != it {
+		t.Fatalf("fast got %v, want a copy of item 1", c)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if !q.JobFailed(it, "slow", 3) {
+			t.Error("the fast copy should carry on")
+		}
+		q.HostFailedOn(it, "fast")
+	}()
+	var a, r int
+	for range 100 {
+		a, r = q.Attempts(it), q.Requeues(it)
+	}
+	<-done
+	if a, r = q.Attempts(it), q.Requeues(it); a != 1 || r != 1 {
+		t.Fatalf("attempts %d, requeues %d; want 1 and 1", a, r)
+	}
+}

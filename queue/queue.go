@@ -96,6 +96,9 @@ type Item struct {
 	Eligible map[string]bool // hosts that may run it
 	Payload  any
 
+	// The queue updates these under its lock, possibly while another copy
+	// of the item runs: read them through Queue.Attempts and
+	// Queue.Requeues while any copy may run.
 	Attempts int             // job failures so far (host failures do not count)
 	FailedOn map[string]bool // hosts where it failed as a job (not tried there again while others remain); nil until the first failure
 	Requeues int             // host failures so far

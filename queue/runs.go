@@ -289,3 +289,20 @@ func (q *Queue) jobFailed(it *Item, host string, maxAttempts int, count bool) (r
 	q.broadcast()
 	return true
 }
+
+// Attempts returns how many times it failed as a job so far. The count
+// changes under the queue's lock when a copy fails, possibly while another
+// copy runs (speculation): a worker reads it here, not from the field.
+func (q *Queue) Attempts(it *Item) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return it.Attempts
+}
+
+// Requeues returns how many times it went back to the queue after a host
+// failure (see Attempts).
+func (q *Queue) Requeues(it *Item) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return it.Requeues
+}
