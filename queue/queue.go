@@ -27,8 +27,10 @@
 // the batch (the later of: the fluid bound now + remaining work ÷ cluster
 // speed, the latest predicted end of a running job, and the largest item on
 // the fastest host that may run it) — taking it then cannot make the batch
-// later. Otherwise h takes it only if no other live eligible host would
-// finish it sooner, counting that host's busy time and the items already
+// later. Otherwise h takes it only if no other host that would take it
+// (willTake: up, not held, allowed to run it, not a fallback held back by
+// a regular host) would finish it sooner, counting that host's busy time
+// and the items already
 // set aside for it in this walk (earliest-finish-time list scheduling); if
 // another would, the item is left for that host and the walk goes on to the
 // next (at most 64 items). If the walk gives h nothing, h takes the largest
@@ -37,6 +39,18 @@
 // asking host, a host that is the only one eligible always takes the item,
 // and a job overrunning its prediction is assumed to need ever more time, so
 // nothing waits forever for a stuck host.
+//
+// Liveness: h waits only for a host that is busy now, or idle and willing
+// to take the item when it asks; so when nothing runs, some asking host
+// takes a job. TestLivenessRandomClusters checks this over random
+// clusters; Unstick is the runtime guard for what the queue cannot see.
+//
+// # Cold start
+//
+// A host whose prior is only a guess (SetHostGuess: no weight, nothing
+// remembered) takes, with Options.ShortFirst, the smallest item it may run
+// until its first speed sample, so that no film is committed to a host
+// that may turn out slow, and the sample comes soon.
 //
 // # Speculation
 //
