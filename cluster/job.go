@@ -121,7 +121,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 		w.q.HostFailedOn(it, w.def.Name)
 		return false
 	case errors.Is(err, errLost) || jctx.Err() != nil:
-		w.m.logf("host %s: stopped its copy of %s: another host finished it first", w.def.Name, job.Item.Path)
+		w.m.logf("host %s: stopped its copy of %s: another host finished it first or took it over", w.def.Name, job.Item.Path)
 	case hosts.IsTransport(err) && w.q.Requeues(it)+1 >= maxHostFailures:
 		// The file has now taken down hosts (or stalled) this many
 		// times: the file, not the hosts, is the likely cause.

@@ -78,3 +78,54 @@ func TestNightlyFallbackLearnedFastDoesNotHang(t *testing.T) {
 	}
 	t.Logf("night 2 took %s", time.Since(start).Round(time.Millisecond))
 }
+
+// Issue 14: a prefetch is a revocable reservation. gamer (streaming, known
+// to be slow) encodes one file and holds the next, uploaded; nas (known to
+// be fast) joins with nothing pending and takes the reserved file, which
+// gamer drops: its staged copy is removed and the file is done once, by
+// nas.
+func TestIdleHostTakesAPrefetchedFile(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.nasYAML(), l.gamerYAML())
+	l.slowProfile()
+	jpath := filepath.Join(l.dir, "journal.jsonl")
+	jr, err := journal.Open(jpath)
+	must(t, err)
+	defer jr.Close()
+	for range 3 {
+		must(t, jr.RecordSpeed("gamer", "work", 0.01*1920*1080))
+		must(t, jr.RecordSpeed("nas", "work", 10*1920*1080))
+	}
+	l.nas.Stop() // gamer takes both files first
+	a := l.clip("a.mkv", testenv.Clip{Seconds: 6})
+	b := l.clip("b.mkv", testenv.Clip{Seconds: 4})
+	held := make(chan bool, 1)
+	go func() {
+		// gamer encodes one file and holds the other, staged.
+		ok := waitFor(60*time.Second, func() bool { return stagedSources(l.work) >= 2 && len(ffmpegOf(l.work)) > 0 })
+		held <- ok
+		l.nas.Start(t)
+	}()
+	rep, out, err := l.run(context.Background(), func(o *cluster.Options) { o.Journal = jr }, items("lab", a, b)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if !<-held {
+		t.Fatalf("gamer never held a prefetched file while encoding another:\n%s", out)
+	}
+	var taken string
+	for _, f := range rep.Files {
+		if f.Outcome != cluster.Done || f.Attempts != 1 {
+			t.Errorf("%s: %s after %d attempts: %s", f.Path, f.Outcome, f.Attempts, f.Reason)
+		}
+		if f.Host == "nas" {
+			taken = f.Path
+		}
+	}
+	if taken == "" || !strings.Contains(out, "prefetch "+taken) || !strings.Contains(out, "host gamer: stopped its copy of "+taken) {
+		t.Errorf("want nas to take the file gamer prefetched, and gamer to drop it:\n%s", out)
+	}
+	if left := leftovers(t, l.media, l.work); len(left) > 0 {
+		t.Errorf("temp files left: %q\n%s", left, out)
+	}
+}
