@@ -32,7 +32,8 @@ func issueBatch(seed uint64) *Batch {
 // the queue without help (cold), short jobs first while a host's speed is
 // a guess (queue.Options.ShortFirst, what the manager uses), a calibration
 // encode per host at check time (the queue is given the true speed ×
-// lognormal σ 0.3, and 0.5 s is added), the warm case (priors within ~25%
+// lognormal σ 0.3, and 0.5 s is added), that calibrated speed as a guess
+// with ShortFirst, the warm case (priors within ~25%
 // of the truth, as a journal gives) and first-in-first-out, all with
 // streaming prefetch. Reports median makespan ÷ lower bound per variant.
 func BenchmarkColdStart(b *testing.B) {
@@ -44,6 +45,7 @@ func BenchmarkColdStart(b *testing.B) {
 		{"cold", SimOptions{Cold: true}},
 		{"short-first", SimOptions{Cold: true, ShortFirst: true}},
 		{"calibrate", SimOptions{Calibrate: 0.3, CalibCost: 0.5}},
+		{"calib+short", SimOptions{Calibrate: 0.3, CalibCost: 0.5, Cold: true, ShortFirst: true}},
 		{"warm", SimOptions{}},
 		{"FIFO", SimOptions{Cold: true, Policy: queue.FIFO}},
 	}

@@ -276,6 +276,8 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 		hostIdx[h.Name] = i
 		timed(func() {
 			switch {
+			case o.Calibrate > 0 && o.Cold: // a calibrated guess
+				q.SetHostGuess(h.Name, h.Speed*math.Exp(o.Calibrate*rng.NormFloat64()))
 			case o.Calibrate > 0:
 				q.ObserveSpeed(h.Name, h.Speed*math.Exp(o.Calibrate*rng.NormFloat64()), time.Second)
 			case o.Cold:

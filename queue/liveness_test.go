@@ -241,16 +241,17 @@ func TestBackupCopyByExpectedFinish(t *testing.T) {
 	}
 }
 
-// Cold start: a host whose speed is a guess takes the smallest job it may
-// run until its first sample; a host with a known prior does not.
+// Cold start: until its first sample, a host whose speed is a guess takes
+// the largest job it would finish within 15% of the predicted rest of the
+// batch (else the smallest); a host with a known prior does not.
 func TestShortFirstWhileTheSpeedIsAGuess(t *testing.T) {
 	q, clk := newVirtual(Options{ShortFirst: true})
 	q.SetHostGuess("new", 1)
 	q.SetHostSpeed("known", 1)
 	q.Push(item(1, 300, "new", "known"), item(2, 10, "new", "known"), item(3, 100, "new", "known"), item(4, 20, "new", "known"))
 	a := mustNext(t, q, "new")
-	if a.ID != 2 {
-		t.Fatalf("new got %d, want the smallest, 2", a.ID)
+	if a.ID != 4 { // 430 pending over 2 hosts: 215 s; 15%: 32 s
+		t.Fatalf("new got %d, want 4, the largest within 32 s", a.ID)
 	}
 	if b := mustNext(t, q, "known"); b.ID != 1 {
 		t.Fatalf("known got %d, want the largest, 1", b.ID)
@@ -259,6 +260,14 @@ func TestShortFirstWhileTheSpeedIsAGuess(t *testing.T) {
 	q.Done(a) // a sample: new is known now
 	if c, _ := q.TryNext("new"); c == nil || c.ID != 3 {
 		t.Fatalf("new got %v after its first sample, want the largest left, 3", c)
+	}
+
+	// Nothing short enough: the smallest.
+	q2, _ := newVirtual(Options{ShortFirst: true})
+	q2.SetHostGuess("new", 1)
+	q2.Push(item(1, 300, "new"), item(2, 200, "new"))
+	if it := mustNext(t, q2, "new"); it.ID != 2 {
+		t.Fatalf("new got %d, want the smallest, 2", it.ID)
 	}
 }
 

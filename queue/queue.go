@@ -48,9 +48,10 @@
 // # Cold start
 //
 // A host whose prior is only a guess (SetHostGuess: no weight, nothing
-// remembered) takes, with Options.ShortFirst, the smallest item it may run
-// until its first speed sample, so that no film is committed to a host
-// that may turn out slow, and the sample comes soon.
+// remembered) takes, with Options.ShortFirst and until its first speed
+// sample, the largest item it would finish within 15% of the predicted
+// rest of the batch at its guessed speed (else the smallest): no film is
+// committed to a host that may turn out slow, and the sample comes soon.
 //
 // # Speculation
 //
@@ -162,10 +163,11 @@ type Options struct {
 	// time (and 5 s) when that is less. Defaults 1.5 and 30s.
 	SpecRatio   float64
 	SpecMinGain time.Duration
-	// ShortFirst: a host whose speed is only a guess (SetHostGuess) takes
-	// the smallest item it may run until it has a speed sample, so that
-	// the sample comes soon and no long job is committed to a host that
-	// may be slow (cold start; measured in bench's BenchmarkColdStart).
+	// ShortFirst: until it has a speed sample, a host whose speed is only
+	// a guess (SetHostGuess) takes no job longer than 15% of the predicted
+	// rest of the batch (the smallest if none is that short), so that the
+	// sample comes soon and no long job is committed to a host that may be
+	// slow (cold start; measured in bench's BenchmarkColdStart).
 	ShortFirst bool
 	// RevokeMinGain bounds revoking a reservation (see Prefetch): an idle
 	// host takes another host's queued, unstarted copy only when it would
