@@ -101,7 +101,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 	start := time.Now()
 	w.m.logf("job: %s: start %s", w.def.Name, job.Item.Path)
 	ji := JobInfo{ID: job.ID, Path: job.Item.Path, Host: w.def.Name, Slot: w.slot,
-		Duration: job.Info.Duration, SrcSize: job.Info.Size, Attempt: it.Attempts + 1}
+		Duration: job.Info.Duration, SrcSize: job.Info.Size, Attempt: w.q.Attempts(it) + 1}
 	claim := func() bool { return w.q.Finish(it, w.def.Name) }
 	w.busy.Add(1)
 	err := w.runJob(jctx, it, job, r, ji, claim)
@@ -112,7 +112,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 	switch {
 	case err == nil:
 		w.sawMedia()
-		r.Attempts = it.Attempts + 1
+		r.Attempts = w.q.Attempts(it) + 1
 		publish()
 		w.m.record(job, r)
 		w.m.logf("job: %s: %s %s: %s", w.def.Name, r.Outcome, job.Item.Path, r.Reason)
@@ -122,13 +122,13 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 		w.q.HostFailedOn(it, w.def.Name)
 		return false
 	case errors.Is(err, errLost) || jctx.Err() != nil:
-		w.m.logf("host %s: stopped its copy of %s: another host finished it first", w.def.Name, job.Item.Path)
-	case hosts.IsTransport(err) && it.Requeues+1 >= maxHostFailures:
+		w.m.logf("host %s: stopped its copy of %s: another host finished it first or took it over", w.def.Name, job.Item.Path)
+	case hosts.IsTransport(err) && w.q.Requeues(it)+1 >= maxHostFailures:
 		// The file has now taken down hosts (or stalled) this many
 		// times: the file, not the hosts, is the likely cause.
 		w.hostFailed(err)
 		if !w.q.JobFailed(it, w.def.Name, 0) {
-			r.Attempts = it.Attempts
+			r.Attempts = w.q.Attempts(it)
 			r.Outcome, r.Reason = Failed, fmt.Sprintf("failed on hosts %d times, last: %s", maxHostFailures, oneLine(err))
 			publish()
 			w.m.record(job, r)
@@ -143,7 +143,7 @@ func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileRes
 		return false
 	default:
 		retry, keepGoing := w.jobFailed(it, err)
-		r.Attempts = it.Attempts
+		r.Attempts = w.q.Attempts(it)
 		r.Outcome, r.Reason = Failed, oneLine(err)
 		if retry {
 			w.m.logf("warning: host %s: %s: %v; retrying", w.def.Name, job.Item.Path, err)
@@ -181,12 +181,17 @@ func (w *worker) waitForLoad(ctx context.Context) bool {
 			return true // unknown load: do not hold the host back
 		}
 		own := float64(w.busy.Load()) * max(1, float64(ncpu)/float64(w.def.SlotCount()))
-		if other := load - own; other < w.def.MaxLoad {
+		other := load - own
+		if other < w.def.MaxLoad {
+			w.q.SetHeld(w.def.Name, false)
 			if announced {
 				w.m.logf("host %s: load %.2f is under max_load %g again; taking jobs", w.def.Name, other, w.def.MaxLoad)
 			}
 			return true
-		} else if !announced {
+		}
+		// Held: the other hosts do not leave jobs to it meanwhile.
+		w.q.SetHeld(w.def.Name, true)
+		if !announced {
 			w.m.logf("host %s is busy (load %.2f besides our encodes, max_load %g): not taking new jobs for now", w.def.Name, other, w.def.MaxLoad)
 			announced = true
 		}

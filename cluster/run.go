@@ -56,6 +56,7 @@ type Options struct {
 	HostWait        time.Duration // how long work may wait for any host to come back (default 5m)
 	StallTimeout    time.Duration // an encode with no progress for this long is killed (default 5m)
 	LoadRecheck     time.Duration // how often a host over its max_load is checked again (default 30s)
+	StallGuard      time.Duration // pending work, an idle host up, nothing running this long: say why and break the tie (default 30s)
 	NoSpeculation   bool          // never start a second copy of a slow job on an idle host
 	NoPrefetch      bool          // streaming hosts: never upload the next file while one encodes
 	Split           bool          // --split: split long files even where the config does not ask
@@ -214,6 +215,9 @@ func (o *Options) defaults() {
 	}
 	if o.LoadRecheck <= 0 {
 		o.LoadRecheck = 30 * time.Second
+	}
+	if o.StallGuard <= 0 {
+		o.StallGuard = 30 * time.Second
 	}
 }
 
@@ -565,7 +569,7 @@ const speedKey = "work"
 // execute runs the queue: a supervisor per host runs one worker per slot
 // while the host is up and re-probes it while it is down.
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
-	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain})
+	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true})
 	results := make([]*FileResult, len(p.Jobs))
 	var items []*queue.Item
 	var films []*film
@@ -589,6 +593,8 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	}
 	// Speed priors: what earlier runs observed (the journal), else the
 	// host's weight. The queue replaces them with what this run observes.
+	// A host with neither is a guess: it takes short jobs first until its
+	// first one is done (a cold start learns its speeds fast that way).
 	var known map[string]map[string]float64
 	if m.opts.Journal != nil {
 		known = m.opts.Journal.Speeds()
@@ -600,10 +606,13 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		if weight <= 0 {
 			weight = 1
 		}
-		if v := known[h.Name][speedKey]; v > 0 {
+		switch v := known[h.Name][speedKey]; {
+		case v > 0:
 			q.SetHostSpeed(h.Name, v)
-		} else {
+		case h.Weight > 0:
 			q.SetHostSpeed(h.Name, weight*priorSpeed)
+		default:
+			q.SetHostGuess(h.Name, priorSpeed)
 		}
 		if runs[h.Name].transport() == nil {
 			q.SetDown(h.Name, true)

@@ -179,7 +179,7 @@ func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment,
 	}()
 	n := len(f.job.Split.Segments)
 	ji := JobInfo{ID: s.id, Path: f.job.Item.Path, Host: w.def.Name, Slot: w.slot, Profile: f.job.Profile.Name,
-		Duration: s.seg.Duration, Attempt: it.Attempts + 1, Segment: s.seg.Index + 1, Segments: n}
+		Duration: s.seg.Duration, Attempt: w.q.Attempts(it) + 1, Segment: s.seg.Index + 1, Segments: n}
 	w.m.logf("job: %s: start segment %d/%d of %s", w.def.Name, s.seg.Index+1, n, f.job.Item.Path)
 	f.begin()
 	w.busy.Add(1)
@@ -203,10 +203,10 @@ func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment,
 		return false
 	case errors.Is(err, errLost) || jctx.Err() != nil:
 		w.m.logf("host %s: stopped segment %d of %s: no longer needed", w.def.Name, s.seg.Index+1, f.job.Item.Path)
-	case hosts.IsTransport(err) && it.Requeues+1 >= maxHostFailures:
+	case hosts.IsTransport(err) && w.q.Requeues(it)+1 >= maxHostFailures:
 		w.hostFailed(err)
 		if !w.q.JobFailed(it, w.def.Name, 0) {
-			f.fail(w.def.Name, fmt.Sprintf("segment %d failed on hosts %d times, last: %s", s.seg.Index+1, maxHostFailures, oneLine(err)), it.Attempts)
+			f.fail(w.def.Name, fmt.Sprintf("segment %d failed on hosts %d times, last: %s", s.seg.Index+1, maxHostFailures, oneLine(err)), w.q.Attempts(it))
 		}
 		return false
 	case hosts.IsTransport(err):
@@ -219,7 +219,7 @@ func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment,
 		if retry {
 			w.m.logf("warning: host %s: segment %d of %s: %v; retrying", w.def.Name, s.seg.Index+1, f.job.Item.Path, err)
 		} else {
-			f.fail(w.def.Name, fmt.Sprintf("segment %d: %s", s.seg.Index+1, oneLine(err)), it.Attempts)
+			f.fail(w.def.Name, fmt.Sprintf("segment %d: %s", s.seg.Index+1, oneLine(err)), w.q.Attempts(it))
 		}
 		return keepGoing
 	}
