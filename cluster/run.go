@@ -138,8 +138,9 @@ type manager struct {
 	temps  *temps
 	logMu  sync.Mutex
 
-	resMu sync.Mutex     // results[] (copies of one item race to publish)
-	joins sync.WaitGroup // split films being joined
+	resMu   sync.Mutex     // results[] (copies of one item race to publish)
+	results []*FileResult  // execute's, one per planned job
+	joins   sync.WaitGroup // split films being joined
 
 	encMu    sync.Mutex
 	encoders map[string]*hosts.EncoderSet // per host that answered the check
@@ -571,6 +572,7 @@ const speedKey = "work"
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
 	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true})
 	results := make([]*FileResult, len(p.Jobs))
+	m.results = results
 	var items []*queue.Item
 	var films []*film
 	nextID := len(p.Jobs) // segment JobInfo IDs come after the files'

@@ -24,6 +24,9 @@ const (
 	Streaming Type = "streaming" // shares nothing; files are copied to working_dir
 )
 
+// DefaultFFmpeg is the ffmpeg a host runs when its definition names none.
+const DefaultFFmpeg = "ffmpeg"
+
 // DefaultQueue is the queue of profiles that name none (pytranscoder's _default).
 const DefaultQueue = "_default"
 
@@ -67,6 +70,14 @@ type Def struct {
 	Profile     string   // seed-doc form: every job on this host uses this profile
 
 	Pos string // file:line of the definition, for messages
+}
+
+// FFmpegPath is the ffmpeg this host runs: its `ffmpeg:`, else DefaultFFmpeg.
+func (d *Def) FFmpegPath() string {
+	if d.FFmpeg == "" {
+		return DefaultFFmpeg
+	}
+	return d.FFmpeg
 }
 
 // Windows reports whether the host runs Windows (os: win10).
