@@ -313,3 +313,60 @@ func fileidOf(t *testing.T, p string) (fileid.ID, error) {
 	}
 	return id, nil
 }
+
+// A streaming host's result keeps the source's mode and owner too (the
+// download is written by the manager, 0644 root by default).
+func TestStreamedOutputKeepsPermissionsAndOwner(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to give files another owner")
+	}
+	l := newLab(t)
+	l.writeConfig(l.gamerYAML())
+	src := l.clip("s.mp4", testenv.Clip{Seconds: 1, AudioLangs: []string{"eng"}})
+	must(t, os.Chown(src, 1234, 2345))
+	must(t, os.Chmod(src, 0o640))
+	rep, out, err := l.run(context.Background(), nil, items("lab", src)...)
+	must(t, err)
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done || f.Host != "gamer" {
+		t.Fatalf("%s on %s: %s\n%s", f.Outcome, f.Host, f.Reason, out)
+	}
+	st, err := os.Stat(f.Output)
+	must(t, err)
+	sys := st.Sys().(*syscall.Stat_t)
+	if st.Mode().Perm() != 0o640 || sys.Uid != 1234 || sys.Gid != 2345 {
+		t.Fatalf("output %s is %v %d:%d, want -rw-r----- 1234:2345", f.Output, st.Mode().Perm(), sys.Uid, sys.Gid)
+	}
+}
+
+// A full disk on the manager is the manager's problem: the streaming host
+// that encoded the file stays up, the file is not encoded again elsewhere,
+// and the reason says where the problem is.
+func TestManagerDiskFullIsNotBlamedOnTheHost(t *testing.T) {
+	l := newLab(t)
+	// The media folder: room for the source, not for the download's
+	// free-space check (output size + 64 MiB).
+	if err := syscall.Mount("tmpfs", l.media, "tmpfs", 0, "size=8m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v)", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(l.media, syscall.MNT_DETACH) })
+	src := l.clip("d.mkv", testenv.Clip{Seconds: 1, AudioLangs: []string{"eng"}})
+	// The manager as a fallback: it would take the file if the failure
+	// counted as the host's or as an attempt.
+	l.writeConfig(l.gamerYAML(), "      manager:\n        type: local\n        fallback: yes\n")
+	rep, out, err := l.run(context.Background(), nil, cluster.WorkItem{Path: src, Cluster: "lab", Profile: "hevc"})
+	must(t, err)
+	f := rep.Files[0]
+	if f.Outcome != cluster.Failed || !strings.Contains(f.Reason, "on the manager") {
+		t.Fatalf("%s on %s: %s, want failed on the manager\n%s", f.Outcome, f.Host, f.Reason, out)
+	}
+	if strings.Contains(out, "host gamer is down") || strings.Contains(out, "goes back to the queue") {
+		t.Fatalf("the manager's full disk was blamed on host gamer:\n%s", out)
+	}
+	if f.Attempts != 1 {
+		t.Fatalf("the file was encoded %d times for one local error\n%s", f.Attempts, out)
+	}
+	if !exists(src) {
+		t.Fatal("source removed")
+	}
+}
