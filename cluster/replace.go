@@ -164,6 +164,7 @@ func (m *manager) place(job *Job, prof *profiles.Profile, tmp, final string, r *
 	if keep {
 		return nil
 	}
+	crashAt("before-source-removal")
 	// Point of no return 2: the source is about to be removed.
 	switch err := fileid.RemoveIfSame(src); {
 	case errors.Is(err, fileid.ErrChanged):
@@ -208,4 +209,19 @@ func noRetry(err error) error { return &fileFailure{err} }
 func isManagerError(err error) bool {
 	var ff *fileFailure
 	return errors.As(err, &ff)
+}
+
+// crashPoint names a point of the replace where the manager kills itself
+// as kill -9 would (CLUSTERTX_TEST_CRASH_AT), so that the end-to-end tests
+// can leave exactly the state a crash there leaves. Unset in real runs.
+var crashPoint = os.Getenv("CLUSTERTX_TEST_CRASH_AT")
+
+func crashAt(point string) {
+	if crashPoint != point {
+		return
+	}
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		p.Kill()
+		select {} // the kill is asynchronous: never go past the point
+	}
 }
