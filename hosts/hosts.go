@@ -292,10 +292,15 @@ func joinSub(dst, rest string) string {
 // concurrent use.
 //
 // Errors: a command that ran and exited non-zero returns *ExitError (a job
-// failure: the host is fine). Anything else that goes wrong with the host or
-// the connection returns a *TransportError (the job goes back to the queue).
-// A cancelled ctx returns an error wrapping ctx.Err(), and the command is
+// failure: the host is fine); so does a program the host cannot find (code
+// 127, as a shell reports it) or run (126). A transfer that fails on the
+// manager's side (the local file) returns *LocalError. Anything else that
+// goes wrong with the host or the connection returns a *TransportError
+// (the job goes back to the queue). A cancelled ctx returns an error
+// wrapping ctx.Err(), and the command, with every process it started, is
 // gone from the host when Exec returns.
+//
+// hoststest.RunConformance checks these promises on every implementation.
 type Transport interface {
 	// Exec runs argv (argv[0] is the program) and waits. stdout and stderr
 	// receive the command's output as it arrives; either may be nil.

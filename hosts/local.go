@@ -1,6 +1,7 @@
 package hosts
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -43,9 +44,12 @@ func (l *LocalTransport) Exec(ctx context.Context, argv []string, stdout, stderr
 	// a thread only when a goroutine exits while locked to it, which never
 	// happens here, so the encode lives exactly as long as the manager.)
 	if err := cmd.Start(); err != nil {
-		var ee *exec.Error
-		if errors.As(err, &ee) || errors.Is(err, os.ErrNotExist) {
-			return &TransportError{Host: l.Name, Op: "start " + argv[0], Err: err}
+		// As a shell reports them: 127 not found, 126 found but not runnable.
+		switch {
+		case errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist):
+			return &ExitError{Code: 127, Stderr: argv[0] + ": not found"}
+		case errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC):
+			return &ExitError{Code: 126, Stderr: argv[0] + ": " + err.Error()}
 		}
 		return &TransportError{Host: l.Name, Op: "start " + argv[0], Err: err}
 	}
@@ -82,48 +86,101 @@ func (l *LocalTransport) Exec(ctx context.Context, argv []string, stdout, stderr
 // Upload copies a local file to another local path (used only when a local
 // host is given a working_dir).
 func (l *LocalTransport) Upload(ctx context.Context, local, remote string) error {
-	return l.copyFile(ctx, "upload", local, remote)
+	return l.copyFile(ctx, "upload", local, remote, true)
 }
 
 // Download copies a local file to another local path.
 func (l *LocalTransport) Download(ctx context.Context, remote, local string) error {
-	return l.copyFile(ctx, "download", remote, local)
+	return l.copyFile(ctx, "download", remote, local, false)
 }
 
-func (l *LocalTransport) copyFile(ctx context.Context, op, from, to string) error {
+// copyFile copies from to to, then reads to back and compares its size and
+// SHA-256 with what was read. Failures on the manager's side (the local
+// argument of Upload or Download) are *LocalError, the others, the host's
+// side, *TransportError; to is removed on any failure.
+func (l *LocalTransport) copyFile(ctx context.Context, op, from, to string, upload bool) (err error) {
+	fromErr := func(e error) error {
+		if upload {
+			return &LocalError{Op: "reading " + from + " to upload it", Err: e}
+		}
+		return &TransportError{Host: l.Name, Op: op + " " + from, Err: e}
+	}
+	toErr := func(e error) error {
+		if upload {
+			return &TransportError{Host: l.Name, Op: op + " " + to, Err: e}
+		}
+		return &LocalError{Op: "writing the download to " + to, Err: e}
+	}
 	in, err := os.Open(from)
 	if err != nil {
-		return &TransportError{Host: l.Name, Op: op, Err: err}
+		return fromErr(err)
 	}
 	defer in.Close()
 	out, err := os.OpenFile(to, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
-		return &TransportError{Host: l.Name, Op: op, Err: err}
+		return toErr(err)
 	}
-	ok := false
+	closed := false
 	defer func() {
-		if !ok {
+		if !closed {
 			out.Close()
+		}
+		if err != nil {
 			os.Remove(to)
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), ctxReader{ctx, in})
+	rd := &readCounter{r: ctxReader{ctx, in}}
+	n, err := io.Copy(io.MultiWriter(out, h), rd)
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("host %s: %s %s: %w", l.Name, op, from, cerr)
+	}
+	if rd.err != nil {
+		return fromErr(rd.err)
+	}
 	if err != nil {
-		return &TransportError{Host: l.Name, Op: op, Err: err}
+		return toErr(err)
 	}
 	if err := out.Sync(); err != nil {
-		return &TransportError{Host: l.Name, Op: op, Err: err}
+		return toErr(err)
 	}
+	closed = true
 	if err := out.Close(); err != nil {
-		return &TransportError{Host: l.Name, Op: op, Err: err}
+		return toErr(err)
 	}
-	st, err := os.Stat(to)
-	if err != nil || st.Size() != n {
-		return &TransportError{Host: l.Name, Op: op, Err: fmt.Errorf("size mismatch after copy of %s", from)}
+	back, err := os.Open(to)
+	if err != nil {
+		return toErr(err)
 	}
-	ok = true
+	defer back.Close()
+	h2 := sha256.New()
+	m, err := io.Copy(h2, ctxReader{ctx, back})
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("host %s: %s %s: %w", l.Name, op, from, cerr)
+	}
+	if err != nil {
+		return toErr(err)
+	}
+	if m != n || !bytes.Equal(h.Sum(nil), h2.Sum(nil)) {
+		return toErr(fmt.Errorf("verification failed: wrote %d bytes of %s, read back %d with another SHA-256", n, from, m))
+	}
 	return nil
+}
+
+// readCounter passes reads through and keeps the first read error.
+type readCounter struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
 }
 
 type ctxReader struct {
