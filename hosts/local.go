@@ -23,52 +23,64 @@ type LocalTransport struct {
 // NewLocal returns the transport for a `type: local` host.
 func NewLocal(name string) *LocalTransport { return &LocalTransport{Name: name} }
 
-// Exec runs argv as a child in its own process group. When ctx is cancelled
-// the group gets SIGTERM (ffmpeg finalises and exits), then SIGKILL after a
-// grace period, and Exec returns only once the process is gone.
+// Exec runs argv on the manager under the same watchdog as a POSIX SSH
+// host (posixWrapper): /bin/sh starts the command in a process group (and
+// session) of its own and a watcher holding a pipe from us signals that
+// whole group when the pipe closes. Exec closes it on cancel, and the
+// kernel closes it when the manager dies however it dies (kill -9, a crash,
+// the forced exit of a second Ctrl-C), so the encode stops then too,
+// including an ffmpeg that a wrapper script forked (the parent-death
+// signal on the shell reaches only the shell). Exec returns once the
+// command is gone: on cancel, the group gets SIGTERM and a second later
+// SIGKILL from the watcher; should it still run after localKillGrace, we
+// SIGKILL the group ourselves.
 func (l *LocalTransport) Exec(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 	if len(argv) == 0 {
 		return errors.New("exec: empty command")
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin = nil
-	tail := &TailBuffer{Max: 20}
-	cmd.Stdout = stdout
-	if stderr != nil {
-		cmd.Stderr = io.MultiWriter(stderr, tail)
-	} else {
-		cmd.Stderr = tail
+	cmd := exec.Command("/bin/sh", "-c", posixWrapper(argv))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return &TransportError{Host: l.Name, Op: "start " + argv[0], Err: err}
 	}
+	defer pw.Close() // also ends the watcher's leftover cat after a normal exit
+	cmd.Stdin = pr
+	tail := &TailBuffer{Max: 20}
+	var errw io.Writer = tail
+	if stderr != nil {
+		errw = io.MultiWriter(stderr, tail)
+	}
+	filter := &pidFilter{w: errw}
+	cmd.Stdout = stdout
+	cmd.Stderr = filter
 	cmd.SysProcAttr = childAttr()
 	// (Pdeathsig follows the OS thread that forks. The Go runtime retires
 	// a thread only when a goroutine exits while locked to it, which never
-	// happens here, so the encode lives exactly as long as the manager.)
+	// happens here, so the shell lives exactly as long as the manager; the
+	// watcher outlives it by design.)
 	if err := cmd.Start(); err != nil {
-		// As a shell reports them: 127 not found, 126 found but not runnable.
-		switch {
-		case errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist):
-			return &ExitError{Code: 127, Stderr: argv[0] + ": not found"}
-		case errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC):
-			return &ExitError{Code: 126, Stderr: argv[0] + ": " + err.Error()}
-		}
+		pr.Close()
 		return &TransportError{Host: l.Name, Op: "start " + argv[0], Err: err}
 	}
+	pr.Close()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		pgid := cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		pw.Close() // the watcher signals the command's group
 		select {
 		case <-done:
-		case <-time.After(2 * time.Second): // the output is discarded: no need to wait for a flush
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		case <-time.After(localKillGrace):
+			if pid := filter.PID(); pid > 0 {
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+			}
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
 		return fmt.Errorf("%s stopped: %w", filepath.Base(argv[0]), ctx.Err())
 	}
+	filter.Flush()
 	if err == nil {
 		return nil
 	}
@@ -82,6 +94,10 @@ func (l *LocalTransport) Exec(ctx context.Context, argv []string, stdout, stderr
 	}
 	return &TransportError{Host: l.Name, Op: "wait " + argv[0], Err: err}
 }
+
+// localKillGrace is how long a cancelled local command may take to go after
+// the watcher's SIGTERM (and its SIGKILL a second later).
+const localKillGrace = 3 * time.Second
 
 // Upload copies a local file to another local path (used only when a local
 // host is given a working_dir).

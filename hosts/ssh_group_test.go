@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,5 +137,53 @@ func TestLocalExecCancelKillsWrapperChildren(t *testing.T) {
 	}
 	if left := waitGone(t, m, time.Second); len(left) > 0 {
 		t.Fatalf("ffmpeg forked by the wrapper still running after cancel: %q", left)
+	}
+}
+
+// localHelperEnv makes the test binary act as a manager that runs one
+// local encode (argv in the variable, separated by US, 0x1f) and waits to be killed.
+const localHelperEnv = "CLUSTERTX_TEST_LOCAL_MANAGER"
+
+func TestLocalManagerHelper(t *testing.T) {
+	spec := os.Getenv(localHelperEnv)
+	if spec == "" {
+		t.Skip("helper process for TestLocalManagerKilledStopsWrapperChildren")
+	}
+	err := hosts.NewLocal("local").Exec(context.Background(), strings.Split(spec, "\x1f"), nil, nil)
+	t.Fatalf("the encode ended before the manager was killed: %v", err)
+}
+
+// A manager killed with SIGKILL cannot clean up: the encode it ran on the
+// local host must still stop, including the ffmpeg a wrapper script forked
+// (the parent-death signal reached only the script).
+func TestLocalManagerKilledStopsWrapperChildren(t *testing.T) {
+	m := marker(t)
+	argv := slowEncodeArgv(t, wrapperScript(t), m)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLocalManagerHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), localHelperEnv+"="+strings.Join(argv, "\x1f"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() { cmd.Process.Kill(); <-exited }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pgrep(t, "ffmpeg -nostdin.*"+m)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("ffmpeg never started under the wrapper")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	if left := waitGone(t, m, 4*time.Second); len(left) > 0 {
+		for _, l := range left { // do not leave it running for the next tests
+			if pid, err := strconv.Atoi(strings.Fields(l)[0]); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		t.Fatalf("encode still running after its manager was killed: %q", left)
 	}
 }
