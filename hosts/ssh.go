@@ -26,7 +26,7 @@ import (
 // SSHOptions tunes DialSSH. The zero value is usable.
 type SSHOptions struct {
 	// KnownHostsFiles lists the user known_hosts files (--known-hosts).
-	// nil means what OpenSSH uses: UserKnownHostsFile from ssh_config, else
+	// Empty means what OpenSSH uses: UserKnownHostsFile from ssh_config, else
 	// ~/.ssh/known_hosts and ~/.ssh/known_hosts2. New keys are recorded in
 	// the first. Missing files are skipped.
 	KnownHostsFiles []string
@@ -681,9 +681,9 @@ var checkLoopbackIP = false
 // UserKnownHostsFile, else ~/.ssh/known_hosts{,2}; GlobalKnownHostsFile,
 // else the configured default, else /etc/ssh/ssh_known_hosts{,2}.
 func (d *dialer) knownHostsFiles(h sshTarget) (user, global []string) {
-	user = d.opts.KnownHostsFiles
-	if user == nil {
-		user = h.knownHosts
+	user = d.opts.KnownHostsFiles // empty like nil: a CLI may give either for an unset flag
+	if len(user) == 0 {
+		user = h.knownHosts // "UserKnownHostsFile none": empty, not nil
 	}
 	if user == nil {
 		home := filepath.Join(homeDir(), ".ssh")
