@@ -710,6 +710,23 @@ func hostKeyName(h sshTarget) (name, lookup string) {
 	return knownhosts.Normalize(h.addr()), h.addr()
 }
 
+// checkedIP returns the known_hosts name and the host:port of the address
+// CheckHostIP checks for hop h reached at remote, or "" when there is none
+// to check: CheckHostIP off, a hop reached through a ProxyJump (OpenSSH has
+// no address there either), a loopback address (OpenSSH exempts those), or
+// the same name as the host's own.
+func checkedIP(h sshTarget, via *ssh.Client, remote net.Addr, name string) (ipName, ipAddr string) {
+	tcp, ok := remote.(*net.TCPAddr)
+	if !ok || !h.checkHostIP || via != nil || (tcp.IP.IsLoopback() && !checkLoopbackIP) {
+		return "", ""
+	}
+	ipAddr = net.JoinHostPort(tcp.IP.String(), strconv.Itoa(h.port))
+	if ipName = knownhosts.Normalize(ipAddr); ipName == name {
+		return "", ""
+	}
+	return ipName, ipAddr
+}
+
 // keyCheck is the outcome of looking one known_hosts name up.
 type keyCheck struct {
 	ok, unknown, revoked bool
@@ -782,13 +799,10 @@ func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ss
 			return e
 		}
 		res := classifyKey(check(lookup, remote, key))
-		ipName := ""
 		var ipRes keyCheck
-		if tcp, ok := remote.(*net.TCPAddr); ok && h.checkHostIP && via == nil && (!tcp.IP.IsLoopback() || checkLoopbackIP) {
-			ipAddr := net.JoinHostPort(tcp.IP.String(), strconv.Itoa(h.port))
-			if n := knownhosts.Normalize(ipAddr); n != name {
-				ipName, ipRes = n, classifyKey(check(ipAddr, remote, key))
-			}
+		ipName, ipAddr := checkedIP(h, via, remote, name)
+		if ipName != "" {
+			ipRes = classifyKey(check(ipAddr, remote, key))
 		}
 		switch {
 		case res.revoked || ipRes.revoked:
@@ -818,7 +832,6 @@ func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ss
 		hkErr = e
 		return e
 	}
-	algos := hostKeyAlgorithms(db, lookup)
 	hctx, cancel := context.WithTimeout(ctx, d.opts.ConnectTimeout)
 	defer cancel()
 	var conn net.Conn
@@ -839,6 +852,15 @@ func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ss
 		_ = conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(hctx, func() { _ = conn.Close() })
+	// Offer the key types known_hosts has for the name; for a name it does
+	// not know, those it has for the address CheckHostIP will check, so
+	// that the address is compared with a key of a type recorded for it.
+	algos := hostKeyAlgorithms(db, lookup)
+	if len(db.HostKeyAlgorithms(lookup)) == 0 {
+		if ipName, ipAddr := checkedIP(h, via, conn.RemoteAddr(), name); ipName != "" {
+			algos = hostKeyAlgorithms(db, ipAddr)
+		}
+	}
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
 		User:              h.user,
 		Auth:              auth,

@@ -225,6 +225,20 @@ func TestSSHCheckHostIP(t *testing.T) {
 		t.Errorf("recorded %q, want name and address", b)
 	}
 
+	// The address is known with the server's own ECDSA key only (the name
+	// is new): that is the key type offered, so the address matches and
+	// the name is added, instead of an ed25519 key refused as "changed".
+	ecdsaLine := khLine(byIP, s.HostKeys[1])
+	writeFile(t, kh, ecdsaLine)
+	tr, err = hosts.DialSSH(context.Background(), def, opts)
+	if err != nil {
+		t.Fatalf("address known with another key type of the same server: %v", err)
+	}
+	tr.Close()
+	if b, _ := os.ReadFile(kh); string(b) != ecdsaLine+"\n"+khLine(byName, s.HostKeys[1])+"\n" {
+		t.Errorf("known_hosts\n%s", b)
+	}
+
 	// CheckHostIP no (OpenSSH's default since 8.5), or a loopback address
 	// with OpenSSH's exemption: the address entry is not consulted.
 	for _, c := range []struct {
