@@ -21,11 +21,9 @@ const pidMarker = "clustertx-pid="
 // posixWrapper is the stdin-EOF watchdog: the command runs in the
 // background with /dev/null as stdin, in a process group (and session) of
 // its own, its PID goes to stderr, and a watcher that holds the session's
-// stdin (saved as fd 3) sends SIGTERM to that whole group when that stdin
-// reaches EOF: when the client closes it on cancel, or when the connection
-// dies; SIGKILL follows a second later, because a cancelled output is
-// discarded anyway and ffmpeg's SIGTERM path flushes the encoder, which for
-// x265's deep lookahead can take many seconds. Exit status is the command's.
+// stdin (saved as fd 3) stops that whole group when that stdin reaches EOF:
+// when the client closes it on cancel, or when the connection dies (or, on
+// the local host, when the manager dies). Exit status is the command's.
 //
 // The group is what makes a wrapper script (`ffmpeg: /usr/local/bin/ff`
 // holding `nice ffmpeg "$@"`, without exec) stop too: signalling only the
@@ -36,9 +34,16 @@ const pidMarker = "clustertx-pid="
 // (setsid does not fork: a background job of a shell without job control
 // is not a group leader).
 //
-// The watcher holds neither stdout nor stderr, so it never keeps the
-// session open; after a normal exit the shell kills the watcher, leaving
-// only a `cat` that ends with the session (it kills nothing).
+// When it fires, the watcher sends the group SIGTERM and, a second later,
+// SIGKILL: a cancelled output is discarded anyway, and ffmpeg's SIGTERM
+// path flushes the encoder, which for x265's deep lookahead can take many
+// seconds. When the command the shell waits for has ended, the shell stops
+// the watcher and, should the group still have members (a wrapper script
+// died on SIGTERM while the ffmpeg it forked still flushes, or left
+// something behind), ends them the same way before it exits. The watcher
+// waits with the shell's own `read`, so after a normal exit no process is
+// left behind; it holds neither stdout nor stderr, so it never keeps the
+// session open.
 func posixWrapper(argv []string) string {
 	return "exec 3<&0 </dev/null\n" +
 		"if command -v setsid >/dev/null 2>&1; then set -- setsid\n" +
@@ -47,11 +52,12 @@ func posixWrapper(argv []string) string {
 		"\"$@\" " + QuotePOSIX(argv...) + " 3<&- &\n" +
 		"pid=$!\n" +
 		"echo \"" + pidMarker + "$pid\" >&2\n" +
-		"( cat <&3 >/dev/null 2>&1; " + killGroup("TERM", "\"$pid\"") + "; sleep 1; " + killGroup("KILL", "\"$pid\"") + " ) >/dev/null 2>&1 &\n" +
+		"( read -r _ <&3; " + killGroup("TERM", "\"$pid\"") + "; sleep 1; " + killGroup("KILL", "\"$pid\"") + " ) >/dev/null 2>&1 &\n" +
 		"wpid=$!\n" +
 		"exec 3<&-\n" +
 		"wait \"$pid\"; st=$?\n" +
-		"kill \"$wpid\" 2>/dev/null\n" +
+		"kill \"$wpid\" 2>/dev/null; wait \"$wpid\" 2>/dev/null\n" +
+		"if kill -0 -\"$pid\" 2>/dev/null; then kill -TERM -\"$pid\" 2>/dev/null; sleep 1; kill -KILL -\"$pid\" 2>/dev/null; fi\n" +
 		"exit $st\n"
 }
 

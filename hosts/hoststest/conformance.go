@@ -52,6 +52,9 @@ type Factory func(t *testing.T) Host
 //   - exec/cancel: a cancelled command is gone with every process it
 //     started (a wrapper script that forks, as `ffmpeg:` wrappers do)
 //     when Exec returns, promptly, with an error wrapping context.Canceled;
+//   - exec/cancel-stubborn: the same when the wrapper dies on SIGTERM but
+//     its child ignores it (ffmpeg flushing x265's lookahead): SIGKILL
+//     follows within about a second;
 //   - exec/concurrent: the slots of a host run commands at once;
 //   - transfer/roundtrip: upload and download keep every byte (checked by
 //     size and SHA-256), truncate what was there, and take hostile names;
@@ -76,6 +79,7 @@ func RunConformance(t *testing.T, newHost Factory) {
 		{"exec/exit", confExit},
 		{"exec/streams", confStreams},
 		{"exec/cancel", confCancel},
+		{"exec/cancel-stubborn", confCancelStubborn},
 		{"exec/concurrent", confConcurrent},
 		{"transfer/roundtrip", confRoundTrip},
 		{"transfer/missing", confMissing},
@@ -183,11 +187,21 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func confCancel(t *testing.T, h Host) {
+	cancelWrapped(t, h, "while :; do sleep 0.1; done", 4*time.Second)
+}
+
+func confCancelStubborn(t *testing.T, h Host) {
+	cancelWrapped(t, h, "trap '' TERM; while :; do sleep 0.1; done", 2500*time.Millisecond)
+}
+
+// cancelWrapped cancels a wrapper script running loop as its child and
+// checks that Exec returns within limit with nothing left running.
+func cancelWrapped(t *testing.T, h Host, loop string, limit time.Duration) {
 	m := confMarker()
 	// A wrapper without exec, as `ffmpeg:` wrappers are: the loop tagged
 	// with m is its child, not the process the transport started.
 	script := filepath.Join(h.Dir, "wrapper")
-	body := "#!/bin/sh\nsh -c 'while :; do sleep 0.1; done' " + m + "\necho unreachable\n"
+	body := "#!/bin/sh\nsh -c " + hosts.QuotePOSIX(loop) + " " + m + "\necho unreachable\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -217,8 +231,8 @@ func confCancel(t *testing.T, h Host) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Exec did not return after cancel")
 	}
-	if el := time.Since(t0); el > 4*time.Second {
-		t.Errorf("cancel took %v", el)
+	if el := time.Since(t0); el > limit {
+		t.Errorf("cancel took %v, more than %v", el, limit)
 	}
 	if left := waitNoProcess(m, time.Second); len(left) > 0 {
 		t.Fatalf("the wrapper's child still runs after cancel: %q", left)
