@@ -251,7 +251,7 @@ func eligible(job *Job, h *hosts.Def) bool {
 		}
 	}
 	if h.Type == hosts.Mounted {
-		if _, ok := h.MapPath(job.Item.Path); !ok {
+		if !h.Covers(job.Item.Path) {
 			return false
 		}
 	}

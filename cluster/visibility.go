@@ -143,6 +143,9 @@ func (w *worker) cannotSee(nv *notVisibleError) (keepGoing bool) {
 // and a run does not send the host files it cannot open (what slips through
 // is caught by mountProblem during the run).
 func (m *manager) unseen(ctx context.Context, job *Job, h *hosts.Def) string {
+	if why := h.PathProblem(job.Item.Path); why != "" && h.Type == hosts.Mounted {
+		return why
+	}
 	if h.Type != hosts.Mounted || h.Windows() {
 		return ""
 	}
