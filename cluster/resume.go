@@ -47,6 +47,9 @@ func (m *manager) journalSkip(it WorkItem) (o Outcome, reason string, ok bool, f
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	switch e.Outcome {
 	case journal.Output:
+		if e.Source == it.Path { // replaced in place: this is its own transcode
+			return Skipped, "already done in an earlier run", true, nil
+		}
 		from := ""
 		if e.Source != "" {
 			from = " from " + displayPath(e.Source)
