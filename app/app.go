@@ -392,6 +392,9 @@ func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Write
 		fmt.Fprintln(stdout, "nothing to do")
 		return nil
 	}
+	if err := checkSelections(cfg, items, c.Bool("quiet"), stderr); err != nil {
+		return err
+	}
 
 	sshOpts := hosts.SSHOptions{
 		KnownHostsFiles:   c.StringSlice("known-hosts"),
@@ -525,6 +528,28 @@ func runResult(ctx context.Context, rep *cluster.Report, err error) error {
 		return &ExitError{Code: ExitFatal, Err: err}
 	case rep.Incomplete():
 		return &ExitError{Code: ExitIncomplete, Err: fmt.Errorf("%d failed, %d not run", rep.Count(cluster.Failed), rep.Count(cluster.NotRun))}
+	}
+	return nil
+}
+
+// checkSelections validates the -c/-p/-t/-m choices before anything is
+// probed or run (unknown -p/-t/-m: exit 2; a cluster with no hosts: exit
+// 1) and prints the warnings for how the mixins will apply.
+func checkSelections(cfg *config.Config, items []cluster.WorkItem, quiet bool, stderr io.Writer) error {
+	var sels []config.Selection
+	for _, it := range items {
+		sels = append(sels, config.Selection{Cluster: it.Cluster, Profile: it.Profile, Mixins: it.Mixins})
+	}
+	ws, err := cfg.CheckSelections(sels)
+	if errors.Is(err, config.ErrUsage) {
+		return &ExitError{Code: ExitUsage, Err: err}
+	} else if err != nil {
+		return &ExitError{Code: ExitFatal, Err: err}
+	}
+	for _, w := range ws {
+		if !quiet {
+			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
+		}
 	}
 	return nil
 }

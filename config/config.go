@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"clustertx/hosts"
+	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
 	"clustertx/media"
 	"clustertx/profiles"
@@ -154,7 +155,7 @@ func (c *Config) Profile(name string) (*profiles.Profile, error) {
 		return nil, fmt.Errorf("unknown profile %q: %s defines no profiles or templates", name, c.File)
 	}
 	msg := fmt.Sprintf("unknown profile %q", name)
-	if hint := hosts.Suggest(name, names); hint != "" {
+	if hint := textx.Suggest(name, names); hint != "" {
 		msg += " (" + hint + ")"
 	}
 	return nil, fmt.Errorf("%s; %s defines: %s", msg, c.File, strings.Join(names, ", "))
@@ -181,6 +182,11 @@ func Load(opts LoadOptions) (*Config, error) {
 		return nil, err
 	}
 	c.Warnings = d.Warnings
+	if c.Embedded {
+		// The built-in default is written for clustertx: where it differs
+		// from pytranscoder it means to.
+		c.Warnings = slices.DeleteFunc(c.Warnings, func(w *yamlx.Warning) bool { return w.Compat })
+	}
 	return c, nil
 }
 
@@ -241,7 +247,7 @@ func decode(c *Config, d *yamlx.Decoder, data []byte, home string) error {
 			found[p.Key] = p
 			continue
 		}
-		if err := d.Unknown(p, hosts.Suggest(p.Key, sections)); err != nil {
+		if err := d.Unknown(p, textx.Suggest(p.Key, sections)); err != nil {
 			return err
 		}
 	}
@@ -274,6 +280,7 @@ func decode(c *Config, d *yamlx.Decoder, data []byte, home string) error {
 		d.Warnf(root, "config", "no config: section (pytranscoder requires one); using the defaults: ffmpeg from PATH, no clusters")
 	}
 	c.FFprobe = media.FindFFprobe(c.FFmpeg)
+	profiles.WarnProfileAutomap(d, c.Profiles, c.Automap)
 	return l.checkHostProfiles()
 }
 
@@ -306,7 +313,7 @@ func (l *loader) configSection(sec yamlx.Pair) error {
 	for _, p := range pairs {
 		decode, ok := configKeys[p.Key]
 		if !ok {
-			err = l.d.Unknown(p, hosts.Suggest(p.Key, keysOf(configKeys)))
+			err = l.d.Unknown(p, textx.Suggest(p.Key, keysOf(configKeys)))
 		} else {
 			err = decode(l, p)
 		}
@@ -412,9 +419,6 @@ func (l *loader) clusters(sec yamlx.Pair) error {
 		if err != nil {
 			return err
 		}
-		if len(hps) == 0 {
-			l.d.Warnf(cp.KeyN, cp.Path, "cluster %s has no hosts", cp.Key)
-		}
 		for _, hp := range hps {
 			if hp.Key == "max_load" && hp.Value.Kind == yaml.ScalarNode {
 				// Not a host: the cluster's default max_load.
@@ -455,6 +459,9 @@ func (l *loader) clusters(sec yamlx.Pair) error {
 			}
 			l.hostPairs[h] = hp
 			cl.Hosts = append(cl.Hosts, h)
+		}
+		if len(cl.Hosts) == 0 {
+			l.d.Warnf(cp.KeyN, cp.Path, "cluster %s has no hosts; naming it with -c is an error", cp.Key)
 		}
 		cl.applyMode()
 		l.c.Clusters = append(l.c.Clusters, cl)
@@ -548,7 +555,7 @@ func (l *loader) defined(name string) string {
 	if len(names) == 0 {
 		return " (the file defines no profiles)"
 	}
-	if hint := hosts.Suggest(name, names); hint != "" {
+	if hint := textx.Suggest(name, names); hint != "" {
 		return "; " + hint
 	}
 	return " (defined: " + strings.Join(names, ", ") + ")"

@@ -7,11 +7,14 @@ import (
 	"syscall"
 )
 
-// started is called once a local encode has started (nothing to do on Unix:
-// childAttr already put it in its own process group).
+// started is called once a direct local encode has started (nothing to do
+// on Unix: childAttr already put it in its own process group).
 func started(*os.Process) {}
 
-// stopGroup asks a local encode's process group to stop (hard: SIGKILL,
+// sigkillGroup sends SIGKILL to the process group pgid.
+func sigkillGroup(pgid int) { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
+
+// stopGroup asks a direct local encode's process group to stop (hard: SIGKILL,
 // else SIGTERM).
 func stopGroup(p *os.Process, hard bool) {
 	sig := syscall.SIGTERM

@@ -56,6 +56,10 @@ func started(p *os.Process) {
 // temporary file that is removed anyway).
 func stopGroup(p *os.Process, _ bool) { _ = p.Kill() }
 
+// sigkillGroup is never needed on Windows: local encodes run through
+// execDirect, not the POSIX wrapper whose process group it kills.
+func sigkillGroup(int) {}
+
 // diskFree reports the bytes available to this user in dir.
 func diskFree(dir string) (int64, error) {
 	d, err := windows.UTF16PtrFromString(dir)
