@@ -223,10 +223,6 @@ func (l *LocalTransport) Remove(_ context.Context, path string) error {
 	return nil
 }
 
-// LocalFreeSpace reports the bytes available to this user in dir on the
-// manager's own disks.
-func LocalFreeSpace(dir string) (int64, error) { return diskFree(dir) }
-
 // FreeSpace reports the bytes available in dir.
 func (l *LocalTransport) FreeSpace(_ context.Context, dir string) (int64, error) {
 	free, err := diskFree(dir)
