@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/clustertx
 
-.PHONY: build test demo bench lint deps clean cross dist
+.PHONY: build test race demo bench lint deps clean cross dist
 
 build:
 	$(GO) build -o $(BIN) .
@@ -10,9 +10,17 @@ deps:
 	@bash scripts/deps.sh
 
 # Real ffmpeg on generated clips and real sshd hosts on loopback ports.
-test: deps cross
+test: deps cross race
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+
+# The race detector where it fits the time: the pure, concurrent packages
+# whole, and the manager's tests where two copies of a job run at once
+# (speculation, a prefetch taken over). The rest of the suite spends its
+# time in ffmpeg, where -race buys nothing and costs minutes.
+race:
+	$(GO) test -race -count=1 -timeout 10m ./queue/ ./journal/ ./internal/... ./progress/ ./metrics/ ./notify/
+	$(GO) test -race -count=1 -timeout 10m -run '^(TestSpeculativeCopyWins|TestIdleHostTakesAPrefetchedFile)$$' ./cluster/
 
 # The manager must build on every platform it is released for.
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
