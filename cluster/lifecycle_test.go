@@ -370,3 +370,23 @@ func TestManagerDiskFullIsNotBlamedOnTheHost(t *testing.T) {
 		t.Fatal("source removed")
 	}
 }
+
+// An output folder the manager cannot write (here a read-only mount) fails
+// the file once, with a reason on the manager, instead of an ffmpeg
+// failure retried on every host.
+func TestUnwritableOutputFolderFailsOnce(t *testing.T) {
+	h := newHome(t, "")
+	if err := syscall.Mount("tmpfs", h.media, "tmpfs", 0, "size=16m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v)", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(h.media, syscall.MNT_DETACH) })
+	src := h.clip("ro.mp4", 1)
+	if err := syscall.Mount("", h.media, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Skipf("cannot remount read-only (%v)", err)
+	}
+	rep, out := h.run(false, false, src)
+	f := fileOf(rep, src)
+	if f == nil || f.Outcome != cluster.Failed || !strings.Contains(f.Reason, "on the manager") || f.Attempts != 1 {
+		t.Fatalf("%+v, want failed once on the manager\n%s", f, out)
+	}
+}
