@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/clustertx
 
-.PHONY: build test demo bench lint deps clean
+.PHONY: build test stress demo bench lint deps clean
 
 build:
 	$(GO) build -o $(BIN) .
@@ -13,6 +13,17 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+
+# The model-based test (e2e/model_test.go) longer than in `make test`: many
+# seeds (new ones each time unless STRESS_SEED is given; a failure prints the
+# seed to replay), longer sequences, and a real-sshd streaming host that may
+# die mid-run.
+STRESS_SEED ?= $(shell date +%s)
+STRESS_SEEDS ?= 20
+STRESS_STEPS ?= 40
+stress: deps
+	$(GO) test -count=1 -timeout 120m -run '^TestModel$$' -v ./e2e -args \
+		-seed $(STRESS_SEED) -seeds $(STRESS_SEEDS) -steps $(STRESS_STEPS) -sshd
 
 # Two throwaway sshd hosts (mounted + streaming) plus the local host.
 demo: deps build
