@@ -496,7 +496,7 @@ func (m *model) runStep() {
 				break
 			}
 			m.midRun = true
-			note += "; " + m.worldEvent(strings.TrimSuffix(mid, "-mid"), target)
+			note += "; " + m.worldEvent(strings.TrimSuffix(mid, "-mid"), strings.TrimSuffix(target, " on the streaming host"))
 			m.midRun = false
 		}
 	}
@@ -538,14 +538,25 @@ func paren(s string) string {
 // of the source it encodes ("" when it cannot tell).
 func (m *model) waitGate(p *proc, point, id string) (string, string, bool) {
 	deadline := time.Now().Add(60 * time.Second)
+	waited := false
 	for time.Now().Before(deadline) {
 		ents, _ := os.ReadDir(m.gate)
+		var ids []string
 		for _, e := range ents {
 			name := e.Name()
-			if !strings.HasSuffix(name, "."+point) || (id != "" && name != id+"."+point) {
-				continue
+			if strings.HasSuffix(name, "."+point) && (id == "" || name == id+"."+point) {
+				ids = append(ids, strings.TrimSuffix(name, "."+point))
 			}
-			gid := strings.TrimSuffix(name, "."+point)
+		}
+		if len(ids) > 0 && id == "" && m.sshd != nil && !waited {
+			// Both hosts start an encode at about the same time: let the
+			// other one reach its gate too, and pick one of them.
+			waited = true
+			time.Sleep(300 * time.Millisecond)
+			continue
+		}
+		if len(ids) > 0 {
+			gid := ids[m.rng.Intn(len(ids))]
 			return gid, m.encodeTarget(gid), true
 		}
 		if p.exited() {
@@ -575,7 +586,7 @@ func (m *model) encodeTarget(id string) string {
 		h := hashFile(in)
 		for name, f := range m.files {
 			if f.kind == "source" && f.hash == h {
-				return name
+				return name + " on the streaming host"
 			}
 		}
 	}
