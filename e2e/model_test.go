@@ -25,7 +25,14 @@ package e2e_test
 //
 // The test performs its event at one of these points, then removes "on",
 // which releases every waiting encode. No test hook in the binary is needed,
-// and the manager under test is exactly the one users run.
+// and the manager under test is exactly the one users run. A kill -9 happens
+// at "pre", at "post", a random 0–150 ms after "post" (verification, the
+// journal records, the rename, the source's removal), or a random 0–1.5 s
+// after the start (planning included). The wrapper dies with the manager
+// (Pdeathsig, as a directly started ffmpeg would); the ffmpeg it started is
+// then killed by the test, as the crash would have killed a real encoder.
+// With -sshd both hosts may reach a gate: the test waits 300 ms and draws one,
+// so a -sshd replay can differ where the timing does.
 //
 // # The model and the invariant
 //
@@ -37,9 +44,11 @@ package e2e_test
 //
 //   - LOST: a source version is no longer at its path and its output path
 //     (stem.mkv) does not hold a verified transcode of exactly that version
-//     (hevc, same title, same duration) that this step made. A transcode that
-//     was already there (made by a -k run, or before the version was restored)
-//     does not count: removing a kept or restored original loses it.
+//     (hevc, same title, same duration) that a normal or --force run made
+//     since the version appeared. A transcode that was already there (made
+//     by a -k run, or before the version was restored) does not count:
+//     removing a kept or restored original loses it. The message ends with
+//     the issue 13 item the loss looks like, when it looks like one.
 //   - CLOBBERED: a file that was not a source being replaced (an output, or
 //     anything else) was removed or overwritten.
 //   - UNEXPECTED: a new file that is not a transcode of a version that was a
@@ -68,8 +77,16 @@ package e2e_test
 // restore-mid, "item2" for keep, "item3" for restore, "items123" for all
 // four: the kinds that find issue 13's items 1–3).
 //
-// On failure the test prints the seed, every step so far and the command
-// that replays it.
+// On failure the test prints the seed, every step so far, the model, the
+// step's run output and the command that replays it; then it takes the disk
+// as it is and goes on (up to maxFailures broken steps), so one seed can find
+// several bugs.
+//
+// On the code before issue 13's fixes, the CI seeds find: item 1 (seed 3,
+// step 5: e.mkv replaced by v5 while v4 encoded; e.mkv then holds v4's
+// transcode), item 3 (seed 8, step 4: b.mp4 restored with cp -p after its
+// transcode, then deleted by the next run) and item 2 (seed 8, step 10: -k
+// run on b.mkv, then a normal run deletes it). With -skip items123 they pass.
 
 import (
 	"crypto/sha256"
