@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/clustertx
 
-.PHONY: build test stress demo bench lint deps clean
+.PHONY: build test demo bench lint deps clean
 
 build:
 	$(GO) build -o $(BIN) .
@@ -21,6 +21,7 @@ test: deps
 STRESS_SEED ?= $(shell date +%s)
 STRESS_SEEDS ?= 20
 STRESS_STEPS ?= 40
+.PHONY: stress
 stress: deps
 	$(GO) test -count=1 -timeout 120m -run '^TestModel$$' -v ./e2e -args \
 		-seed $(STRESS_SEED) -seeds $(STRESS_SEEDS) -steps $(STRESS_STEPS) -sshd
