@@ -14,6 +14,13 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 
+# Two throwaway sshd hosts (mounted + streaming) plus the local host.
+demo: deps build
+	@bash scripts/demo.sh $(BIN)
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
 # The model-based test (e2e/model_test.go) longer than in `make test`: many
 # seeds (new ones each time unless STRESS_SEED is given; a failure prints the
 # seed to replay), longer sequences, and a real-sshd streaming host that may
@@ -25,13 +32,6 @@ STRESS_STEPS ?= 40
 stress: deps
 	$(GO) test -count=1 -timeout 120m -run '^TestModel$$' -v ./e2e -args \
 		-seed $(STRESS_SEED) -seeds $(STRESS_SEEDS) -steps $(STRESS_STEPS) -sshd
-
-# Two throwaway sshd hosts (mounted + streaming) plus the local host.
-demo: deps build
-	@bash scripts/demo.sh $(BIN)
-
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" >&2; exit 1)
