@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/clustertx
 
-.PHONY: build test demo bench lint deps clean
+.PHONY: build test demo bench lint deps clean cross dist
 
 build:
 	$(GO) build -o $(BIN) .
@@ -10,9 +10,19 @@ deps:
 	@bash scripts/deps.sh
 
 # Real ffmpeg on generated clips and real sshd hosts on loopback ports.
-test: deps
+test: deps cross
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+
+# The manager must build on every platform it is released for.
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+cross:
+	@for t in $(PLATFORMS); do echo "go build $$t"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null . || exit 1; done
+
+# Release archives (.tar.gz, .zip for Windows) and SHA256SUMS in dist/.
+dist:
+	@GO=$(GO) bash scripts/dist.sh $(VERSION)
 
 # Two throwaway sshd hosts (mounted + streaming) plus the local host.
 demo: deps build
@@ -38,4 +48,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

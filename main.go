@@ -31,6 +31,9 @@ func main() {
 	var ee *app.ExitError
 	if err != nil && (!errors.As(err, &ee) || ee.Err != nil) {
 		fmt.Fprintf(os.Stderr, "clustertx: error: %v\n", err)
+		if app.Code(err) == app.ExitUsage {
+			fmt.Fprintln(os.Stderr, "clustertx: hint: run 'clustertx --help' for usage")
+		}
 	}
 	os.Exit(app.Code(err))
 }

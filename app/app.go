@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"clustertx/cluster"
 	"clustertx/config"
@@ -51,6 +51,12 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
+// onUsageError reports a bad command line as an exit-2 error, without the
+// whole help text (main prints the error and a pointer to --help).
+func onUsageError(_ context.Context, _ *cli.Command, err error, _ bool) error {
+	return usageErr("%v", err)
+}
+
 func usageErr(format string, args ...any) error {
 	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
 }
@@ -79,7 +85,8 @@ var stickyFlags = map[string]string{
 }
 
 func globalFlags() []cli.Flag {
-	return []cli.Flag{
+	flags := []cli.Flag{
+		&cli.BoolFlag{Name: "version", Usage: "print the version, commit and Go version, and exit"},
 		&cli.StringFlag{Name: "config", Aliases: []string{"y"}, Usage: "config `FILE` (default $CLUSTERTX_CONFIG, then ~/.transcode.yml, then the built-in default)"},
 		&cli.BoolFlag{Name: "keep", Aliases: []string{"k"}, Usage: "keep the source file; the output is written beside it"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "show the plan, host checks and exact commands; change nothing"},
@@ -107,11 +114,44 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "report", Usage: "write a machine-readable JSON report of the run to `FILE` (schema clustertx.report/v1)"},
 		&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `FILE` (node_exporter textfile collector), periodically and at the end"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /health on `ADDR` (e.g. :9464) during the run"},
+		&cli.StringSliceFlag{Name: "notify", Usage: "send the end-of-run summary to `URL` (repeatable; http(s):// JSON webhook, ntfy://host/topic, gotify://host/TOKEN, discord://TOKEN@ID, apprise://host/KEY; adds to config notify:)"},
+		&cli.BoolFlag{Name: "notify-each-failure", Usage: "also notify once per failed file, as it fails (config notify_each_failure)"},
 		// Sticky flags, shown for --help; they are consumed by splitArgs.
 		&cli.StringFlag{Name: "cluster", Aliases: []string{"c"}, Usage: "run the files that follow on cluster `NAME` (repeatable: -c A f1 -c B f2)"},
 		&cli.StringFlag{Name: "profile", Aliases: []string{"p"}, Usage: "encode the files that follow with profile `NAME`, bypassing rules"},
 		&cli.StringFlag{Name: "template", Aliases: []string{"t"}, Usage: "like -p, for a template `NAME`"},
 		&cli.StringFlag{Name: "mixins", Aliases: []string{"m"}, Usage: "apply mixin profiles `A,B` to the files that follow"},
+	}
+	batchOnly(flags)
+	return flags
+}
+
+// hostsFlags are the global flags that subcommands (`clustertx hosts`) also
+// read, so they may be given before or after the subcommand's name.
+var hostsFlags = map[string]bool{
+	"config": true, "strict": true, "known-hosts": true, "ssh-config": true, "accept-new-host-keys": true,
+	"check-timeout": true, "verbose": true, "quiet": true, "cluster": true,
+}
+
+// batchOnly marks the flags that only a batch reads as local, so that they
+// are neither accepted after a subcommand nor listed in its help.
+func batchOnly(flags []cli.Flag) {
+	for _, f := range flags {
+		if hostsFlags[f.Names()[0]] {
+			continue
+		}
+		switch f := f.(type) {
+		case *cli.BoolFlag:
+			f.Local = true
+		case *cli.StringFlag:
+			f.Local = true
+		case *cli.StringSliceFlag:
+			f.Local = true
+		case *cli.IntFlag:
+			f.Local = true
+		case *cli.DurationFlag:
+			f.Local = true
+		}
 	}
 }
 
@@ -244,27 +284,42 @@ func isSubcommand(args []string, flags []cli.Flag, cmds []*cli.Command) bool {
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := globalFlags()
 	var runErr error
-	a := &cli.App{
-		Name:            "clustertx",
-		Usage:           "batch-transcode a media library across every machine you own, over SSH",
-		UsageText:       "clustertx [flags] [-c CLUSTER] [-p PROFILE] [-m MIXINS] FILE|DIR... [-c CLUSTER2 FILE...]",
-		Description:     "Reads pytranscoder's transcode.yml. Exit codes: 0 all done (skips included), 1 fatal, 2 usage, 3 some files failed or were not run, 130 interrupted.",
-		Flags:           flags,
-		HideHelpCommand: true,
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		ExitErrHandler:  func(*cli.Context, error) {}, // no os.Exit inside urfave/cli
-		Action: func(c *cli.Context) error {
+	a := &cli.Command{
+		Name:  "clustertx",
+		Usage: "batch-transcode a media library across every machine you own, over SSH",
+		UsageText: "clustertx [flags] [-c CLUSTER] [-p PROFILE] [-m MIXINS] FILE|DIR... [-c CLUSTER2 FILE...]\n" +
+			"clustertx hosts [-c CLUSTER] [--json]\n" +
+			"clustertx completion bash|zsh|fish|pwsh",
+		Description: "Reads pytranscoder's transcode.yml (without one, a built-in default encodes on this machine: " +
+			"HEVC and AV1 sources are skipped, everything else goes to HEVC). " +
+			"Exit codes: 0 all done (skips included), 1 fatal, 2 usage, 3 some files failed or were not run, " +
+			"4 another run holds the journal lock, 130 interrupted.",
+		Flags:                           flags,
+		Commands:                        commands(),
+		HideHelpCommand:                 true,
+		HideVersion:                     true, // our --version: urfave/cli's takes -v, which is --verbose here
+		EnableShellCompletion:           true,
+		ConfigureShellCompletionCommand: configureCompletion,
+		Writer:                          stdout,
+		ErrWriter:                       stderr,
+		ExitErrHandler:                  func(context.Context, *cli.Command, error) {}, // no os.Exit inside urfave/cli
+		OnUsageError:                    onUsageError,
+		Action: func(context.Context, *cli.Command) error {
 			return nil
 		},
 	}
 	if len(args) == 0 {
 		args = []string{"clustertx"}
 	}
-	if cmds := commands(); len(cmds) > 0 && isSubcommand(args[1:], flags, cmds) {
-		a.Commands = cmds
+	// `completion` is added by urfave/cli itself; it routes like a subcommand.
+	cmds := append(commands(), &cli.Command{Name: "completion"})
+	if args[len(args)-1] == completeFlag {
+		complete(args, flags, cmds, stdout)
+		return nil
+	}
+	if isSubcommand(args[1:], flags, cmds) {
 		a.Action = nil
-		if err := a.RunContext(ctx, args); err != nil {
+		if err := a.Run(ctx, args); err != nil {
 			if Code(err) != ExitFatal || errors.As(err, new(*ExitError)) {
 				return err
 			}
@@ -276,25 +331,29 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var cctx *cli.Context
-	a.Action = func(c *cli.Context) error {
+	var cctx *cli.Command
+	a.Action = func(_ context.Context, c *cli.Command) error {
 		if c.NArg() > 0 {
 			return usageErr("unexpected argument %q", c.Args().First())
 		}
 		cctx = c
 		return nil
 	}
-	if err := a.RunContext(ctx, append([]string{args[0]}, p.global...)); err != nil {
+	if err := a.Run(ctx, append([]string{args[0]}, p.global...)); err != nil {
 		return usageErr("%v", err)
 	}
-	if cctx == nil { // --help or --version was handled
+	if cctx == nil { // --help was handled
+		return nil
+	}
+	if cctx.Bool("version") {
+		printVersion(stdout)
 		return nil
 	}
 	runErr = run(ctx, cctx, p, stdout, stderr)
 	return runErr
 }
 
-func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Writer) error {
+func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(config.LoadOptions{Path: c.String("config"), Strict: c.Bool("strict")})
 	if err != nil {
 		return &ExitError{Code: ExitFatal, Err: err}
@@ -303,6 +362,10 @@ func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Write
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
 		}
+	}
+	nt, err := newNotifier(c, cfg, stderr)
+	if err != nil {
+		return &ExitError{Code: ExitFatal, Err: err}
 	}
 	items := p.items
 	for _, ff := range p.fromFiles {
@@ -328,6 +391,9 @@ func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Write
 	if len(items) == 0 {
 		fmt.Fprintln(stdout, "nothing to do")
 		return nil
+	}
+	if err := checkSelections(cfg, items, c.Bool("quiet"), stderr); err != nil {
+		return err
 	}
 
 	sshOpts := hosts.SSHOptions{
@@ -381,6 +447,9 @@ func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Write
 		observers = append(observers, console)
 		logw = console.Log()
 	}
+	if nt != nil && !c.Bool("dry-run") {
+		observers = append(observers, failureNotifier{nt: nt, ctx: ctx})
+	}
 	if c.String("metrics-file") != "" || c.String("metrics-addr") != "" {
 		mc := metrics.New()
 		observers = append(observers, mc)
@@ -423,8 +492,16 @@ func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Write
 		Force:           c.Bool("force"),
 		MaxFailedRuns:   c.Int("max-failed-runs"),
 	}
+	started := time.Now()
 	rep, err := cluster.Run(ctx, opts, items)
 	console.Close()
+	result := runResult(ctx, rep, err)
+	if nt != nil && !opts.DryRun {
+		// On a fresh context: an interrupted run is worth a notification too.
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		nt.RunFinished(nctx, summary(rep, result, started, items))
+		cancel()
+	}
 	if rep != nil {
 		report.WriteSummary(stdout, rep)
 		if !opts.DryRun {
@@ -439,6 +516,11 @@ func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Write
 			}
 		}
 	}
+	return result
+}
+
+// runResult turns the manager's outcome into the error Run returns.
+func runResult(ctx context.Context, rep *cluster.Report, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted; originals are untouched, temporary files removed")}
@@ -446,6 +528,28 @@ func run(ctx context.Context, c *cli.Context, p *parsed, stdout, stderr io.Write
 		return &ExitError{Code: ExitFatal, Err: err}
 	case rep.Incomplete():
 		return &ExitError{Code: ExitIncomplete, Err: fmt.Errorf("%d failed, %d not run", rep.Count(cluster.Failed), rep.Count(cluster.NotRun))}
+	}
+	return nil
+}
+
+// checkSelections validates the -c/-p/-t/-m choices before anything is
+// probed or run (unknown -p/-t/-m: exit 2; a cluster with no hosts: exit
+// 1) and prints the warnings for how the mixins will apply.
+func checkSelections(cfg *config.Config, items []cluster.WorkItem, quiet bool, stderr io.Writer) error {
+	var sels []config.Selection
+	for _, it := range items {
+		sels = append(sels, config.Selection{Cluster: it.Cluster, Profile: it.Profile, Mixins: it.Mixins})
+	}
+	ws, err := cfg.CheckSelections(sels)
+	if errors.Is(err, config.ErrUsage) {
+		return &ExitError{Code: ExitUsage, Err: err}
+	} else if err != nil {
+		return &ExitError{Code: ExitFatal, Err: err}
+	}
+	for _, w := range ws {
+		if !quiet {
+			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
+		}
 	}
 	return nil
 }

@@ -1,6 +1,6 @@
 package app
 
-import "github.com/urfave/cli/v2"
+import "github.com/urfave/cli/v3"
 
 // commands lists the subcommands (`clustertx NAME …`). A first positional
 // argument that names one is a subcommand, not a file; a file with such a

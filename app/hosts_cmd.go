@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"clustertx/config"
 	"clustertx/hosts"
@@ -24,13 +24,10 @@ import (
 // do. Exit 0 when every enabled host is up, 3 when some are down, 1 on a
 // config error.
 //
-// The connection flags (-y/--config, --strict, --known-hosts, --ssh-config,
-// --accept-new-host-keys, --check-timeout, -v) are accepted both before
-// `hosts` (as global flags) and after it; the value given closest to the
-// end of the lineage wins (after `hosts` over before). -c works in both
-// places too: `clustertx -c lab hosts` and `clustertx hosts -c lab`.
-// urfave/cli v2 stops parsing flags at the first positional argument, so
-// every flag must come before any stray argument (there is none to give).
+// The global flags are persistent (urfave/cli v3): the connection flags
+// (-y/--config, --strict, --known-hosts, --ssh-config,
+// --accept-new-host-keys, --check-timeout, -v) and -c work both before
+// `hosts` and after it (`clustertx -c lab hosts`, `clustertx hosts -c lab`).
 func hostsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "hosts",
@@ -40,49 +37,17 @@ func hostsCommand() *cli.Command {
 			"each within --check-timeout, and prints one row per host. Disabled hosts are listed, not contacted. " +
 			"Hardware encoders are those ffmpeg has and that encoded a test frame. " +
 			"Exit codes: 0 all enabled hosts up, 3 some down, 1 config error.",
+		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "cluster", Aliases: []string{"c"}, Usage: "probe only the hosts of cluster `NAME`"},
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array (one object per host) instead of the table"},
-			// The global flags that matter here, so that they may also follow `hosts`.
-			&cli.StringFlag{Name: "config", Aliases: []string{"y"}, Usage: "config `FILE` (as the global flag)"},
-			&cli.BoolFlag{Name: "strict", Usage: "unknown keys in the config are errors"},
-			&cli.StringSliceFlag{Name: "known-hosts", Usage: "known_hosts `FILE` (default ~/.ssh/known_hosts)"},
-			&cli.StringFlag{Name: "ssh-config", Usage: "ssh client config `FILE` (\"none\" to ignore)"},
-			&cli.BoolFlag{Name: "accept-new-host-keys", Usage: "trust and record host keys of hosts not yet in known_hosts"},
-			&cli.DurationFlag{Name: "check-timeout", Value: 15 * time.Second, Usage: "time allowed to connect to and probe each host"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "SSH debug messages on stderr"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			if c.NArg() > 0 {
 				return usageErr("hosts: unexpected argument %q", c.Args().First())
 			}
-			return runHosts(c)
+			return runHosts(ctx, c)
 		},
 	}
-}
-
-// setIn returns the innermost context of c's lineage where the flag was
-// given on the command line (c itself when nowhere), so that a flag may be
-// given before or after the subcommand name.
-func setIn(c *cli.Context, names ...string) *cli.Context {
-	for _, x := range c.Lineage() {
-		for _, n := range x.LocalFlagNames() {
-			for _, want := range names {
-				if n == want {
-					return x
-				}
-			}
-		}
-	}
-	return c
-}
-
-func flagString(c *cli.Context, name string, aliases ...string) string {
-	return setIn(c, append([]string{name}, aliases...)...).String(name)
-}
-
-func flagBool(c *cli.Context, name string, aliases ...string) bool {
-	return setIn(c, append([]string{name}, aliases...)...).Bool(name)
 }
 
 // HostRow is one host in `clustertx hosts` output (and its --json form).
@@ -113,35 +78,35 @@ type HostRow struct {
 	def       *hosts.Def `json:"-"`
 }
 
-func runHosts(c *cli.Context) error {
-	stdout, stderr := c.App.Writer, c.App.ErrWriter
+func runHosts(ctx context.Context, c *cli.Command) error {
+	stdout, stderr := c.Root().Writer, c.Root().ErrWriter
 	cfg, err := config.Load(config.LoadOptions{
-		Path:   flagString(c, "config", "y"),
-		Strict: flagBool(c, "strict"),
+		Path:   c.String("config"),
+		Strict: c.Bool("strict"),
 	})
 	if err != nil {
 		return &ExitError{Code: ExitFatal, Err: err}
 	}
-	if !flagBool(c, "quiet", "q") {
+	if !c.Bool("quiet") {
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
 		}
 	}
-	rows, err := hostRows(cfg, flagString(c, "cluster", "c"))
+	rows, err := hostRows(cfg, c.String("cluster"))
 	if err != nil {
 		return &ExitError{Code: ExitFatal, Err: err}
 	}
-	timeout := setIn(c, "check-timeout").Duration("check-timeout")
+	timeout := c.Duration("check-timeout")
 	if timeout <= 0 {
 		timeout = 15 * time.Second
 	}
 	sshOpts := hosts.SSHOptions{
-		KnownHostsFiles:   setIn(c, "known-hosts").StringSlice("known-hosts"),
-		AcceptNewHostKeys: flagBool(c, "accept-new-host-keys"),
-		SSHConfigFile:     flagString(c, "ssh-config"),
+		KnownHostsFiles:   c.StringSlice("known-hosts"),
+		AcceptNewHostKeys: c.Bool("accept-new-host-keys"),
+		SSHConfigFile:     c.String("ssh-config"),
 		ConnectTimeout:    timeout,
 	}
-	if flagBool(c, "verbose", "v") {
+	if c.Bool("verbose") {
 		var mu sync.Mutex
 		sshOpts.Logf = func(format string, args ...any) {
 			mu.Lock()
@@ -149,7 +114,7 @@ func runHosts(c *cli.Context) error {
 			fmt.Fprintf(stderr, "clustertx: debug: "+format+"\n", args...)
 		}
 	}
-	probeHosts(c.Context, rows, sshOpts, timeout)
+	probeHosts(ctx, rows, sshOpts, timeout)
 	for _, r := range rows { // [] rather than null for scripts
 		for _, p := range []*[]string{&r.HWEncoders, &r.SWEncoders, &r.GPUs} {
 			if *p == nil {
@@ -167,7 +132,7 @@ func runHosts(c *cli.Context) error {
 	} else {
 		printHostRows(stdout, rows)
 	}
-	if c.Context.Err() != nil {
+	if ctx.Err() != nil {
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}
 	}
 	down, enabled := 0, 0

@@ -157,7 +157,15 @@ type SimOptions struct {
 	// in turn. Not with Speculate.
 	Prefetch bool
 	RunNoise float64 // lognormal σ of each run's duration (host hiccups), per copy
-	Seed     uint64
+	// Cold start: Cold gives every host the same prior (weight 1: no
+	// journal, no weight), whatever its speed. Calibrate > 0 instead gives
+	// the queue each host's true speed × lognormal(σ Calibrate), as a
+	// short calibration encode at check time would, and adds CalibCost
+	// seconds to the makespan. ShortFirst sets the queue's option (Cold
+	// priors are given as guesses: queue.SetHostGuess).
+	Cold, ShortFirst     bool
+	Calibrate, CalibCost float64
+	Seed                 uint64
 	// MemSample, if set, is called every 1,000 events (peak memory sampling).
 	MemSample func()
 }
@@ -252,7 +260,8 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var now float64
 	clock := func() time.Time { return epoch.Add(time.Duration(now * float64(time.Second))) }
-	q := queue.NewWithOptions(queue.Options{Policy: o.Policy, Speculate: o.Speculate, Now: clock})
+	q := queue.NewWithOptions(queue.Options{Policy: o.Policy, Speculate: o.Speculate, Now: clock,
+		ShortFirst: o.ShortFirst})
 	var res SimResult
 	res.LowerBound = b.LowerBound()
 	timed := func(f func()) {
@@ -266,7 +275,16 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 	for i, h := range b.Hosts {
 		hostIdx[h.Name] = i
 		timed(func() {
-			q.SetHostSpeed(h.Name, h.Weight)
+			switch {
+			case o.Calibrate > 0 && o.Cold: // a calibrated guess
+				q.SetHostGuess(h.Name, h.Speed*math.Exp(o.Calibrate*rng.NormFloat64()))
+			case o.Calibrate > 0:
+				q.ObserveSpeed(h.Name, h.Speed*math.Exp(o.Calibrate*rng.NormFloat64()), time.Second)
+			case o.Cold:
+				q.SetHostGuess(h.Name, 1)
+			default:
+				q.SetHostSpeed(h.Name, h.Weight)
+			}
 			q.SetSlots(h.Name, h.Slots)
 		})
 		for s := 0; s < h.Slots; s++ {
@@ -290,10 +308,30 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 	}
 	// newRun is a job of it on slot s: its encode time (× run noise) and
 	// its transfer times.
+	var revoked []*simSlot // slots whose prefetched job another host took
 	newRun := func(s *simSlot, it *queue.Item) *simRun {
 		h := &b.Hosts[s.h]
 		sj := it.Payload.(*simJob)
-		r := &simRun{it: it, slot: s, start: now, spec: len(sj.runs) > 0}
+		live := 0
+		for _, o := range sj.runs {
+			if o.cancelled || !running[o] {
+				continue
+			}
+			if o.phase == phUpload || o.phase == phReady { // prefetched, not begun: revoked by the queue
+				select {
+				case <-q.Lost(it, b.Hosts[o.slot.h].Name):
+					o.cancelled = true // its upload stops, its staged file goes
+					res.Wasted += now - o.start
+					delete(running, o)
+					o.slot.pre = nil
+					revoked = append(revoked, o.slot)
+					continue
+				default:
+				}
+			}
+			live++
+		}
+		r := &simRun{it: it, slot: s, start: now, spec: live > 0}
 		r.enc = sj.job.Actual / h.Speed
 		if o.RunNoise > 0 {
 			r.enc *= math.Exp(o.RunNoise * rng.NormFloat64())
@@ -392,6 +430,16 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 	for _, s := range order {
 		start(s)
 	}
+	reportProgress := func() {
+		timed(func() {
+			for x := range running {
+				if x.encEnd > x.encStart && now > x.encStart {
+					f := min(1, max(0, (now-x.encStart)/(x.encEnd-x.encStart)))
+					q.Progress(x.it, b.Hosts[x.slot.h].Name, f)
+				}
+			}
+		})
+	}
 	var freed []*simSlot
 	for !ev.empty() {
 		r := ev.pop()
@@ -444,17 +492,15 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 		for _, s := range freed {
 			start(s)
 		}
+		for len(revoked) > 0 {
+			s := revoked[0]
+			revoked = revoked[1:]
+			start(s)
+		}
 		if len(parked) > 0 {
 			// Parked slots ask again; first let the queue see the progress
 			// of every running encode, as ffmpeg's progress reports would.
-			timed(func() {
-				for x := range running {
-					if x.encEnd > x.encStart {
-						f := min(1, max(0, (now-x.encStart)/(x.encEnd-x.encStart)))
-						q.Progress(x.it, b.Hosts[x.slot.h].Name, f)
-					}
-				}
-			})
+			reportProgress()
 			ps := append([]*simSlot(nil), parked...)
 			parked = parked[:0]
 			for _, s := range ps {
@@ -466,8 +512,13 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 				}
 			}
 		}
+		for len(revoked) > 0 {
+			s := revoked[0]
+			revoked = revoked[1:]
+			start(s)
+		}
 	}
-	res.Makespan = now
+	res.Makespan = now + o.CalibCost
 	if p, r := q.Counts(); p+r > 0 {
 		return res, fmt.Errorf("simulation ended with %d pending and %d running items", p, r)
 	}

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"clustertx/hosts"
 	"clustertx/media"
@@ -60,101 +60,92 @@ func (w *worker) loop(ctx context.Context, results []*FileResult) {
 		if it == nil {
 			return
 		}
-		if !w.runItem(ctx, it, results) {
+		if !w.runCopy(ctx, it) {
 			return
 		}
 	}
 }
 
-// errLost is a speculative copy that another copy beat.
-var errLost = errors.New("another copy finished first")
+// fileTask is a whole file as a task (task.go).
+type fileTask Job
 
-// runItem runs one copy of an item on this host (with tail speculation the
-// same file may run on two hosts: the first verified result wins, the other
-// copy is stopped and discarded). Each copy fills its own FileResult; only
-// the copy that ends the item publishes it. It returns false when the
-// worker must stop (host failed, run interrupted).
-func (w *worker) runItem(ctx context.Context, it *queue.Item, results []*FileResult) bool {
-	if s, ok := it.Payload.(*segment); ok {
-		return w.runSegmentItem(ctx, it, s, results)
-	}
-	job := it.Payload.(*Job)
-	r := w.m.resultOf(job)
-	publish := func() {
-		w.m.resMu.Lock()
-		results[it.ID] = r
-		w.m.resMu.Unlock()
-	}
-	// Stop this copy as soon as it is no longer needed.
-	jctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	lost := w.q.Lost(it, w.def.Name)
-	go func() {
-		select {
-		case <-lost:
-			cancel()
-		case <-jctx.Done():
-		}
-	}()
+func (t *fileTask) job() *Job { return (*Job)(t) }
 
-	start := time.Now()
-	w.m.logf("job: %s: start %s", w.def.Name, job.Item.Path)
-	ji := JobInfo{ID: job.ID, Path: job.Item.Path, Host: w.def.Name, Slot: w.slot,
-		Duration: job.Info.Duration, SrcSize: job.Info.Size, Attempt: it.Attempts + 1}
-	claim := func() bool { return w.q.Finish(it, w.def.Name) }
-	w.busy.Add(1)
-	err := w.runJob(jctx, it, job, r, ji, claim)
-	w.busy.Add(-1)
-	r.Elapsed = time.Since(start) - w.encodeWait(it) // a prefetched job's wait for the slot is not its time
-	r.Host = w.def.Name
-	ji.Profile = r.Profile
-	switch {
-	case err == nil:
-		w.sawMedia()
-		r.Attempts = it.Attempts + 1
-		publish()
-		w.m.record(job.Item.Path, r)
-		w.m.logf("job: %s: %s %s: %s", w.def.Name, r.Outcome, job.Item.Path, r.Reason)
-		w.m.opts.Observer.JobFinished(ji, r)
-	case ctx.Err() != nil:
-		// Interrupted: the item stays pending and is reported as not run.
-		w.q.HostFailedOn(it, w.def.Name)
-		return false
-	case errors.Is(err, errLost) || jctx.Err() != nil:
-		w.m.logf("host %s: stopped its copy of %s: another host finished it first", w.def.Name, job.Item.Path)
-	case hosts.IsTransport(err) && it.Requeues+1 >= maxHostFailures:
-		// The file has now taken down hosts (or stalled) this many
-		// times: the file, not the hosts, is the likely cause.
-		w.hostFailed(err)
-		if !w.q.JobFailed(it, w.def.Name, 0) {
-			r.Attempts = it.Attempts
-			r.Outcome, r.Reason = Failed, fmt.Sprintf("failed on hosts %d times, last: %s", maxHostFailures, oneLine(err))
-			publish()
-			w.m.record(job.Item.Path, r)
-			w.m.logf("job: error: %s: %s", job.Item.Path, r.Reason)
-			w.m.opts.Observer.JobFinished(ji, r)
-		}
-		return false
-	case hosts.IsTransport(err):
-		w.m.logf("warning: host %s failed while running %s: %v; the job goes back to the queue", w.def.Name, job.Item.Path, err)
-		w.hostFailed(err)
-		w.q.HostFailedOn(it, w.def.Name)
-		return false
-	default:
-		retry, keepGoing := w.jobFailed(it, err)
-		r.Attempts = it.Attempts
-		r.Outcome, r.Reason = Failed, oneLine(err)
-		if retry {
-			w.m.logf("warning: host %s: %s: %v; retrying", w.def.Name, job.Item.Path, err)
-		} else {
-			publish()
-			w.m.record(job.Item.Path, r)
-			w.m.logf("job: error: host %s: %s: %v", w.def.Name, job.Item.Path, err)
-			w.m.opts.Observer.JobFinished(ji, r)
-		}
-		return keepGoing
+func (t *fileTask) label() string { return t.Item.Path }
+
+func (t *fileTask) result(m *manager) *FileResult { return m.resultOf(t.job()) }
+
+func (t *fileTask) info(w *worker, it *queue.Item) JobInfo {
+	return JobInfo{ID: t.ID, Path: t.Item.Path, Host: w.def.Name, Slot: w.slot,
+		Duration: t.Info.Duration, SrcSize: t.Info.Size, Attempt: w.q.Attempts(it) + 1}
+}
+
+func (t *fileTask) succeeded(w *worker, it *queue.Item, ji JobInfo, r *FileResult) {
+	r.Attempts = w.q.Attempts(it) + 1
+	w.m.publish(it.ID, r)
+	w.m.record(t.job(), r)
+	w.m.logf("job: %s: %s %s: %s", w.def.Name, r.Outcome, t.Item.Path, r.Reason)
+	w.m.opts.Observer.JobFinished(ji, r)
+}
+
+func (t *fileTask) failed(w *worker, it *queue.Item, ji JobInfo, r *FileResult, reason string) {
+	r.Attempts = w.q.Attempts(it)
+	r.Outcome, r.Reason = Failed, reason
+	w.m.publish(it.ID, r)
+	w.m.record(t.job(), r)
+	w.m.logf("job: error: host %s: %s: %s", w.def.Name, t.Item.Path, reason)
+	w.m.opts.Observer.JobFinished(ji, r)
+}
+
+// prepare resolves the profile (a host may have a fixed one), the output's
+// final and temporary names and the command, and announces the temp file.
+func (t *fileTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *JobInfo) (*work, func(), error) {
+	job, h := t.job(), w.def
+	prof, err := profileFor(w.m.cfg, job, h)
+	if err != nil {
+		return nil, nil, err
 	}
-	return true
+	r.Profile, r.Host = prof.Name, h.Name
+	ji.Profile = prof.Name
+	final, err := outputPath(job.Item.Path, prof.Extension, w.m.opts.Keep)
+	if err != nil {
+		return nil, nil, err
+	}
+	if final != job.Item.Path {
+		if _, err := os.Lstat(final); err == nil {
+			return nil, nil, noRetry(fmt.Errorf("output %s already exists and is not the source; not overwriting it", final))
+		}
+	}
+	tok := token()
+	tmp := tempPath(final, tok)
+	argv, remoteIn, remoteOut, notes, err := w.m.commandFor(job, h, w.t, prof, tmp, tok)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, n := range notes {
+		w.m.logf("note: %s: %s", filepath.Base(job.Item.Path), n)
+	}
+	tmpID, err := w.m.temps.add("", tmp)
+	if err != nil {
+		return nil, nil, managerErr("journal", err)
+	}
+	wk := &work{argv: argv, encJob: job, encProf: prof, upload: job.Item.Path, remoteIn: remoteIn, remoteOut: remoteOut,
+		local: tmp, size: job.Info.Size, final: final}
+	// Done: tmp was renamed into place, or linked there and unlinked; a
+	// name left behind goes now.
+	return wk, func() { w.m.temps.removeLocal(tmp, tmpID, w.m.logf) }, nil
+}
+
+// check verifies the output and puts it in place (finish).
+func (t *fileTask) check(ctx context.Context, w *worker, wk *work, r *FileResult, claim func() bool) error {
+	return w.m.finish(ctx, t.job(), wk.encProf, wk.local, wk.final, r, claim)
+}
+
+// publish makes r the reported result of the item with index i.
+func (m *manager) publish(i int, r *FileResult) {
+	m.resMu.Lock()
+	m.results[i] = r
+	m.resMu.Unlock()
 }
 
 // waitForLoad holds a slot of a host with max_load while the host is busy
@@ -180,12 +171,17 @@ func (w *worker) waitForLoad(ctx context.Context) bool {
 			return true // unknown load: do not hold the host back
 		}
 		own := float64(w.busy.Load()) * max(1, float64(ncpu)/float64(w.def.SlotCount()))
-		if other := load - own; other < w.def.MaxLoad {
+		other := load - own
+		if other < w.def.MaxLoad {
+			w.q.SetHeld(w.def.Name, false)
 			if announced {
 				w.m.logf("host %s: load %.2f is under max_load %g again; taking jobs", w.def.Name, other, w.def.MaxLoad)
 			}
 			return true
-		} else if !announced {
+		}
+		// Held: the other hosts do not leave jobs to it meanwhile.
+		w.q.SetHeld(w.def.Name, true)
+		if !announced {
 			w.m.logf("host %s is busy (load %.2f besides our encodes, max_load %g): not taking new jobs for now", w.def.Name, other, w.def.MaxLoad)
 			announced = true
 		}
@@ -234,8 +230,12 @@ func tempPath(dst, tok string) string {
 	dir, base := filepath.Split(dst)
 	ext := filepath.Ext(base)
 	stem := strings.TrimSuffix(base, ext)
-	if len(stem) > 120 {
-		stem = stem[:120]
+	if len(stem) > 120 { // whole characters: a cut UTF-8 sequence makes an invalid name on some filesystems
+		cut := 120
+		for cut > 0 && !utf8.RuneStart(stem[cut]) {
+			cut--
+		}
+		stem = stem[:cut]
 	}
 	return filepath.Join(dir, "."+stem+TempMarker+tok+ext)
 }
@@ -245,14 +245,30 @@ func tempPath(dst, tok string) string {
 // input, the profile's output options and the output. Paths get ffmpeg's
 // "file:" prefix so a leading '-' or a "name:" prefix is never misread.
 func FFmpegArgv(ffmpeg string, in, out []string, input, output string) []string {
-	if ffmpeg == "" {
-		ffmpeg = "ffmpeg"
-	}
-	argv := []string{ffmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"}
+	argv := encodeHead(ffmpeg)
 	argv = append(argv, in...)
 	argv = append(argv, "-i", "file:"+input)
 	argv = append(argv, out...)
 	return append(argv, "file:"+output)
+}
+
+// encodeHead is the fixed start of every encode a host runs: no stdin
+// (a remote ffmpeg must never wait for input), overwrite the temp output,
+// warnings only, and machine-readable progress on stdout.
+func encodeHead(ffmpeg string) []string {
+	if ffmpeg == "" {
+		ffmpeg = hosts.DefaultFFmpeg
+	}
+	return []string{ffmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"}
+}
+
+// managerHead is the fixed start of the commands split mode runs on the
+// manager itself (cut, rest, join): errors only, no progress.
+func managerHead(ffmpeg string) []string {
+	if ffmpeg == "" {
+		ffmpeg = hosts.DefaultFFmpeg
+	}
+	return []string{ffmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"}
 }
 
 // streamingNames are the remote file names for a streaming job: ASCII-only
@@ -305,129 +321,6 @@ func (m *manager) automap(p *profiles.Profile) bool {
 		return *p.Automap
 	}
 	return m.cfg.Automap
-}
-
-// runJob carries one job through its lifecycle on this worker's host. It
-// returns nil when the file reached a final outcome recorded in r (done or
-// kept); a *hosts.TransportError when the host failed (the job is
-// requeued); any other error is a job failure.
-func (w *worker) runJob(ctx context.Context, it *queue.Item, job *Job, r *FileResult, ji JobInfo, claim func() bool) (err error) {
-	h, t := w.def, w.t
-	prof, err := profileFor(w.m.cfg, job, h)
-	if err != nil {
-		return err
-	}
-	r.Profile, r.Host = prof.Name, h.Name
-	ji.Profile = prof.Name
-	obs := w.m.opts.Observer
-	if w.pipe == nil {
-		obs.JobStarted(ji) // a prefetching slot's job starts with its encode, below
-	}
-	final, err := outputPath(job.Item.Path, prof.Extension, w.m.opts.Keep)
-	if err != nil {
-		return err
-	}
-	if final != job.Item.Path {
-		if _, err := os.Lstat(final); err == nil {
-			return fmt.Errorf("output %s already exists and is not the source; not overwriting it", final)
-		}
-	}
-	tok := token()
-	tmp := tempPath(final, tok)
-	argv, remoteIn, remoteOut, notes, err := w.m.commandFor(job, h, t, prof, tmp, tok)
-	if err != nil {
-		return err
-	}
-	for _, n := range notes {
-		w.m.logf("note: %s: %s", filepath.Base(job.Item.Path), n)
-	}
-
-	// Whatever happens from here, no temporary file survives: each is
-	// announced to the journal before it exists, and removed on every path
-	// out (a dead host's are removed when it answers again, or next run).
-	ts := w.m.temps
-	var remoteFiles []remoteTemp
-	tmpID, err := ts.add("", tmp)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		w.removeRemote(remoteFiles)
-		if err != nil || r.Outcome != Done {
-			if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-				w.m.logf("warning: removing %s: %v", tmp, rerr)
-				return
-			}
-		}
-		ts.done(tmpID)
-	}()
-
-	if h.Type == hosts.Streaming {
-		for _, p := range []string{remoteIn, remoteOut} {
-			id, err := ts.add(h.Name, p)
-			if err != nil {
-				return err
-			}
-			remoteFiles = append(remoteFiles, remoteTemp{id, p})
-		}
-		if err := w.checkRemoteSpace(ctx, job); err != nil {
-			return err
-		}
-		start := time.Now()
-		if err := t.Upload(ctx, job.Item.Path, remoteIn); err != nil {
-			return err
-		}
-		obs.Transfer(h.Name, true, job.Info.Size, time.Since(start))
-	}
-
-	// A prefetching streaming slot runs one ffmpeg at a time: this job may
-	// have uploaded its file while the previous one encoded.
-	if err := w.acquireEncode(ctx, it); err != nil {
-		return err
-	}
-	if w.pipe != nil {
-		obs.JobStarted(ji)
-	}
-	if w.m.opts.Verbose {
-		w.m.logf("%s: run %s", h.Name, showArgv(argv))
-	}
-	encErr := w.encode(ctx, job, prof, argv, ji, r)
-	w.releaseEncode(ctx, encErr)
-	if encErr != nil {
-		return w.mountProblem(encErr, remoteIn, remoteOut)
-	}
-	if r.Outcome == Kept {
-		if !claim() {
-			return errLost
-		}
-		return nil
-	}
-
-	if h.Type == hosts.Streaming {
-		// One result at a time comes back (and is verified) per prefetching
-		// slot, while the slot's next job encodes.
-		if err := w.acquireDownload(ctx); err != nil {
-			return err
-		}
-		defer w.releaseDownload()
-		// The output comes back beside the source: the manager's disk must
-		// hold it (outputs are rarely larger than their source).
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(filepath.Dir(tmp), &st); err == nil {
-			if free := int64(st.Bavail) * int64(st.Bsize); free < job.Info.Size+64<<20 {
-				return fmt.Errorf("only %s free in %s for the output of %s; not downloading it",
-					media.FormatBytes(free), filepath.Dir(tmp), filepath.Base(job.Item.Path))
-			}
-		}
-		start := time.Now()
-		if err := t.Download(ctx, remoteOut, tmp); err != nil {
-			return err
-		}
-		if st, err := os.Stat(tmp); err == nil {
-			obs.Transfer(h.Name, false, st.Size(), time.Since(start))
-		}
-	}
-	return w.m.finish(ctx, job, prof, tmp, final, r, claim)
 }
 
 // remoteTemp is a file a job created on its host, announced to the journal.
@@ -529,90 +422,6 @@ func estimatedSaving(p progress.Progress, src *media.Info) (int, bool) {
 	}
 	expected := float64(src.Size) * min(1, p.OutTime/src.Duration)
 	return 100 - int(float64(p.Size)*100/expected), true
-}
-
-// checkRemoteSpace refuses to stage a file the working_dir cannot hold
-// (source plus an output as large as the source, plus a margin).
-func (w *worker) checkRemoteSpace(ctx context.Context, job *Job) error {
-	free, err := w.t.FreeSpace(ctx, w.def.WorkingDir)
-	if err != nil {
-		return err
-	}
-	need := 2*job.Info.Size + 64<<20
-	if free >= 0 && free < need {
-		return fmt.Errorf("working_dir %s on %s has %s free, %s needed for %s",
-			w.def.WorkingDir, w.def.Name, media.FormatBytes(free), media.FormatBytes(need), filepath.Base(job.Item.Path))
-	}
-	return nil
-}
-
-// finish verifies the output, applies the threshold and moves it into
-// place. The source is removed only after the verified output has its final
-// name, so there is never a moment with neither.
-func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, tmp, final string, r *FileResult, claim func() bool) error {
-	expect := media.ExpectFrom(job.Info)
-	if plan, err := prof.Plan(job.Info, m.automap(prof)); err == nil {
-		// The audio streams this command maps (none with -an).
-		expect.Audio = expectedAudio(append(append([]string(nil), plan.In...), plan.Out...), job.Info)
-	}
-	out, err := m.prober.Verify(ctx, tmp, expect)
-	if err != nil {
-		return err
-	}
-	r.OutSize = out.Size
-	// Only the first verified copy may touch the original (tail
-	// speculation can run the file on two hosts).
-	if !claim() {
-		return errLost
-	}
-	if prof.Threshold > 0 && job.Info.Size > 0 {
-		saved := 100 - int(out.Size*100/job.Info.Size)
-		if saved < prof.Threshold {
-			r.Outcome, r.Reason = Kept, fmt.Sprintf("kept original: saved only %d%% (threshold %d%%)", saved, prof.Threshold)
-			return nil
-		}
-	}
-	if err := syncFile(tmp); err != nil {
-		return fmt.Errorf("syncing output: %w", err)
-	}
-	if err := m.recordOutput(tmp, final, prof.Name, r.Host); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if final != job.Item.Path && !m.opts.Keep {
-		if err := m.recordReplacing(job.Item.Path, final, prof.Name, r.Host); err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-	}
-	if final != job.Item.Path {
-		// Refuse to clobber a file that appeared while we encoded.
-		if err := os.Link(tmp, final); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("output %s appeared during the encode; not overwriting it", final)
-			}
-			if err := os.Rename(tmp, final); err != nil {
-				return fmt.Errorf("moving output into place: %w", err)
-			}
-		} else {
-			os.Remove(tmp)
-		}
-	} else if err := os.Rename(tmp, final); err != nil { // atomically replaces the source
-		return fmt.Errorf("moving output into place: %w", err)
-	}
-	syncDir(filepath.Dir(final))
-	r.Output = final
-	r.Outcome = Done
-	saved := 0.0
-	if job.Info.Size > 0 {
-		saved = 100 * (1 - float64(out.Size)/float64(job.Info.Size))
-	}
-	r.Reason = fmt.Sprintf("%s → %s (%.0f%% saved)", media.FormatBytes(job.Info.Size), media.FormatBytes(out.Size), saved)
-	if final != job.Item.Path && !m.opts.Keep {
-		if err := os.Remove(job.Item.Path); err != nil {
-			r.Reason += "; warning: could not remove the source: " + err.Error()
-		}
-		syncDir(filepath.Dir(job.Item.Path))
-	}
-	return nil
 }
 
 func syncFile(path string) error {

@@ -16,6 +16,7 @@ import (
 
 	"clustertx/config"
 	"clustertx/hosts"
+	"clustertx/internal/fileid"
 	"clustertx/media"
 	"clustertx/profiles"
 	"clustertx/split"
@@ -40,6 +41,7 @@ type Job struct {
 	ID       int
 	Item     WorkItem
 	Info     *media.Info
+	Src      fileid.ID         // the version of the source that was probed
 	Rule     string            // matching rule name, "" when forced or none
 	Profile  *profiles.Profile // resolved, mixins applied
 	Eligible []*hosts.Def      // enabled hosts that may take it
@@ -53,7 +55,8 @@ type Job struct {
 	// Set when the job cannot run: skipped by a rule, no rule, probe error…
 	Outcome     Outcome
 	Reason      string
-	fromJournal bool // the outcome comes from an earlier run
+	fromJournal bool        // the outcome comes from an earlier run
+	finish      *finishStep // an interrupted replace the run finishes (finishInterrupted)
 }
 
 // Plan is everything a run will do, built before anything is touched.
@@ -65,13 +68,19 @@ type Plan struct {
 // expandPaths turns arguments into files: directories are walked for media
 // files with the configured extensions (sorted, hidden entries skipped);
 // other paths are kept as given, even if missing (the probe reports them).
+// Symbolic links to folders are followed, the arguments themselves too (a
+// library at /mnt/media → /volume1/media), with loop detection; links to
+// files met in a walk are not taken (replacing one would replace the link,
+// not the film). A file reached by two paths (two links to one folder, a
+// folder named twice) is taken once, under the first path met.
 func expandPaths(items []WorkItem, exts []string) []WorkItem {
 	want := map[string]bool{}
 	for _, e := range exts {
 		want[strings.ToLower(e)] = true
 	}
 	var out []WorkItem
-	seen := map[string]bool{}
+	seen := map[string]bool{}  // paths
+	inode := map[string]bool{} // dev:ino of files already taken
 	add := func(it WorkItem) {
 		abs, err := filepath.Abs(it.Path)
 		if err == nil {
@@ -81,6 +90,13 @@ func expandPaths(items []WorkItem, exts []string) []WorkItem {
 			return
 		}
 		seen[it.Path] = true
+		if id, err := fileid.Of(it.Path); err == nil && id.HasInode() {
+			k := fmt.Sprintf("%d:%d", id.Dev, id.Ino)
+			if inode[k] {
+				return
+			}
+			inode[k] = true
+		}
 		out = append(out, it)
 	}
 	for _, it := range items {
@@ -92,21 +108,7 @@ func expandPaths(items []WorkItem, exts []string) []WorkItem {
 			continue
 		}
 		var files []string
-		filepath.WalkDir(it.Path, func(p string, d os.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			if p != it.Path && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.Type().IsRegular() && want[strings.ToLower(filepath.Ext(p))] {
-				files = append(files, p)
-			}
-			return nil
-		})
+		walkMedia(it.Path, want, map[string]bool{}, &files)
 		sort.Strings(files)
 		for _, f := range files {
 			sub := it
@@ -115,6 +117,43 @@ func expandPaths(items []WorkItem, exts []string) []WorkItem {
 		}
 	}
 	return out
+}
+
+// walkMedia collects the media files under dir, following symbolic links
+// to folders. onPath holds the folders (by device and inode) on the way
+// down from the argument, so a link back up is not followed again.
+func walkMedia(dir string, want map[string]bool, onPath map[string]bool, files *[]string) {
+	key := dir
+	if id, err := fileid.Of(dir); err == nil && id.HasInode() {
+		key = fmt.Sprintf("%d:%d", id.Dev, id.Ino)
+	}
+	if onPath[key] {
+		return // a loop
+	}
+	onPath[key] = true
+	defer delete(onPath, key)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		switch typ := e.Type(); {
+		case typ.IsDir():
+			walkMedia(p, want, onPath, files)
+		case typ&os.ModeSymlink != 0:
+			// A link to a folder is walked; a link to a file is not
+			// taken (replacing it would replace the link, not the film).
+			if st, err := os.Stat(p); err == nil && st.IsDir() {
+				walkMedia(p, want, onPath, files)
+			}
+		case typ.IsRegular() && want[strings.ToLower(filepath.Ext(p))]:
+			*files = append(*files, p)
+		}
+	}
 }
 
 // hostSet resolves the hosts for a cluster name ("" = the manager as a local
@@ -212,7 +251,7 @@ func eligible(job *Job, h *hosts.Def) bool {
 		}
 	}
 	if h.Type == hosts.Mounted {
-		if _, ok := h.MapPath(job.Item.Path); !ok {
+		if !h.Covers(job.Item.Path) {
 			return false
 		}
 	}

@@ -225,7 +225,7 @@ func (w *worker) prefetchLoop(ctx context.Context, results []*FileResult) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok := w.runItem(jctx, it, results)
+			ok := w.runCopy(jctx, it)
 			cancel()
 			p.mu.Lock()
 			delete(p.jobs, it)

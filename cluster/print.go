@@ -77,6 +77,8 @@ func (m *manager) printPlan(p *Plan) {
 		switch {
 		case j.Item.Profile != "":
 			fmt.Fprintf(w, "  rule:     none (profile forced with -p/-t)\n")
+		case j.Rule != "" && m.cfg.Embedded:
+			fmt.Fprintf(w, "  rule:     %s (built-in default rule; no config file found)\n", j.Rule)
 		case j.Rule != "":
 			fmt.Fprintf(w, "  rule:     %s\n", j.Rule)
 		}
@@ -142,7 +144,7 @@ func (m *manager) printHostCommand(w io.Writer, j *Job, h *hosts.Def) {
 	if h.Type == hosts.Streaming {
 		fmt.Fprintf(w, "      upload   %s -> %s\n", displayPath(j.Item.Path), remoteIn)
 	}
-	fmt.Fprintf(w, "      run      %s\n", showArgv(argv))
+	fmt.Fprintf(w, "      run      %s\n", hostCommand(h, argv))
 	if h.Type == hosts.Streaming {
 		fmt.Fprintf(w, "      download %s -> %s\n", remoteOut, displayPath(tmp))
 	}
@@ -177,7 +179,7 @@ func (m *manager) printSplit(w io.Writer, j *Job) {
 			fmt.Fprintf(w, "      cut      %s\n", showArgv(append([]string{m.cfg.FFmpeg}, split.ExtractArgs(j.Item.Path, s, j.Info.Video.Index, "SEGMENT.mkv")...)))
 			fmt.Fprintf(w, "      upload   SEGMENT.mkv -> %s\n", in)
 		}
-		fmt.Fprintf(w, "      run      %s\n", showArgv(argv))
+		fmt.Fprintf(w, "      run      %s\n", hostCommand(h, argv))
 		if h.Type == hosts.Streaming {
 			fmt.Fprintf(w, "      download %s -> %s\n", out, displayPath(local))
 		}
@@ -186,6 +188,20 @@ func (m *manager) printSplit(w io.Writer, j *Job) {
 		fmt.Fprintf(w, "    manager, once:\n      rest     %s\n", showArgv(append([]string{m.cfg.FFmpeg}, split.RestArgs(plan.In, plan.Out, j.Item.Path, "REST"+j.Profile.Extension)...)))
 	}
 	fmt.Fprintf(w, "      join     %s\n", showArgv(append([]string{m.cfg.FFmpeg}, j.Split.JoinArgs("SEGMENTS.txt", "REST"+j.Profile.Extension, j.Item.Path, "OUTPUT"+j.Profile.Extension, strings.EqualFold(j.Profile.Extension, ".mkv"))...)))
+}
+
+// hostCommand renders argv as host h receives it: for os: win10 hosts the
+// exact cmd.exe line that is sent (hosts.QuoteCmd, what the SSH transport
+// sends), elsewhere POSIX-quoted words.
+func hostCommand(h *hosts.Def, argv []string) string {
+	if h.Windows() {
+		line, err := hosts.QuoteCmd(argv...)
+		if err != nil {
+			return fmt.Sprintf("(cannot be sent to cmd.exe: %v)", err)
+		}
+		return line
+	}
+	return showArgv(argv)
 }
 
 // showArgv renders argv for humans, one quoted word per element, with POSIX

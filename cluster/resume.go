@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"clustertx/hosts"
+	"clustertx/internal/fileid"
 	"clustertx/journal"
 )
 
@@ -20,64 +21,118 @@ import (
 // it answers again.
 
 // journalSkip decides, before probing, whether an item was finished by an
-// earlier run. It may also finish what an interrupted run left half done
-// (a verified output in place, the source not yet removed).
-func (m *manager) journalSkip(it WorkItem) (Outcome, string, bool) {
+// earlier run. It changes nothing: a replace that an interrupted run left
+// half done (its verified output in place, the source not yet removed) is
+// returned as a finishStep, which the run carries out after planning
+// (finishInterrupted) and a dry run only shows.
+func (m *manager) journalSkip(it WorkItem) (o Outcome, reason string, ok bool, fin *finishStep) {
 	j := m.opts.Journal
 	if j == nil || m.opts.Force {
-		return "", "", false
+		return "", "", false, nil
 	}
-	key, err := journal.KeyOf(it.Path)
+	now, err := fileid.Of(it.Path)
 	if err != nil {
 		// Gone: was it replaced by an output in an earlier run?
 		if e, ok := j.LookupPath(it.Path); ok && e.Outcome == journal.Done && e.Output != "" && e.Output != it.Path {
 			if _, err := os.Stat(e.Output); err == nil {
-				return Skipped, "already done in an earlier run: " + e.Output, true
+				return Skipped, "already done in an earlier run: " + e.Output, true, nil
 			}
 		}
-		return "", "", false
+		return "", "", false, nil
 	}
-	e, ok := j.Lookup(key)
+	e, ok := j.Lookup(journal.KeyOfID(now))
 	if !ok {
-		return "", "", false
+		return "", "", false, nil
 	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	switch e.Outcome {
+	case journal.Output:
+		if e.Source == it.Path { // replaced in place: this is its own transcode
+			return Skipped, "already done in an earlier run", true, nil
+		}
+		from := ""
+		if e.Source != "" {
+			from = " from " + displayPath(e.Source)
+		}
+		return Skipped, "written by clustertx in an earlier run" + from + "; not transcoded again (--force does)", true, nil
 	case journal.Done:
 		if e.Output == "" || e.Output == it.Path {
-			return Skipped, "already done in an earlier run", true
+			if e.HasInode() && !e.Version().Same(now, false) {
+				return Skipped, "already transcoded in an earlier run; this file has the original's name, size and date (restored from a backup?), so it is left alone (--force encodes it again)", true, nil
+			}
+			return Skipped, "already done in an earlier run", true, nil
 		}
-		if _, err := os.Stat(e.Output); err != nil {
-			return "", "", false // the output is gone: do it again
+		if !exists(e.Output) {
+			return "", "", false, nil // the output is gone: do it again
+		}
+		return Skipped, "already transcoded in an earlier run to " + displayPath(e.Output) + "; this file has the original's name, size and date (restored from a backup?), so it is left alone (--force encodes it again)", true, nil
+	case journal.KeptCopy:
+		if !exists(e.Output) {
+			return "", "", false, nil
 		}
 		if m.opts.Keep {
-			return Skipped, "already done in an earlier run: " + e.Output, true
+			return Skipped, "already copied with -k in an earlier run: " + displayPath(e.Output), true, nil
 		}
-		// An earlier run put the verified output in place and was stopped
-		// before it removed the source: finish that now — but only if the
-		// file there is still the one that run wrote.
-		if !ourOutput(j, e.Output) {
-			return Failed, "an earlier run replaced this file with " + e.Output + ", but that file has changed since; not removing the source (remove one of them, or use --force)", true
+		return Skipped, "a copy was encoded with -k in an earlier run (" + displayPath(e.Output) + "), the original was kept; --force encodes it again and replaces it", true, nil
+	case journal.Replacing:
+		if !exists(e.Output) {
+			return "", "", false, nil // stopped before the output took its name: encode again
 		}
-		if m.opts.DryRun {
-			return Skipped, "an earlier run put its verified output in place (" + e.Output + ") but was stopped before removing the source; a real run removes it", true
+		switch {
+		case !e.HasInode():
+			return Skipped, "an older clustertx was replacing this file with " + displayPath(e.Output) + " and was stopped; it is left alone: remove whichever you do not want, or use --force", true, nil
+		case !e.Version().Same(now, true):
+			return Skipped, "an earlier run replaced this file with " + displayPath(e.Output) + " and was stopped; the file here is not the one it encoded (restored or replaced since), so it is left alone", true, nil
+		case !ourOutput(j, e.Output):
+			return Failed, "an earlier run replaced this file with " + displayPath(e.Output) + ", but that file has changed since; not removing the source (remove one of them, or use --force)", true, nil
+		case m.opts.Keep:
+			return Skipped, "an earlier run put its verified output in place (" + displayPath(e.Output) + ") but was stopped before removing the source; -k never removes it, a run without -k does", true, nil
 		}
-		if err := os.Remove(it.Path); err != nil {
-			return Failed, "earlier run's output is in place but the source cannot be removed: " + err.Error(), true
-		}
-		syncDir(filepath.Dir(it.Path))
-		return Done, "finished an earlier run: source removed, output " + e.Output, true
+		fin = &finishStep{src: e.Version(), output: e.Output, profile: e.Profile, host: e.Host}
+		return Skipped, "an earlier run put its verified output in place (" + displayPath(e.Output) + ") but was stopped before removing the source; the run removes it", true, fin
 	case journal.Kept:
-		return Skipped, "kept in an earlier run (" + e.Reason + ")", true
+		return Skipped, "kept in an earlier run (" + e.Reason + ")", true, nil
 	case journal.Failed:
 		if m.opts.MaxFailedRuns > 0 && e.Attempts >= m.opts.MaxFailedRuns {
-			return Skipped, fmt.Sprintf("failed in %d earlier runs (last: %s); --force retries it", e.Attempts, e.Reason), true
+			return Skipped, fmt.Sprintf("failed in %d earlier runs (last: %s); --force retries it", e.Attempts, e.Reason), true, nil
 		}
 	}
-	return "", "", false
+	return "", "", false, nil
 }
 
-// record writes a file's outcome to the journal.
-func (m *manager) record(path string, r *FileResult) {
+// finishStep is the rest of a replace an interrupted run started: the
+// verified output is in place, the source (exactly this version) is to go.
+type finishStep struct {
+	src           fileid.ID
+	output        string
+	profile, host string
+}
+
+// finishInterrupted carries out the finish steps the plan found, after
+// planning and before the queue starts. Each source is removed only while
+// it is still the recorded version.
+func (m *manager) finishInterrupted(p *Plan) {
+	for _, j := range p.Jobs {
+		f := j.finish
+		if f == nil {
+			continue
+		}
+		switch err := fileid.RemoveIfSame(f.src); {
+		case errors.Is(err, fileid.ErrChanged):
+			j.Outcome, j.Reason = Skipped, "an earlier run replaced this file with "+displayPath(f.output)+" and was stopped; the file here changed since, so it is left alone"
+		case err != nil:
+			j.Outcome, j.Reason = Failed, "an earlier run's output is in place but the source cannot be removed: "+err.Error()
+		default:
+			syncDir(filepath.Dir(f.src.Path))
+			j.Outcome, j.Reason = Done, "finished an earlier run: source removed, output "+displayPath(f.output)
+			m.recordVersion(f.src, journal.Done, f.output, f.profile, f.host)
+		}
+	}
+}
+
+// record writes a file's outcome to the journal, for the version that was
+// probed (the file may be gone or replaced by now).
+func (m *manager) record(job *Job, r *FileResult) {
 	j := m.opts.Journal
 	if j == nil {
 		return
@@ -86,8 +141,13 @@ func (m *manager) record(path string, r *FileResult) {
 	switch r.Outcome {
 	case Done:
 		out = journal.Done
+		if m.opts.Keep {
+			out = journal.KeptCopy
+		}
 	case Kept:
 		out = journal.Kept
+	case Changed:
+		out = journal.Changed
 	case Skipped:
 		out = journal.Skipped
 	case Failed:
@@ -95,16 +155,16 @@ func (m *manager) record(path string, r *FileResult) {
 	default:
 		return
 	}
-	key, err := journal.KeyOf(path)
-	if err != nil {
-		if r.Outcome != Done {
+	v := job.Src
+	if v.Path == "" {
+		var err error
+		if v, err = fileid.Of(job.Item.Path); err != nil {
 			return
 		}
-		key = journal.Key{Path: path} // source removed: remembered by path
 	}
-	e := journal.Entry{Key: key, Outcome: out, Output: r.Output, Reason: r.Reason, Host: r.Host, Profile: r.Profile, Attempts: 1}
+	e := journal.Entry{Outcome: out, Output: r.Output, Reason: r.Reason, Host: r.Host, Profile: r.Profile, Attempts: 1}.WithVersion(v)
 	if out == journal.Failed {
-		if prev, ok := j.Lookup(key); ok && prev.Outcome == journal.Failed {
+		if prev, ok := j.Lookup(e.Key); ok && prev.Outcome == journal.Failed {
 			e.Attempts = prev.Attempts + 1
 		}
 	}
@@ -113,49 +173,37 @@ func (m *manager) record(path string, r *FileResult) {
 	}
 }
 
-// ourOutput reports whether the file at path is, by size and mtime, the
-// verified output an earlier run recorded (recordOutput) under that path.
+// recordVersion records state o for source version v.
+func (m *manager) recordVersion(v fileid.ID, o journal.Outcome, output, profile, host string) error {
+	j := m.opts.Journal
+	if j == nil {
+		return nil
+	}
+	return j.Record(journal.Entry{Outcome: o, Output: output, Host: host, Profile: profile}.WithVersion(v))
+}
+
+// ourOutput reports whether the file at path is, by size, mtime and inode,
+// the verified output an earlier run recorded (recordOutput) under that path.
 func ourOutput(j *journal.Journal, path string) bool {
-	key, err := journal.KeyOf(path)
+	now, err := fileid.Of(path)
 	if err != nil {
 		return false
 	}
-	e, ok := j.Lookup(key)
-	return ok && e.Outcome == journal.Done && e.Output == key.Path
+	e, ok := j.Lookup(journal.KeyOfID(now))
+	return ok && e.Outcome == journal.Output && e.Version().Same(now, false)
 }
 
-// recordReplacing records, before the output takes its final name, that the
-// source is done and is to be removed. A run killed between putting the
-// output in place and removing the source then leaves a journal from which
-// the next run finishes the job (journalSkip, after checking with ourOutput
-// that the file there is the one this run wrote) instead of failing on an
-// output that "already exists".
-func (m *manager) recordReplacing(src, final, profile, host string) error {
+// recordOutput remembers a verified output under its own identity, as it
+// will be at final, before it is renamed there, so that a rerun recognises
+// the file as ours (a rename keeps size, mtime and inode) even if the run
+// dies right after the rename.
+func (m *manager) recordOutput(out fileid.ID, final, src, profile, host string) error {
 	j := m.opts.Journal
 	if j == nil {
 		return nil
 	}
-	key, err := journal.KeyOf(src)
-	if err != nil {
-		return err
-	}
-	return j.Record(journal.Entry{Key: key, Outcome: journal.Done, Output: final, Host: host, Profile: profile, Reason: "output in place; source to be removed"})
-}
-
-// recordOutput remembers a verified output under its own identity before it
-// is renamed into place, so that a rerun recognises the file as our output
-// (rename keeps size and mtime) even if the run dies right after the rename.
-func (m *manager) recordOutput(tmp, final, profile, host string) error {
-	j := m.opts.Journal
-	if j == nil {
-		return nil
-	}
-	key, err := journal.KeyOf(tmp)
-	if err != nil {
-		return err
-	}
-	key.Path, _ = filepath.Abs(final)
-	return j.Record(journal.Entry{Key: key, Outcome: journal.Done, Output: final, Host: host, Profile: profile, Reason: "output of clustertx"})
+	out = withPath(out, final)
+	return j.Record(journal.Entry{Outcome: journal.Output, Output: out.Path, Source: src, Host: host, Profile: profile}.WithVersion(out))
 }
 
 // temps tracks the temporary files of the run. Each is announced to the
@@ -178,6 +226,17 @@ func (ts *temps) add(host, path string) (string, error) {
 		}
 	}
 	return id, nil
+}
+
+// removeLocal removes a temp file on the manager and retires it only once
+// it is gone: one that cannot be removed now stays in the journal, and the
+// next run tries again.
+func (ts *temps) removeLocal(path, id string, logf func(string, ...any)) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		logf("warning: removing %s: %v (the next run tries again)", path, err)
+		return
+	}
+	ts.done(id)
 }
 
 func (ts *temps) done(id string) {

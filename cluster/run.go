@@ -14,6 +14,7 @@ import (
 
 	"clustertx/config"
 	"clustertx/hosts"
+	"clustertx/internal/fileid"
 	"clustertx/journal"
 	"clustertx/media"
 	"clustertx/profiles"
@@ -29,6 +30,7 @@ const (
 	Skipped Outcome = "skipped" // by a SKIP rule, or no rule matched
 	Failed  Outcome = "failed"  // probe error, encode failed, verification failed…
 	NotRun  Outcome = "not run" // no reachable host could take it, or interrupted
+	Changed Outcome = "changed" // the source changed during the encode: output discarded, new version left for the next run
 	Planned Outcome = "planned" // --dry-run
 )
 
@@ -54,6 +56,7 @@ type Options struct {
 	HostWait        time.Duration // how long work may wait for any host to come back (default 5m)
 	StallTimeout    time.Duration // an encode with no progress for this long is killed (default 5m)
 	LoadRecheck     time.Duration // how often a host over its max_load is checked again (default 30s)
+	StallGuard      time.Duration // pending work, an idle host up, nothing running this long: say why and break the tie (default 30s)
 	NoSpeculation   bool          // never start a second copy of a slow job on an idle host
 	NoPrefetch      bool          // streaming hosts: never upload the next file while one encodes
 	Split           bool          // --split: split long files even where the config does not ask
@@ -135,8 +138,9 @@ type manager struct {
 	temps  *temps
 	logMu  sync.Mutex
 
-	resMu sync.Mutex     // results[] (copies of one item race to publish)
-	joins sync.WaitGroup // split films being joined
+	resMu   sync.Mutex     // results[] (copies of one item race to publish)
+	results []*FileResult  // execute's, one per planned job
+	joins   sync.WaitGroup // split films being joined
 
 	encMu    sync.Mutex
 	encoders map[string]*hosts.EncoderSet // per host that answered the check
@@ -213,6 +217,9 @@ func (o *Options) defaults() {
 	if o.LoadRecheck <= 0 {
 		o.LoadRecheck = 30 * time.Second
 	}
+	if o.StallGuard <= 0 {
+		o.StallGuard = 30 * time.Second
+	}
 }
 
 // PlanFiles builds the plan for items: directories expanded, files probed,
@@ -268,23 +275,31 @@ func (m *manager) probe(ctx context.Context, items []WorkItem) []probeResult {
 	var paths []string
 	var idx []int
 	for i, it := range items {
-		if o, reason, ok := m.journalSkip(it); ok {
-			out[i] = probeResult{skip: o, reason: reason}
+		if o, reason, ok, fin := m.journalSkip(it); ok {
+			out[i] = probeResult{skip: o, reason: reason, finish: fin}
 			continue
 		}
 		paths = append(paths, it.Path)
 		idx = append(idx, i)
 	}
+	// The version that is probed: taken before ffprobe reads the file, so a
+	// change from here on is seen at the points of no return.
+	srcs := make([]fileid.ID, len(paths))
+	for k, p := range paths {
+		srcs[k], _ = fileid.Of(p)
+	}
 	for k, r := range m.prober.ProbeAll(ctx, paths, m.opts.ProbeWorkers) {
-		out[idx[k]] = probeResult{Result: r}
+		out[idx[k]] = probeResult{Result: r, src: srcs[k]}
 	}
 	return out
 }
 
 type probeResult struct {
 	media.Result
-	skip   Outcome // set when the journal decided the item's outcome
+	src    fileid.ID // the version probed
+	skip   Outcome   // set when the journal decided the item's outcome
 	reason string
+	finish *finishStep // an interrupted replace to finish (with skip)
 }
 
 func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
@@ -309,6 +324,9 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	defer m.closeConns()
 
 	plan := m.plan(ctx, items, probes, clusterHosts)
+	if !m.opts.DryRun {
+		m.finishInterrupted(plan)
+	}
 	rep := &Report{Hosts: checks}
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
@@ -349,7 +367,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	rep.Files = m.execute(ctx, plan, runs)
 	for i, j := range plan.Jobs { // outcomes decided at plan time
 		if (j.Outcome == Skipped || j.Outcome == Failed) && !j.fromJournal {
-			m.record(j.Item.Path, rep.Files[i])
+			m.record(j, rep.Files[i])
 		}
 	}
 	m.finalCleanup(runs)
@@ -423,10 +441,10 @@ func oneLine(err error) string {
 func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResult, clusterHosts map[string][]*hosts.Def) *Plan {
 	p := &Plan{}
 	for i, it := range items {
-		j := &Job{ID: i + 1, Item: it, Info: probes[i].Info}
+		j := &Job{ID: i + 1, Item: it, Info: probes[i].Info, Src: probes[i].src}
 		p.Jobs = append(p.Jobs, j)
 		if probes[i].skip != "" {
-			j.Outcome, j.Reason, j.fromJournal = probes[i].skip, probes[i].reason, true
+			j.Outcome, j.Reason, j.fromJournal, j.finish = probes[i].skip, probes[i].reason, true, probes[i].finish
 			continue
 		}
 		if err := probes[i].Err; err != nil {
@@ -552,8 +570,9 @@ const speedKey = "work"
 // execute runs the queue: a supervisor per host runs one worker per slot
 // while the host is up and re-probes it while it is down.
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
-	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain})
+	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true})
 	results := make([]*FileResult, len(p.Jobs))
+	m.results = results
 	var items []*queue.Item
 	var films []*film
 	nextID := len(p.Jobs) // segment JobInfo IDs come after the files'
@@ -576,6 +595,8 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	}
 	// Speed priors: what earlier runs observed (the journal), else the
 	// host's weight. The queue replaces them with what this run observes.
+	// A host with neither is a guess: it takes short jobs first until its
+	// first one is done (a cold start learns its speeds fast that way).
 	var known map[string]map[string]float64
 	if m.opts.Journal != nil {
 		known = m.opts.Journal.Speeds()
@@ -587,10 +608,13 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		if weight <= 0 {
 			weight = 1
 		}
-		if v := known[h.Name][speedKey]; v > 0 {
+		switch v := known[h.Name][speedKey]; {
+		case v > 0:
 			q.SetHostSpeed(h.Name, v)
-		} else {
+		case h.Weight > 0:
 			q.SetHostSpeed(h.Name, weight*priorSpeed)
+		default:
+			q.SetHostGuess(h.Name, priorSpeed)
 		}
 		if runs[h.Name].transport() == nil {
 			q.SetDown(h.Name, true)

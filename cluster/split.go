@@ -2,14 +2,12 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"clustertx/hosts"
@@ -141,6 +139,10 @@ type segment struct {
 	f   *film
 	seg split.Segment
 	id  int // JobInfo ID, unique in the run
+
+	// The journal temp id of the output of the copy that claimed the item
+	// (set by check, handed to the film by succeeded).
+	outID string
 }
 
 // filmItems makes the queue items of split job j.
@@ -162,68 +164,38 @@ func (m *manager) filmItems(ctx context.Context, q *queue.Queue, idx int, j *Job
 	return f.items
 }
 
-// runSegmentItem is runItem for a segment: the same outcomes (done, lost,
-// host failure, job failure), but a segment's success only brings its film
-// closer to the join, and its failure for good fails the film.
-func (w *worker) runSegmentItem(ctx context.Context, it *queue.Item, s *segment, results []*FileResult) bool {
-	f := s.f
-	jctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	lost := w.q.Lost(it, w.def.Name)
-	go func() {
-		select {
-		case <-lost:
-			cancel()
-		case <-jctx.Done():
-		}
-	}()
-	n := len(f.job.Split.Segments)
-	ji := JobInfo{ID: s.id, Path: f.job.Item.Path, Host: w.def.Name, Slot: w.slot, Profile: f.job.Profile.Name,
-		Duration: s.seg.Duration, Attempt: it.Attempts + 1, Segment: s.seg.Index + 1, Segments: n}
-	w.m.logf("job: %s: start segment %d/%d of %s", w.def.Name, s.seg.Index+1, n, f.job.Item.Path)
-	f.begin()
-	w.busy.Add(1)
-	out, outID, err := w.runSegment(jctx, it, s, ji, func() bool { return w.q.Finish(it, w.def.Name) })
-	w.busy.Add(-1)
-	switch {
-	case err == nil:
-		w.sawMedia()
-		w.m.opts.Observer.JobFinished(ji, nil)
-		if f.segmentDone(w.def.Name, s.seg.Index, out, outID) {
-			// The join runs on the manager; this slot goes on with the
-			// next job meanwhile. The run waits for it (manager.joins).
-			w.m.joins.Add(1)
-			go func() {
-				defer w.m.joins.Done()
-				f.join(w.def.Name)
-			}()
-		}
-	case ctx.Err() != nil:
-		w.q.HostFailedOn(it, w.def.Name)
-		return false
-	case errors.Is(err, errLost) || jctx.Err() != nil:
-		w.m.logf("host %s: stopped segment %d of %s: no longer needed", w.def.Name, s.seg.Index+1, f.job.Item.Path)
-	case hosts.IsTransport(err) && it.Requeues+1 >= maxHostFailures:
-		w.hostFailed(err)
-		if !w.q.JobFailed(it, w.def.Name, 0) {
-			f.fail(w.def.Name, fmt.Sprintf("segment %d failed on hosts %d times, last: %s", s.seg.Index+1, maxHostFailures, oneLine(err)), it.Attempts)
-		}
-		return false
-	case hosts.IsTransport(err):
-		w.m.logf("warning: host %s failed while running segment %d of %s: %v; the segment goes back to the queue", w.def.Name, s.seg.Index+1, f.job.Item.Path, err)
-		w.hostFailed(err)
-		w.q.HostFailedOn(it, w.def.Name)
-		return false
-	default:
-		retry, keepGoing := w.jobFailed(it, err)
-		if retry {
-			w.m.logf("warning: host %s: segment %d of %s: %v; retrying", w.def.Name, s.seg.Index+1, f.job.Item.Path, err)
-		} else {
-			f.fail(w.def.Name, fmt.Sprintf("segment %d: %s", s.seg.Index+1, oneLine(err)), it.Attempts)
-		}
-		return keepGoing
+// segmentTask is a split film's segment as a task (task.go): its success
+// only brings its film closer to the join, and its failure for good fails
+// the film.
+type segmentTask segment
+
+func (s *segmentTask) label() string {
+	return fmt.Sprintf("segment %d/%d of %s", s.seg.Index+1, len(s.f.job.Split.Segments), s.f.job.Item.Path)
+}
+
+// result is a scratch result: the film's is made at the join.
+func (s *segmentTask) result(*manager) *FileResult { return &FileResult{} }
+
+func (s *segmentTask) info(w *worker, it *queue.Item) JobInfo {
+	return JobInfo{ID: s.id, Path: s.f.job.Item.Path, Host: w.def.Name, Slot: w.slot, Profile: s.f.job.Profile.Name,
+		Duration: s.seg.Duration, Attempt: w.q.Attempts(it) + 1, Segment: s.seg.Index + 1, Segments: len(s.f.job.Split.Segments)}
+}
+
+func (s *segmentTask) succeeded(w *worker, it *queue.Item, ji JobInfo, r *FileResult) {
+	w.m.opts.Observer.JobFinished(ji, nil)
+	if s.f.segmentDone(w.def.Name, s.seg.Index, r.Output, s.outID) {
+		// The join runs on the manager; this slot goes on with the next
+		// job meanwhile. The run waits for it (manager.joins).
+		w.m.joins.Add(1)
+		go func() {
+			defer w.m.joins.Done()
+			s.f.join(w.def.Name)
+		}()
 	}
-	return true
+}
+
+func (s *segmentTask) failed(w *worker, it *queue.Item, ji JobInfo, r *FileResult, reason string) {
+	s.f.fail(w.def.Name, fmt.Sprintf("segment %d: %s", s.seg.Index+1, reason), w.q.Attempts(it))
 }
 
 // begin notes that a segment started; the first one starts the
@@ -237,136 +209,90 @@ func (f *film) begin() {
 	f.restOnce.Do(func() { go f.encodeRest() })
 }
 
-// runSegment encodes one segment on this worker's host and verifies it. It
-// returns the verified output (manager's view) and its journal temp id; the
-// output then belongs to the film.
-func (w *worker) runSegment(ctx context.Context, it *queue.Item, s *segment, ji JobInfo, claim func() bool) (out, outID string, err error) {
-	f, h, t, ts := s.f, w.def, w.t, w.m.temps
+// prepare names this copy's output on the manager (beside the final
+// output, under a generated name), builds the command and, for a streaming
+// host, how to cut the segment's packets out of the source (only those
+// travel). The first segment to start also starts the film's rest.
+func (s *segmentTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *JobInfo) (*work, func(), error) {
+	f, h, ts := s.f, w.def, w.m.temps
 	job := f.job
-	if w.pipe == nil {
-		w.m.opts.Observer.JobStarted(ji) // a prefetching slot's job starts with its encode, below
-	}
+	f.begin()
 	copyTok := token()
 	local := f.segmentLocal(s.seg.Index, copyTok)
+	argv, in, output, err := w.m.segmentArgv(job, h, w.t, s.seg, local, copyTok)
+	if err != nil {
+		return nil, nil, err
+	}
 	localID, err := ts.add("", local)
 	if err != nil {
-		return "", "", err
+		return nil, nil, managerErr("journal", err)
 	}
-	var remote []remoteTemp
 	var extract, extractID string
-	keep := false
-	defer func() {
-		w.removeRemote(remote)
+	var wk *work
+	cleanup := func() {
 		if extract != "" {
-			os.Remove(extract)
-			ts.done(extractID)
+			ts.removeLocal(extract, extractID, w.m.logf)
+			extract = ""
 		}
-		if !keep {
-			os.Remove(local)
-			ts.done(localID)
+		if !wk.kept { // not handed to the film
+			ts.removeLocal(local, localID, w.m.logf)
 		}
-	}()
-
-	argv, in, output, err := w.m.segmentArgv(job, h, t, s.seg, local, copyTok)
-	if err != nil {
-		return "", "", err
 	}
-	if h.Type == hosts.Streaming {
-		// Only this segment's packets travel: cut them out by stream copy
-		// on the manager, upload them, encode there, fetch the result.
-		extract = strings.TrimSuffix(local, ".mkv") + "-src.mkv"
-		if extractID, err = ts.add("", extract); err != nil {
-			return "", "", err
-		}
-		xargv := append([]string{w.m.cfg.FFmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"},
-			split.ExtractArgs(job.Item.Path, s.seg, job.Info.Video.Index, extract)...)
-		xerr := &hosts.TailBuffer{Max: 20}
-		xstart := time.Now()
-		err := w.m.local().Exec(ctx, xargv, nil, xerr)
-		f.mu.Lock()
-		f.stats.Extract += time.Since(xstart)
-		f.mu.Unlock()
-		if err != nil {
-			if ctx.Err() != nil {
-				return "", "", ctx.Err()
-			}
-			return "", "", fmt.Errorf("cutting segment %d out of the source: %v: %s", s.seg.Index+1, err, xerr.Last(3))
-		}
-		st, err := os.Stat(extract)
-		if err != nil {
-			return "", "", err
-		}
-		if free, err := t.FreeSpace(ctx, h.WorkingDir); err != nil {
-			return "", "", err
-		} else if need := 2*st.Size() + 64<<20; free >= 0 && free < need {
-			return "", "", fmt.Errorf("working_dir %s on %s has %s free, %s needed for segment %d",
-				h.WorkingDir, h.Name, media.FormatBytes(free), media.FormatBytes(need), s.seg.Index+1)
-		}
-		for _, p := range []string{in, output} {
-			id, err := ts.add(h.Name, p)
-			if err != nil {
-				return "", "", err
-			}
-			remote = append(remote, remoteTemp{id, p})
-		}
-		start := time.Now()
-		if err := t.Upload(ctx, extract, in); err != nil {
-			return "", "", err
-		}
-		w.m.opts.Observer.Transfer(h.Name, true, st.Size(), time.Since(start))
-		os.Remove(extract)
-		ts.done(extractID)
-		extract = ""
-	}
-	if w.m.opts.Verbose {
-		w.m.logf("%s: run %s", h.Name, showArgv(argv))
-	}
-	segJob := &Job{ID: s.id, Item: job.Item, Info: &media.Info{Duration: s.seg.Duration}}
 	noThreshold := *job.Profile
 	noThreshold.Threshold = 0 // the threshold applies to the joined file
-	// On a prefetching streaming slot this segment may have uploaded its
-	// extract while the slot's previous job encoded.
-	if err := w.acquireEncode(ctx, it); err != nil {
-		return "", "", err
-	}
-	if w.pipe != nil {
-		w.m.opts.Observer.JobStarted(ji)
-	}
-	var r FileResult
-	encErr := w.encode(ctx, segJob, &noThreshold, argv, ji, &r)
-	w.releaseEncode(ctx, encErr)
-	if encErr != nil {
-		return "", "", w.mountProblem(encErr, in, output)
-	}
+	wk = &work{argv: argv, encJob: &Job{ID: s.id, Item: job.Item, Info: &media.Info{Duration: s.seg.Duration}}, encProf: &noThreshold,
+		remoteIn: in, remoteOut: output, local: local, localID: localID}
 	if h.Type == hosts.Streaming {
-		if err := w.acquireDownload(ctx); err != nil {
-			return "", "", err
+		wk.stage = func(ctx context.Context) (string, error) {
+			p := strings.TrimSuffix(local, ".mkv") + "-src.mkv"
+			id, err := ts.add("", p)
+			if err != nil {
+				return "", managerErr("journal", err)
+			}
+			extract, extractID = p, id
+			xargv := append(managerHead(w.m.cfg.FFmpeg),
+				split.ExtractArgs(job.Item.Path, s.seg, job.Info.Video.Index, p)...)
+			xerr := &hosts.TailBuffer{Max: 20}
+			xstart := time.Now()
+			err = w.m.local().Exec(ctx, xargv, nil, xerr)
+			f.mu.Lock()
+			f.stats.Extract += time.Since(xstart)
+			f.mu.Unlock()
+			if err != nil {
+				if ctx.Err() != nil {
+					return "", ctx.Err()
+				}
+				return "", managerErr(fmt.Sprintf("cutting segment %d out of the source", s.seg.Index+1), fmt.Errorf("%v: %s", err, xerr.Last(3)))
+			}
+			return p, nil
 		}
-		defer w.releaseDownload()
-		start := time.Now()
-		if err := t.Download(ctx, output, local); err != nil {
-			return "", "", err
-		}
-		if st, err := os.Stat(local); err == nil {
-			w.m.opts.Observer.Transfer(h.Name, false, st.Size(), time.Since(start))
+		wk.afterUpload = func() {
+			ts.removeLocal(extract, extractID, w.m.logf)
+			extract = ""
 		}
 	}
-	// A segment is finished only when its output holds exactly its frames.
-	frames, err := w.m.prober.CountFrames(ctx, local, 0)
+	return wk, cleanup, nil
+}
+
+// check counts the segment's frames: it is finished only when its output
+// holds exactly its frames. The output then belongs to the film.
+func (s *segmentTask) check(ctx context.Context, w *worker, wk *work, r *FileResult, claim func() bool) error {
+	frames, err := w.m.prober.CountFrames(ctx, wk.local, 0)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", "", ctx.Err()
+			return ctx.Err()
 		}
-		return "", "", fmt.Errorf("segment %d: output rejected: %v", s.seg.Index+1, err)
+		return fmt.Errorf("segment %d: output rejected: %v", s.seg.Index+1, err)
 	}
 	if frames != s.seg.Frames {
-		return "", "", fmt.Errorf("segment %d: output has %d frames, expected %d", s.seg.Index+1, frames, s.seg.Frames)
+		return fmt.Errorf("segment %d: output has %d frames, expected %d", s.seg.Index+1, frames, s.seg.Frames)
 	}
 	if !claim() {
-		return "", "", errLost
+		return errLost
 	}
-	keep = true
-	return local, localID, nil
+	// Only the copy that claimed the item gets here.
+	r.Output, s.outID, wk.kept = wk.local, wk.localID, true
+	return nil
 }
 
 // segmentArgv is the command host h runs for segment s of job, and the
@@ -393,20 +319,17 @@ func (m *manager) segmentArgv(job *Job, h *hosts.Def, t hosts.Transport, s split
 			return nil, "", "", fmt.Errorf("host %s cannot see %s (no path substitution applies)", h.Name, local)
 		}
 	}
-	ffmpeg := h.FFmpeg
-	if ffmpeg == "" {
-		ffmpeg = "ffmpeg"
-	}
-	argv = []string{ffmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"}
+	argv = encodeHead(h.FFmpegPath())
 	argv = append(argv, split.EncodeArgs(plan.In, plan.Out, in, s, stream)...)
 	return append(argv, "file:"+out), in, out, nil
 }
 
 // segmentLocal is where segment i's output goes on the manager: beside the
-// final output, hidden, in Matroska (it takes any codec).
+// final output, hidden, in Matroska (it takes any codec), under a generated
+// ASCII name that owes nothing to the user's file name (it goes into the
+// join's concat list).
 func (f *film) segmentLocal(i int, copyTok string) string {
-	p := tempPath(f.final, fmt.Sprintf("%s-seg%04d-%s", f.tok, i, copyTok))
-	return strings.TrimSuffix(p, filepath.Ext(p)) + ".mkv"
+	return filepath.Join(filepath.Dir(f.final), fmt.Sprintf("%s%s-seg%04d-%s.mkv", TempMarker, f.tok, i, copyTok))
 }
 
 // local is the manager's own transport, for the commands split mode runs on
@@ -421,8 +344,7 @@ func (f *film) segmentDone(host string, i int, out, id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.over {
-		os.Remove(out)
-		f.m.temps.done(id)
+		f.m.temps.removeLocal(out, id, f.m.logf)
 		return false
 	}
 	f.outs[i], f.outIDs[i] = out, id
@@ -446,14 +368,18 @@ func (f *film) encodeRest() {
 	if len(j.Info.Audio) == 0 && len(j.Info.Subtitles) == 0 || hasWords(plan.Out, "-an") && hasWords(plan.Out, "-sn") {
 		return // nothing but video
 	}
-	path := strings.TrimSuffix(tempPath(f.final, f.tok+"-rest"), filepath.Ext(f.final)) + j.Profile.Extension
+	ext := strings.ToLower(j.Profile.Extension)
+	if !safeExt(ext) {
+		ext = ".mkv"
+	}
+	path := filepath.Join(filepath.Dir(f.final), TempMarker+f.tok+"-rest"+ext)
 	id, err := m.temps.add("", path)
 	if err != nil {
 		f.restErr = err
 		return
 	}
 	f.restPath, f.restID = path, id
-	argv := append([]string{m.cfg.FFmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"},
+	argv := append(managerHead(m.cfg.FFmpeg),
 		split.RestArgs(plan.In, plan.Out, j.Item.Path, path)...)
 	stderr := &hosts.TailBuffer{Max: 20}
 	start := time.Now()
@@ -498,7 +424,7 @@ func (f *film) publish(r *FileResult) {
 	m.resMu.Lock()
 	f.results[f.idx] = r
 	m.resMu.Unlock()
-	m.record(f.job.Item.Path, r)
+	m.record(f.job, r)
 	m.opts.Observer.JobFinished(JobInfo{ID: f.job.ID, Path: f.job.Item.Path, Host: r.Host, Profile: r.Profile,
 		Duration: f.job.Info.Duration, SrcSize: f.job.Info.Size, Attempt: 1, Segments: len(f.job.Split.Segments)}, r)
 }
@@ -512,14 +438,12 @@ func (f *film) cleanup() {
 	defer f.mu.Unlock()
 	for i, p := range f.outs {
 		if p != "" {
-			os.Remove(p)
-			f.m.temps.done(f.outIDs[i])
+			f.m.temps.removeLocal(p, f.outIDs[i], f.m.logf)
 			f.outs[i] = ""
 		}
 	}
 	if f.restPath != "" {
-		os.Remove(f.restPath)
-		f.m.temps.done(f.restID)
+		f.m.temps.removeLocal(f.restPath, f.restID, f.m.logf)
 		f.restPath = ""
 	}
 }
@@ -582,39 +506,36 @@ func (f *film) joinAndFinish(ctx context.Context, r *FileResult) error {
 			need += st.Size()
 		}
 	}
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(filepath.Dir(f.final), &fs); err == nil {
-		if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
-			return fmt.Errorf("only %s free in %s, %s needed to join the segments", media.FormatBytes(free), filepath.Dir(f.final), media.FormatBytes(need))
-		}
+	if err := localSpace(ctx, filepath.Dir(f.final), need, "joining the segments"); err != nil {
+		return err
 	}
 	tmp := tempPath(f.final, f.tok)
 	tmpID, err := m.temps.add("", tmp)
 	if err != nil {
 		return err
 	}
-	list := strings.TrimSuffix(tmp, filepath.Ext(tmp)) + "-list.txt"
+	list := filepath.Join(filepath.Dir(f.final), TempMarker+f.tok+"-list.txt")
 	listID, err := m.temps.add("", list)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		os.Remove(list)
-		m.temps.done(listID)
-		if r.Outcome != Done {
-			os.Remove(tmp)
-		}
-		m.temps.done(tmpID)
+		m.temps.removeLocal(list, listID, m.logf)
+		m.temps.removeLocal(tmp, tmpID, m.logf) // gone already when it was placed
 	}()
 	var names []string
 	for _, p := range f.outs {
 		names = append(names, filepath.Base(p)) // beside the list
 	}
-	if err := os.WriteFile(list, []byte(j.Split.ConcatList(names)), 0o600); err != nil {
+	text, err := j.Split.ConcatList(names)
+	if err != nil {
 		return err
 	}
+	if err := os.WriteFile(list, []byte(text), 0o600); err != nil {
+		return managerErr("writing the concat list", err)
+	}
 	mkv := strings.EqualFold(j.Profile.Extension, ".mkv") || strings.EqualFold(j.Profile.Extension, ".mka")
-	argv := append([]string{m.cfg.FFmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"},
+	argv := append(managerHead(m.cfg.FFmpeg),
 		j.Split.JoinArgs(list, f.restPath, j.Item.Path, tmp, mkv)...)
 	stderr := &hosts.TailBuffer{Max: 20}
 	start := time.Now()

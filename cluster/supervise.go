@@ -213,10 +213,16 @@ func hasWorkFor(q *queue.Queue, host string) bool { return q.HasWorkFor(host) }
 // watchStuck closes the queue when pending work has had no live host to go
 // to for HostWait: every host that could take it is down and none came
 // back in time. Those files are then reported as not run.
+//
+// It is also the runtime guard of the scheduler: when work has been
+// pending for StallGuard with nothing running although a host that may
+// take it is up, it logs what the waiting hosts wait for and has the queue
+// break the tie (queue.Unstick). The scheduling rule should never get
+// there; the guard makes sure a night never ends in a silent hang.
 func (m *manager) watchStuck(ctx context.Context, q *queue.Queue, runs map[string]*hostRun, done <-chan struct{}, giveUp func()) {
-	tick := time.NewTicker(min(time.Second, m.opts.HostWait/4+time.Millisecond))
+	tick := time.NewTicker(min(time.Second, m.opts.HostWait/4+time.Millisecond, m.opts.StallGuard/4+time.Millisecond))
 	defer tick.Stop()
-	var stuckSince time.Time
+	var stuckSince, idleSince time.Time
 	announced := false
 	for {
 		select {
@@ -240,6 +246,16 @@ func (m *manager) watchStuck(ctx context.Context, q *queue.Queue, runs map[strin
 					break
 				}
 			}
+		}
+		if idle := pendingN > 0 && runningN == 0 && !stuck; !idle {
+			idleSince = time.Time{}
+		} else if idleSince.IsZero() {
+			idleSince = time.Now()
+		} else if waited := time.Since(idleSince); waited >= m.opts.StallGuard {
+			if lines := q.Unstick(); lines != nil {
+				m.logf("warning: %d jobs pending and nothing running for %s although a host that may take them is up: %s", pendingN, waited.Round(time.Second), strings.Join(lines, "; "))
+			}
+			idleSince = time.Time{}
 		}
 		switch {
 		case !stuck:

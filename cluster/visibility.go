@@ -85,6 +85,10 @@ func (w *worker) mountProblem(err error, paths ...string) error {
 // whether this slot may go on. A host that could not reach the file costs
 // the file no attempt while another host may still try it.
 func (w *worker) jobFailed(it *queue.Item, err error) (retry, keepGoing bool) {
+	if isManagerError(err) || hosts.IsLocal(err) {
+		// The manager's own disk: another host would meet the same error.
+		return w.q.JobFailed(it, w.def.Name, 1), true
+	}
 	var nv *notVisibleError
 	if errors.As(err, &nv) {
 		return w.q.Refused(it, w.def.Name, w.m.opts.MaxAttempts), w.cannotSee(nv)
@@ -139,6 +143,9 @@ func (w *worker) cannotSee(nv *notVisibleError) (keepGoing bool) {
 // and a run does not send the host files it cannot open (what slips through
 // is caught by mountProblem during the run).
 func (m *manager) unseen(ctx context.Context, job *Job, h *hosts.Def) string {
+	if why := h.PathProblem(job.Item.Path); why != "" && h.Type == hosts.Mounted {
+		return why
+	}
 	if h.Type != hosts.Mounted || h.Windows() {
 		return ""
 	}

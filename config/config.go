@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"clustertx/hosts"
+	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
 	"clustertx/media"
 	"clustertx/profiles"
@@ -69,6 +70,12 @@ type Config struct {
 	Automap          bool               // config.automap, default true
 	FLSPath          string             // config.fls_path, ~/ expanded
 	MediaExtensions  []string           // config.media_extensions: lower-case, with the dot
+	// Notify lists where to send the end-of-run summary (config.notify:
+	// notification URLs, see package notify); --notify adds to it.
+	Notify []string
+	// NotifyEachFailure also sends one notification per failed file, as it
+	// fails (config.notify_each_failure, default no).
+	NotifyEachFailure bool
 
 	Profiles *profiles.Set    // profiles and templates, one namespace
 	Rules    []*profiles.Rule // in file order; first match wins
@@ -148,7 +155,7 @@ func (c *Config) Profile(name string) (*profiles.Profile, error) {
 		return nil, fmt.Errorf("unknown profile %q: %s defines no profiles or templates", name, c.File)
 	}
 	msg := fmt.Sprintf("unknown profile %q", name)
-	if hint := hosts.Suggest(name, names); hint != "" {
+	if hint := textx.Suggest(name, names); hint != "" {
 		msg += " (" + hint + ")"
 	}
 	return nil, fmt.Errorf("%s; %s defines: %s", msg, c.File, strings.Join(names, ", "))
@@ -175,6 +182,11 @@ func Load(opts LoadOptions) (*Config, error) {
 		return nil, err
 	}
 	c.Warnings = d.Warnings
+	if c.Embedded {
+		// The built-in default is written for clustertx: where it differs
+		// from pytranscoder it means to.
+		c.Warnings = slices.DeleteFunc(c.Warnings, func(w *yamlx.Warning) bool { return w.Compat })
+	}
 	return c, nil
 }
 
@@ -235,7 +247,7 @@ func decode(c *Config, d *yamlx.Decoder, data []byte, home string) error {
 			found[p.Key] = p
 			continue
 		}
-		if err := d.Unknown(p, hosts.Suggest(p.Key, sections)); err != nil {
+		if err := d.Unknown(p, textx.Suggest(p.Key, sections)); err != nil {
 			return err
 		}
 	}
@@ -268,19 +280,22 @@ func decode(c *Config, d *yamlx.Decoder, data []byte, home string) error {
 		d.Warnf(root, "config", "no config: section (pytranscoder requires one); using the defaults: ffmpeg from PATH, no clusters")
 	}
 	c.FFprobe = media.FindFFprobe(c.FFmpeg)
+	profiles.WarnProfileAutomap(d, c.Profiles, c.Automap)
 	return l.checkHostProfiles()
 }
 
 // configKeys decodes the keys of the config section. Adding a global key is
 // one line here plus a field in Config.
 var configKeys = map[string]func(l *loader, p yamlx.Pair) error{
-	"ffmpeg":             stringKey(func(c *Config) *string { return &c.FFmpeg }, false),
-	"default_queue_file": stringKey(func(c *Config) *string { return &c.DefaultQueueFile }, true),
-	"fls_path":           stringKey(func(c *Config) *string { return &c.FLSPath }, true),
-	"automap":            boolKey(func(c *Config) *bool { return &c.Automap }),
-	"queues":             (*loader).queues,
-	"media_extensions":   (*loader).mediaExtensions,
-	"clusters":           (*loader).clusters,
+	"ffmpeg":              stringKey(func(c *Config) *string { return &c.FFmpeg }, false),
+	"default_queue_file":  stringKey(func(c *Config) *string { return &c.DefaultQueueFile }, true),
+	"fls_path":            stringKey(func(c *Config) *string { return &c.FLSPath }, true),
+	"automap":             boolKey(func(c *Config) *bool { return &c.Automap }),
+	"queues":              (*loader).queues,
+	"media_extensions":    (*loader).mediaExtensions,
+	"notify":              (*loader).notify,
+	"notify_each_failure": boolKey(func(c *Config) *bool { return &c.NotifyEachFailure }),
+	"clusters":            (*loader).clusters,
 
 	// pytranscoder keys clustertx does not use: one warning each.
 	"plex_server": legacyKey("pytranscoder 2.1 removed the Plex library refresh; refresh Plex after the run"),
@@ -298,7 +313,7 @@ func (l *loader) configSection(sec yamlx.Pair) error {
 	for _, p := range pairs {
 		decode, ok := configKeys[p.Key]
 		if !ok {
-			err = l.d.Unknown(p, hosts.Suggest(p.Key, keysOf(configKeys)))
+			err = l.d.Unknown(p, textx.Suggest(p.Key, keysOf(configKeys)))
 		} else {
 			err = decode(l, p)
 		}
@@ -377,6 +392,20 @@ func (l *loader) mediaExtensions(p yamlx.Pair) error {
 	return nil
 }
 
+// notify decodes config.notify: one URL or a list of them.
+func (l *loader) notify(p yamlx.Pair) error {
+	urls, err := l.d.Strings(p.Value, p.Path, false)
+	if err != nil {
+		return err
+	}
+	for _, u := range urls {
+		if u = strings.TrimSpace(u); u != "" {
+			l.c.Notify = append(l.c.Notify, u)
+		}
+	}
+	return nil
+}
+
 // clusters decodes config.clusters: cluster → host → hosts.DecodeHost.
 func (l *loader) clusters(sec yamlx.Pair) error {
 	cls, err := l.d.Mapping(sec.Value, sec.Path)
@@ -389,9 +418,6 @@ func (l *loader) clusters(sec yamlx.Pair) error {
 		hps, err := l.d.Mapping(cp.Value, cp.Path)
 		if err != nil {
 			return err
-		}
-		if len(hps) == 0 {
-			l.d.Warnf(cp.KeyN, cp.Path, "cluster %s has no hosts", cp.Key)
 		}
 		for _, hp := range hps {
 			if hp.Key == "max_load" && hp.Value.Kind == yaml.ScalarNode {
@@ -433,6 +459,9 @@ func (l *loader) clusters(sec yamlx.Pair) error {
 			}
 			l.hostPairs[h] = hp
 			cl.Hosts = append(cl.Hosts, h)
+		}
+		if len(cl.Hosts) == 0 {
+			l.d.Warnf(cp.KeyN, cp.Path, "cluster %s has no hosts; naming it with -c is an error", cp.Key)
 		}
 		cl.applyMode()
 		l.c.Clusters = append(l.c.Clusters, cl)
@@ -526,7 +555,7 @@ func (l *loader) defined(name string) string {
 	if len(names) == 0 {
 		return " (the file defines no profiles)"
 	}
-	if hint := hosts.Suggest(name, names); hint != "" {
+	if hint := textx.Suggest(name, names); hint != "" {
 		return "; " + hint
 	}
 	return " (defined: " + strings.Join(names, ", ") + ")"

@@ -222,29 +222,29 @@ func TestNewlineInNameDoesNotForgeLogLines(t *testing.T) {
 func TestDryRunReadsJournal(t *testing.T) {
 	l := newLab(t, false)
 	l.writeConfig("ultrafast", "manager")
-	src := l.clip("a.mp4", testenv.Clip{Seconds: 1})
+	done := l.clip("a.mp4", testenv.Clip{Seconds: 1})
+	src := l.clip("b.mp4", testenv.Clip{Seconds: 1})
 	out := strings.TrimSuffix(src, ".mp4") + ".mkv"
-	// A second name for the source's inode: putting it back later recreates
-	// the exact version (size and mtime) the journal recorded as done.
-	saved := filepath.Join(l.dir, "a.mp4.saved")
-	must(t, os.Link(src, saved))
 
-	if p, code := run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("-c", "lab", src)...); code != 0 {
+	if p, code := run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("-c", "lab", done)...); code != 0 {
 		t.Fatalf("first run: exit %d\n%s", code, p.output())
 	}
-	if _, err := os.Stat(src); !os.IsNotExist(err) {
-		t.Fatalf("source still there after the run: %v", err)
+	// A run killed (kill -9) between putting its output in place and
+	// removing the source.
+	crash := append(env(l.home, l.state), "CLUSTERTX_TEST_CRASH_AT=before-source-removal")
+	if p, code := run(t, l.dir, crash, 60*time.Second, l.args("-c", "lab", src)...); code != -1 && code != 137 {
+		t.Fatalf("the crashing run: exit %d\n%s", code, p.output())
+	}
+	if !exists(src) || !exists(out) {
+		t.Fatalf("after the crash: source there %v, output there %v", exists(src), exists(out))
 	}
 	journalBefore := fileHash(t, filepath.Join(l.state, "clustertx", "journal.jsonl"))
 
-	p, code := run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("--dry-run", "-c", "lab", src)...)
-	if code != 0 || !strings.Contains(p.output(), "already done in an earlier run: "+out) {
+	p, code := run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("--dry-run", "-c", "lab", done)...)
+	if code != 0 || !strings.Contains(p.output(), "already done in an earlier run: "+strings.TrimSuffix(done, ".mp4")+".mkv") {
 		t.Errorf("dry run on the replaced source: exit %d, no 'already done':\n%s", code, p.output())
 	}
 
-	// As if the first run had been killed between putting its output in
-	// place and removing the source.
-	must(t, os.Link(saved, src))
 	// The output was modified since: the source must stay.
 	ofi, err := os.Stat(out)
 	must(t, err)
@@ -256,24 +256,26 @@ func TestDryRunReadsJournal(t *testing.T) {
 	must(t, os.Chtimes(out, time.Now(), ofi.ModTime()))
 
 	p, code = run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("--dry-run", "-c", "lab", src)...)
-	if code != 0 || !strings.Contains(p.output(), "a real run removes it") || strings.Contains(p.output(), "profile:  hevc") {
+	if code != 0 || !strings.Contains(p.output(), "the run removes it") || strings.Contains(p.output(), "profile:  hevc") {
 		t.Errorf("dry run on a half-finished file: exit %d\n%s", code, p.output())
 	}
-	if _, err := os.Stat(src); err != nil {
-		t.Errorf("the dry run removed the source: %v", err)
+	if !exists(src) {
+		t.Error("the dry run removed the source")
 	}
 	if h := fileHash(t, filepath.Join(l.state, "clustertx", "journal.jsonl")); h != journalBefore {
 		t.Error("the dry runs changed the journal")
 	}
 
 	p, code = run(t, l.dir, env(l.home, l.state), 60*time.Second, l.args("-c", "lab", src)...)
-	if code != 0 || !strings.Contains(summaryLine(p.stdout.String(), "a.mp4"), "finished an earlier run") {
+	if code != 0 || !strings.Contains(summaryLine(p.stdout.String(), "b.mp4"), "finished an earlier run") {
 		t.Errorf("real run on the half-finished file: exit %d\n%s", code, p.output())
 	}
-	if _, err := os.Stat(src); !os.IsNotExist(err) {
-		t.Errorf("the real run left the source: %v", err)
+	if exists(src) {
+		t.Error("the real run left the source")
 	}
 	if c := vcodec(t, out); c != "hevc" {
 		t.Errorf("%s is %s, want hevc", out, c)
 	}
 }
+
+func exists(p string) bool { _, err := os.Lstat(p); return err == nil }

@@ -31,10 +31,7 @@ func Check(ctx context.Context, def *Def, t Transport) CheckResult {
 		res.Latency = time.Since(start)
 		return res
 	}
-	ffmpeg := def.FFmpeg
-	if ffmpeg == "" {
-		ffmpeg = "ffmpeg"
-	}
+	ffmpeg := def.FFmpegPath()
 	var out bytes.Buffer
 	if err := t.Exec(ctx, []string{ffmpeg, "-hide_banner", "-version"}, &out, nil); err != nil {
 		var xe *ExitError

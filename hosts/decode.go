@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 
+	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
 
 	"go.yaml.in/yaml/v3"
@@ -28,6 +28,10 @@ var deadHostKeys = map[string]string{
 	"hbcli":           "HandBrakeCLI support was removed in pytranscoder 2.2.5; profiles run ffmpeg",
 	"remote_copy_cmd": "files are copied over SFTP on the SSH connection",
 }
+
+// unknownInHost says why an unknown key in a host is an error, not a
+// warning: a misspelt key changes which files the host takes or where.
+const unknownInHost = "an unknown key in a host is an error: ignoring a misspelt key could change which files this host touches and where"
 
 // validOS are the values of `os:`.
 var validOS = []string{"linux", "macos", "win10"}
@@ -82,7 +86,12 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 			if s, err = d.String(kv.Value, kv.Path); err == nil {
 				s = strings.TrimSpace(s)
 				def.Enabled = strings.EqualFold(s, "enabled")
-				if !def.Enabled && !strings.EqualFold(s, "disabled") {
+				switch {
+				case def.Enabled && s != "enabled":
+					// pytranscoder compared with "enabled" exactly.
+					d.Compatf(kv.Value, kv.Path, "pytranscoder disabled this host (only the exact word enabled enables one); "+
+						"clustertx reads %q as enabled and uses it: write enabled, or disabled to keep it out", s)
+				case !def.Enabled && !strings.EqualFold(s, "disabled"):
 					d.Warnf(kv.Value, kv.Path, "status %q is neither enabled nor disabled; the host is disabled (as in pytranscoder)", s)
 				}
 			}
@@ -149,6 +158,10 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 			for _, it := range items { // "- hevc h264" holds two names
 				def.Profiles = append(def.Profiles, strings.Fields(it)...)
 			}
+			if len(def.Profiles) > 0 {
+				d.Compatf(kv.KeyN, kv.Path, "pytranscoder 2.2.5-2.2.7 never read a host's profiles: list and sent it any job of its queues; "+
+					"clustertx enforces it: this host only takes jobs whose profile is %s", strings.Join(def.Profiles, ", "))
+			}
 		case "profile":
 			var s string
 			if s, err = d.String(kv.Value, kv.Path); err == nil {
@@ -159,7 +172,7 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 				d.Warnf(kv.KeyN, kv.Path, "%s is ignored (%s)", kv.Key, why)
 				continue
 			}
-			err = d.Unknown(kv, Suggest(kv.Key, hostKeys))
+			err = d.UnknownFatal(kv, textx.Suggest(kv.Key, hostKeys), unknownInHost)
 		}
 		if err != nil {
 			return nil, err
@@ -292,7 +305,7 @@ func decodePathSub(d *yamlx.Decoder, n *yaml.Node, path string) (PathSub, error)
 			case "dest", "dst":
 				s.Dst, err = d.String(kv.Value, kv.Path)
 			default:
-				err = d.Unknown(kv, Suggest(kv.Key, []string{"src", "dest"}))
+				err = d.UnknownFatal(kv, textx.Suggest(kv.Key, []string{"src", "dest"}), unknownInHost)
 			}
 			if err != nil {
 				return s, err
@@ -352,46 +365,4 @@ func localOS() string {
 		return "win10"
 	}
 	return "linux"
-}
-
-// Suggest returns a "did you mean …" hint naming the known key closest to
-// key (equal ignoring case, '-' and '_', or a few typos away), or "" when
-// none is close.
-func Suggest(key string, known []string) string {
-	norm := func(s string) string {
-		return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(s))
-	}
-	nk := norm(key)
-	best, bestD := "", min(2, len(nk)/2)+1
-	cands := append([]string(nil), known...)
-	sort.Strings(cands)
-	for _, k := range cands {
-		if dist := editDistance(nk, norm(k)); dist < bestD {
-			best, bestD = k, dist
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("did you mean %s?", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -87,7 +87,8 @@ winpc:
     - '/mnt/downloads/ z:\'
   status: disabled
 `)
-	if len(warns) != 0 {
+	// The one warning: pytranscoder never read profiles:, clustertx does.
+	if len(warns) != 1 || !warns[0].Compat || !strings.Contains(warns[0].Error(), "config.clusters.home.macpro.profiles: pytranscoder 2.2.5-2.2.7 never read") {
 		t.Errorf("warnings: %v", warns)
 	}
 	want := []*Def{
@@ -166,7 +167,7 @@ bare:
   ip: 10.0.0.9
   slots: 0
 `)
-	if len(warns) != 0 {
+	if len(warns) != 1 || !strings.Contains(warns[0].Error(), "this host only takes jobs whose profile is hevc, h264") {
 		t.Errorf("warnings: %v", warns)
 	}
 	nas := defs[0]
@@ -262,16 +263,12 @@ old:
   templates: [qsv]
   remote_copy_cmd: scp
   status: "off"
-  working-dir: /tmp
-  colour: yes
 `)
 	want := []string{
 		"test.yml:5:3: config.clusters.home.old.hbcli: hbcli is ignored",
 		"test.yml:6:3: config.clusters.home.old.templates: templates is ignored",
 		"test.yml:7:3: config.clusters.home.old.remote_copy_cmd: remote_copy_cmd is ignored",
 		`test.yml:8:11: config.clusters.home.old.status: status "off" is neither enabled nor disabled; the host is disabled`,
-		"test.yml:9:3: config.clusters.home.old.working-dir: unknown key; did you mean working_dir?; ignored",
-		"test.yml:10:3: config.clusters.home.old.colour: unknown key; ignored",
 	}
 	if len(warns) != len(want) {
 		t.Fatalf("got %d warnings, want %d: %v", len(warns), len(want), warns)
@@ -325,21 +322,6 @@ func TestExpandHome(t *testing.T) {
 	} {
 		if got := ExpandHome(in, "/h"); got != want {
 			t.Errorf("ExpandHome(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestSuggest(t *testing.T) {
-	known := []string{"path-substitutions", "working_dir", "identity_file", "port", "ip"}
-	for in, want := range map[string]string{
-		"path_substitutions": "did you mean path-substitutions?",
-		"workingdir":         "did you mean working_dir?",
-		"IdentityFile":       "did you mean identity_file?",
-		"prot":               "did you mean port?",
-		"colour":             "",
-	} {
-		if got := Suggest(in, known); got != want {
-			t.Errorf("Suggest(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

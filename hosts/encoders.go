@@ -20,10 +20,7 @@ type EncoderSet struct {
 
 // ListEncoders asks the host's ffmpeg for its encoders.
 func ListEncoders(ctx context.Context, def *Def, t Transport) (*EncoderSet, error) {
-	ffmpeg := def.FFmpeg
-	if ffmpeg == "" {
-		ffmpeg = "ffmpeg"
-	}
+	ffmpeg := def.FFmpegPath()
 	var out bytes.Buffer
 	if err := t.Exec(ctx, []string{ffmpeg, "-hide_banner", "-encoders"}, &out, nil); err != nil {
 		return nil, err
@@ -57,10 +54,7 @@ func (s *EncoderSet) Missing(ctx context.Context, t Transport, args []string) ma
 		why, done := s.tested[enc]
 		s.mu.Unlock()
 		if !done {
-			ffmpeg := s.def.FFmpeg
-			if ffmpeg == "" {
-				ffmpeg = "ffmpeg"
-			}
+			ffmpeg := s.def.FFmpegPath()
 			why = testEncode(ctx, t, ffmpeg, enc)
 			s.mu.Lock()
 			s.tested[enc] = why

@@ -24,6 +24,9 @@ const (
 	Streaming Type = "streaming" // shares nothing; files are copied to working_dir
 )
 
+// DefaultFFmpeg is the ffmpeg a host runs when its definition names none.
+const DefaultFFmpeg = "ffmpeg"
+
 // DefaultQueue is the queue of profiles that name none (pytranscoder's _default).
 const DefaultQueue = "_default"
 
@@ -67,6 +70,14 @@ type Def struct {
 	Profile     string   // seed-doc form: every job on this host uses this profile
 
 	Pos string // file:line of the definition, for messages
+}
+
+// FFmpegPath is the ffmpeg this host runs: its `ffmpeg:`, else DefaultFFmpeg.
+func (d *Def) FFmpegPath() string {
+	if d.FFmpeg == "" {
+		return DefaultFFmpeg
+	}
+	return d.FFmpeg
 }
 
 // Windows reports whether the host runs Windows (os: win10).
@@ -143,22 +154,111 @@ func (d *Def) MapPath(p string) (mapped string, ok bool) {
 
 // MapPathSub is MapPath that also returns the substitution used (zero
 // without substitutions).
+//
+// On Windows hosts ok is also false when the part of p below the
+// substitution names a file Windows cannot address (see PathProblem):
+// such a path would name a different file there, never this one.
+//
+// A path that maps is translated as is, byte for byte; a Windows host
+// sees the name only if its share presents Linux names unchanged
+// (Samba's default for names without the characters PathProblem refuses).
 func (d *Def) MapPathSub(p string) (mapped string, sub PathSub, ok bool) {
 	if len(d.PathSubs) == 0 {
 		return p, PathSub{}, true
 	}
+	s, rest, found := d.longestSub(p)
+	if !found {
+		return p, PathSub{}, false
+	}
+	if d.Windows() {
+		if windowsNameProblem(rest) != "" {
+			return p, PathSub{}, false
+		}
+		return strings.ReplaceAll(joinSub(s.Dst, rest), "/", `\`), s, true
+	}
+	return joinSub(s.Dst, rest), s, true
+}
+
+// Covers reports whether one of the host's path substitutions applies to
+// p (always true without substitutions), whether or not the host can then
+// address the file (PathProblem).
+func (d *Def) Covers(p string) bool {
+	if len(d.PathSubs) == 0 {
+		return true
+	}
+	_, _, found := d.longestSub(p)
+	return found
+}
+
+// PathProblem says why the host cannot be given p although a substitution
+// covers it, or "" when there is no such problem. Only Windows hosts have
+// one: the Linux name of a file or folder below the substitution contains
+// a character Windows reads differently ('\' is a folder separator, ':'
+// names an alternate data stream, '*' '?' are wildcards, and '"' '<' '>'
+// '|' and control characters are refused), ends in a dot or a space
+// (Windows drops them), or is a device name (CON, NUL, COM1…). Mapped,
+// such a path names a different file on the host, or none, so the host is
+// refused for that file rather than given a path to something else.
+func (d *Def) PathProblem(p string) string {
+	if !d.Windows() || len(d.PathSubs) == 0 {
+		return ""
+	}
+	_, rest, found := d.longestSub(p)
+	if !found {
+		return ""
+	}
+	if why := windowsNameProblem(rest); why != "" {
+		return "os: win10 host cannot address this name: " + why
+	}
+	return ""
+}
+
+func (d *Def) longestSub(p string) (PathSub, string, bool) {
 	subs := append([]PathSub(nil), d.PathSubs...)
 	sort.SliceStable(subs, func(i, j int) bool { return len(subs[i].Src) > len(subs[j].Src) })
 	for _, s := range subs {
 		if rest, found := cutPrefixDir(p, s.Src); found {
-			out := joinSub(s.Dst, rest)
-			if d.Windows() {
-				out = strings.ReplaceAll(out, "/", `\`)
-			}
-			return out, s, true
+			return s, rest, true
 		}
 	}
-	return p, PathSub{}, false
+	return PathSub{}, "", false
+}
+
+// windowsNameProblem checks each '/'-separated element of a Linux relative
+// path for what Windows cannot represent; "" when every element is fine.
+func windowsNameProblem(rel string) string {
+	for _, el := range strings.Split(rel, "/") {
+		if el == "" {
+			continue
+		}
+		for i := 0; i < len(el); i++ {
+			c := el[i]
+			switch {
+			case c == '\\':
+				return fmt.Sprintf("%q contains '\\', which Windows reads as a folder separator", el)
+			case c == ':':
+				return fmt.Sprintf("%q contains ':', which Windows reads as a drive or an alternate data stream", el)
+			case c < 0x20 || strings.IndexByte(`*?"<>|`, c) >= 0:
+				return fmt.Sprintf("%q contains %q, which Windows file names cannot contain", el, string(c))
+			}
+		}
+		if el == "." || el == ".." {
+			continue
+		}
+		if strings.HasSuffix(el, ".") || strings.HasSuffix(el, " ") {
+			return fmt.Sprintf("%q ends in a dot or a space, which Windows drops", el)
+		}
+		base, _, _ := strings.Cut(el, ".")
+		switch b := strings.ToUpper(strings.TrimRight(base, " ")); b {
+		case "CON", "PRN", "AUX", "NUL":
+			return fmt.Sprintf("%q is the Windows device name %s", el, b)
+		default:
+			if len(b) == 4 && (strings.HasPrefix(b, "COM") || strings.HasPrefix(b, "LPT")) && b[3] >= '1' && b[3] <= '9' {
+				return fmt.Sprintf("%q is the Windows device name %s", el, b)
+			}
+		}
+	}
+	return ""
 }
 
 // cutPrefixDir cuts prefix from p only at a path boundary: "/media" matches
@@ -192,10 +292,15 @@ func joinSub(dst, rest string) string {
 // concurrent use.
 //
 // Errors: a command that ran and exited non-zero returns *ExitError (a job
-// failure: the host is fine). Anything else that goes wrong with the host or
-// the connection returns a *TransportError (the job goes back to the queue).
-// A cancelled ctx returns an error wrapping ctx.Err(), and the command is
+// failure: the host is fine); so does a program the host cannot find (code
+// 127, as a shell reports it) or run (126). A transfer that fails on the
+// manager's side (the local file) returns *LocalError. Anything else that
+// goes wrong with the host or the connection returns a *TransportError
+// (the job goes back to the queue). A cancelled ctx returns an error
+// wrapping ctx.Err(), and the command, with every process it started, is
 // gone from the host when Exec returns.
+//
+// hoststest.RunConformance checks these promises on every implementation.
 type Transport interface {
 	// Exec runs argv (argv[0] is the program) and waits. stdout and stderr
 	// receive the command's output as it arrives; either may be nil.
@@ -246,6 +351,26 @@ func (e *TransportError) Error() string {
 }
 
 func (e *TransportError) Unwrap() error { return e.Err }
+
+// LocalError is a failure on the manager's side of a transfer: opening,
+// reading, writing or syncing its own file (a source that vanished or
+// changed, a full or read-only local disk). It is not the host's fault, so
+// it is never a TransportError: the host stays up and the file is not sent
+// to another host for the same local problem.
+type LocalError struct {
+	Op  string
+	Err error
+}
+
+func (e *LocalError) Error() string { return fmt.Sprintf("on the manager: %s: %v", e.Op, e.Err) }
+
+func (e *LocalError) Unwrap() error { return e.Err }
+
+// IsLocal reports whether err is the manager's own (see LocalError).
+func IsLocal(err error) bool {
+	var le *LocalError
+	return errors.As(err, &le)
+}
 
 // IsTransport reports whether err is a host/connection failure.
 func IsTransport(err error) bool {

@@ -168,10 +168,7 @@ func Inventory(ctx context.Context, def *Def, t Transport) InventoryResult {
 	if res.OS == "" {
 		res.OS = "linux"
 	}
-	ffmpeg := def.FFmpeg
-	if ffmpeg == "" {
-		ffmpeg = "ffmpeg"
-	}
+	ffmpeg := def.FFmpegPath()
 	var mu sync.Mutex
 	note := func(format string, args ...any) {
 		mu.Lock()

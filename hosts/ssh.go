@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/kevinburke/ssh_config"
@@ -21,17 +20,29 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
+
+	"clustertx/internal/filelock"
 )
 
 // SSHOptions tunes DialSSH. The zero value is usable.
 type SSHOptions struct {
-	// KnownHostsFiles lists the known_hosts files to trust. nil means
-	// ~/.ssh/known_hosts plus UserKnownHostsFile from ssh_config. Missing
-	// files are skipped (every host is then unknown).
+	// KnownHostsFiles lists the user known_hosts files (--known-hosts).
+	// Empty means what OpenSSH uses: UserKnownHostsFile from ssh_config, else
+	// ~/.ssh/known_hosts and ~/.ssh/known_hosts2. New keys are recorded in
+	// the first. Missing files are skipped.
 	KnownHostsFiles []string
-	// AcceptNewHostKeys is OpenSSH's StrictHostKeyChecking=accept-new: an
-	// unknown host key is recorded (after authentication succeeded) in the
-	// first known_hosts file and trusted. A changed key is always refused.
+	// GlobalKnownHostsFiles are the system-wide known_hosts files consulted
+	// beside the user files when ssh_config names no GlobalKnownHostsFile.
+	// nil means OpenSSH's default, /etc/ssh/ssh_known_hosts and
+	// /etc/ssh/ssh_known_hosts2; empty (not nil) means none; tests set it
+	// to keep /etc out. Missing files are skipped; nothing is ever written
+	// to them.
+	GlobalKnownHostsFiles []string
+	// AcceptNewHostKeys is OpenSSH's StrictHostKeyChecking=accept-new: a
+	// host known in none of the user and global files (under its name, its
+	// HostKeyAlias, or with CheckHostIP its address) has its key recorded,
+	// after authentication succeeded, in the first user file and trusted.
+	// A key that differs from one recorded in any of them is always refused.
 	AcceptNewHostKeys bool
 	// SSHConfigFile is the ssh_config to read: "" = ~/.ssh/config, "none" =
 	// do not read one.
@@ -76,6 +87,11 @@ type HostKeyError struct {
 	Revoked     bool   // the key is marked @revoked in known_hosts
 	KeyType     string // e.g. ssh-ed25519
 	KnownHosts  string // the known_hosts file to fix
+	// Name is the known_hosts name that was looked up and failed: the
+	// HostKeyAlias, "[address]:port" for the address (CheckHostIP), or
+	// "" for the dialled host:port itself.
+	Name string
+	Line int // Changed: the line of KnownHosts that records another key
 }
 
 func (e *HostKeyError) Error() string {
@@ -91,18 +107,38 @@ func (e *HostKeyError) Error() string {
 	case e.Revoked:
 		return fmt.Sprintf("host %s (%s) presented a REVOKED %s key %s; refusing to connect", e.Host, e.Addr, e.KeyType, e.Fingerprint)
 	case e.Changed:
-		return fmt.Sprintf("host %s (%s) presented a %s key %s that does not match known_hosts; "+
+		name := e.Name
+		if name == "" {
+			name = knownhosts.Normalize(e.Addr)
+		}
+		where := kh
+		if e.Line > 0 {
+			where = fmt.Sprintf("%s:%d", kh, e.Line)
+		}
+		return fmt.Sprintf("host %s (%s) presented a %s key %s that does not match the key known_hosts records for %s (%s); "+
 			"refusing to connect: possible man-in-the-middle attack; if the host was reinstalled, remove the old line with "+
 			"ssh-keygen -R %s -f %s and verify the new key",
-			e.Host, e.Addr, e.KeyType, e.Fingerprint, QuotePOSIX(knownhosts.Normalize(e.Addr)), QuotePOSIX(kh))
+			e.Host, e.Addr, e.KeyType, e.Fingerprint, name, where, QuotePOSIX(name), shellPath(kh))
 	}
 	scan := "ssh-keyscan "
 	if port != "22" {
 		scan += "-p " + port + " "
 	}
 	scan += QuotePOSIX(host)
+	if e.Name != "" { // HostKeyAlias: the line must carry the alias
+		scan += " | sed " + QuotePOSIX("s/^[^ ]*/"+e.Name+"/")
+	}
 	return fmt.Sprintf("host %s (%s) is not in known_hosts (%s key %s); verify and add it with: %s >> %s  (or run once with --accept-new-host-keys)",
-		e.Host, e.Addr, e.KeyType, e.Fingerprint, scan, kh)
+		e.Host, e.Addr, e.KeyType, e.Fingerprint, scan, shellPath(kh))
+}
+
+// shellPath quotes a path for a command line the user pastes, leaving a
+// leading ~/ outside the quotes so that the shell still expands it.
+func shellPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		return "~/" + QuotePOSIX(rest)
+	}
+	return QuotePOSIX(p)
 }
 
 // Session budget per connection: OpenSSH's MaxSessions defaults to 10.
@@ -302,7 +338,11 @@ type sshTarget struct {
 	identities []string // explicit identity files (IdentitiesOnly-like)
 	fromDef    bool     // identities came from transcode.yml: missing = error
 	proxyJump  string
-	knownHosts []string // UserKnownHostsFile
+	knownHosts []string // UserKnownHostsFile (nil: not set)
+	// globalKnownHosts is GlobalKnownHostsFile (nil: not set).
+	globalKnownHosts []string
+	hostKeyAlias     string // HostKeyAlias: the known_hosts name instead of host:port
+	checkHostIP      bool   // CheckHostIP yes: the address must not be known with another key
 }
 
 func (h sshTarget) addr() string { return net.JoinHostPort(h.host, strconv.Itoa(h.port)) }
@@ -451,12 +491,34 @@ func resolveTarget(cfg *ssh_config.Config, alias, explicitUser string, explicitP
 		}
 	}
 	h.proxyJump = cfgGet(cfg, alias, "ProxyJump")
-	for _, v := range cfgGetAll(cfg, alias, "UserKnownHostsFile") {
+	h.knownHosts = cfgFiles(cfg, alias, "UserKnownHostsFile", &h)
+	h.globalKnownHosts = cfgFiles(cfg, alias, "GlobalKnownHostsFile", &h)
+	h.hostKeyAlias = cfgGet(cfg, alias, "HostKeyAlias")
+	if strings.EqualFold(h.hostKeyAlias, "none") {
+		h.hostKeyAlias = ""
+	}
+	// OpenSSH's default has been "no" since 8.5.
+	h.checkHostIP = strings.EqualFold(cfgGet(cfg, alias, "CheckHostIP"), "yes")
+	return h, nil
+}
+
+// cfgFiles reads a known_hosts file list keyword (space-separated, tokens
+// and ~ expanded; "none" is no file). nil when the keyword is not set.
+func cfgFiles(cfg *ssh_config.Config, alias, key string, h *sshTarget) []string {
+	vals := cfgGetAll(cfg, alias, key)
+	if len(vals) == 0 {
+		return nil
+	}
+	files := []string{}
+	for _, v := range vals[:1] { // the first value wins, as for every ssh_config keyword
 		for _, f := range strings.Fields(v) {
-			h.knownHosts = append(h.knownHosts, expandTokens(f, &h))
+			if strings.EqualFold(f, "none") {
+				continue
+			}
+			files = append(files, expandTokens(f, h))
 		}
 	}
-	return h, nil
+	return files
 }
 
 // parseJumps splits a ProxyJump value into hops: [user@]host[:port] or
@@ -536,12 +598,7 @@ func DialSSH(ctx context.Context, def *Def, opts SSHOptions) (*SSHTransport, err
 			hops[i].identities, hops[i].fromDef = tgt.identities, tgt.fromDef
 		}
 	}
-	khFiles := opts.KnownHostsFiles
-	if khFiles == nil {
-		khFiles = append([]string{filepath.Join(homeDir(), ".ssh", "known_hosts")}, tgt.knownHosts...)
-	}
-
-	d := &dialer{opts: opts, name: name, khFiles: khFiles}
+	d := &dialer{opts: opts, name: name}
 	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
 		if c, err := net.Dial("unix", sock); err != nil {
 			opts.Logf("ssh %s: agent %s: %v", name, sock, err)
@@ -610,8 +667,88 @@ func DialSSH(ctx context.Context, def *Def, opts SSHOptions) (*SSHTransport, err
 type dialer struct {
 	opts         SSHOptions
 	name         string
-	khFiles      []string
 	agentSigners []ssh.Signer
+}
+
+// defaultGlobalKnownHosts is OpenSSH's GlobalKnownHostsFile default.
+var defaultGlobalKnownHosts = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
+
+// checkLoopbackIP makes CheckHostIP apply to loopback addresses too, which
+// OpenSSH exempts; only tests set it (a loopback sshd is all they have).
+var checkLoopbackIP = false
+
+// knownHostsFiles returns the user files (new keys go to the first) and
+// the global files for hop h, as OpenSSH picks them: --known-hosts, else
+// UserKnownHostsFile, else ~/.ssh/known_hosts{,2}; GlobalKnownHostsFile,
+// else the configured default, else /etc/ssh/ssh_known_hosts{,2}.
+func (d *dialer) knownHostsFiles(h sshTarget) (user, global []string) {
+	user = d.opts.KnownHostsFiles // empty like nil: a CLI may give either for an unset flag
+	if len(user) == 0 {
+		user = h.knownHosts // "UserKnownHostsFile none": empty, not nil
+	}
+	if user == nil {
+		home := filepath.Join(homeDir(), ".ssh")
+		user = []string{filepath.Join(home, "known_hosts"), filepath.Join(home, "known_hosts2")}
+	}
+	global = h.globalKnownHosts
+	if global == nil {
+		global = d.opts.GlobalKnownHostsFiles
+	}
+	if global == nil {
+		global = defaultGlobalKnownHosts
+	}
+	return user, global
+}
+
+// hostKeyName is the known_hosts name a hop's key is checked under (and
+// the host:port form the lookup takes): the
+// HostKeyAlias, or the dialled host:port, as OpenSSH spells them
+// ("name" for port 22, "[name]:port" otherwise; an alias as is).
+func hostKeyName(h sshTarget) (name, lookup string) {
+	if h.hostKeyAlias != "" {
+		return h.hostKeyAlias, net.JoinHostPort(h.hostKeyAlias, "22")
+	}
+	return knownhosts.Normalize(h.addr()), h.addr()
+}
+
+// checkedIP returns the known_hosts name and the host:port of the address
+// CheckHostIP checks for hop h reached at remote, or "" when there is none
+// to check: CheckHostIP off, a hop reached through a ProxyJump (OpenSSH has
+// no address there either), a loopback address (OpenSSH exempts those), or
+// the same name as the host's own.
+func checkedIP(h sshTarget, via *ssh.Client, remote net.Addr, name string) (ipName, ipAddr string) {
+	tcp, ok := remote.(*net.TCPAddr)
+	if !ok || !h.checkHostIP || via != nil || (tcp.IP.IsLoopback() && !checkLoopbackIP) {
+		return "", ""
+	}
+	ipAddr = net.JoinHostPort(tcp.IP.String(), strconv.Itoa(h.port))
+	if ipName = knownhosts.Normalize(ipAddr); ipName == name {
+		return "", ""
+	}
+	return ipName, ipAddr
+}
+
+// keyCheck is the outcome of looking one known_hosts name up.
+type keyCheck struct {
+	ok, unknown, revoked bool
+	want                 []xknownhosts.KnownKey // recorded keys that did not match
+	err                  error                  // anything else (unreadable line…)
+}
+
+func classifyKey(err error) keyCheck {
+	var rev *xknownhosts.RevokedError
+	var ke *xknownhosts.KeyError
+	switch {
+	case err == nil:
+		return keyCheck{ok: true}
+	case errors.As(err, &rev):
+		return keyCheck{revoked: true}
+	case knownhosts.IsHostUnknown(err):
+		return keyCheck{unknown: true}
+	case errors.As(err, &ke):
+		return keyCheck{want: ke.Want}
+	}
+	return keyCheck{err: err}
 }
 
 func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ssh.Client, error) {
@@ -621,8 +758,9 @@ func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ss
 	if err != nil {
 		return nil, fail("auth", err)
 	}
+	userKH, globalKH := d.knownHostsFiles(h)
 	var existing []string
-	for _, f := range d.khFiles {
+	for _, f := range append(append([]string(nil), userKH...), globalKH...) {
 		if _, err := os.Stat(f); err == nil {
 			existing = append(existing, f)
 		}
@@ -632,31 +770,65 @@ func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ss
 		return nil, fail("known_hosts", err)
 	}
 	firstKH := ""
-	if len(d.khFiles) > 0 {
-		firstKH = d.khFiles[0]
+	if len(userKH) > 0 {
+		firstKH = userKH[0]
 	}
+	name, lookup := hostKeyName(h)
 	var hkErr *HostKeyError
 	var pending ssh.PublicKey
+	var pendingNames []string
 	check := db.HostKeyCallback()
-	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := check(hostname, remote, key)
-		if err == nil {
-			return nil
-		}
+	// cb decides as OpenSSH's check_host_key does, with one difference
+	// that only ever refuses more: the key is looked up under the alias or
+	// host:port in every user and global file; with CheckHostIP, also
+	// under the address the connection reached (not through a ProxyJump,
+	// where there is none, not on loopback, and not when that is the same
+	// name). A revoked key, or a name or address recorded with other keys,
+	// is refused, with accept-new too; a name known nowhere is unknown,
+	// which accept-new records under the name (and the address).
+	cb := func(_ string, remote net.Addr, key ssh.PublicKey) error {
 		e := &HostKeyError{Host: h.label, Addr: addr, Fingerprint: ssh.FingerprintSHA256(key), KeyType: key.Type(), KnownHosts: tildePath(firstKH)}
-		var rev *xknownhosts.RevokedError
-		switch {
-		case knownhosts.IsHostUnknown(err):
-			if d.opts.AcceptNewHostKeys {
-				pending = key
-				return nil
+		if h.hostKeyAlias != "" {
+			e.Name = name
+		}
+		changed := func(n string, want []xknownhosts.KnownKey) error {
+			e.Changed, e.Name = true, n
+			if len(want) > 0 {
+				e.KnownHosts, e.Line = tildePath(want[0].Filename), want[0].Line
 			}
-		case knownhosts.IsHostKeyChanged(err):
-			e.Changed = true
-		case errors.As(err, &rev):
+			hkErr = e
+			return e
+		}
+		res := classifyKey(check(lookup, remote, key))
+		var ipRes keyCheck
+		ipName, ipAddr := checkedIP(h, via, remote, name)
+		if ipName != "" {
+			ipRes = classifyKey(check(ipAddr, remote, key))
+		}
+		switch {
+		case res.revoked || ipRes.revoked:
 			e.Revoked = true
-		default:
-			e.Changed = true
+			hkErr = e
+			return e
+		case res.err != nil:
+			return changed(name, nil)
+		case !res.ok && !res.unknown:
+			return changed(name, res.want)
+		case ipName != "" && ipRes.err != nil:
+			return changed(ipName, nil)
+		case ipName != "" && !ipRes.ok && !ipRes.unknown:
+			return changed(ipName, ipRes.want)
+		case res.ok:
+			if ipName != "" && ipRes.unknown && d.opts.AcceptNewHostKeys {
+				pending, pendingNames = key, []string{ipName}
+			}
+			return nil
+		case d.opts.AcceptNewHostKeys:
+			pending, pendingNames = key, []string{name}
+			if ipName != "" && ipRes.unknown {
+				pendingNames = append(pendingNames, ipName)
+			}
+			return nil
 		}
 		hkErr = e
 		return e
@@ -681,11 +853,20 @@ func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ss
 		_ = conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(hctx, func() { _ = conn.Close() })
+	// Offer the key types known_hosts has for the name; for a name it does
+	// not know, those it has for the address CheckHostIP will check, so
+	// that the address is compared with a key of a type recorded for it.
+	algos := hostKeyAlgorithms(db, lookup)
+	if len(db.HostKeyAlgorithms(lookup)) == 0 {
+		if ipName, ipAddr := checkedIP(h, via, conn.RemoteAddr(), name); ipName != "" {
+			algos = hostKeyAlgorithms(db, ipAddr)
+		}
+	}
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
 		User:              h.user,
 		Auth:              auth,
 		HostKeyCallback:   cb,
-		HostKeyAlgorithms: hostKeyAlgorithms(db, addr),
+		HostKeyAlgorithms: algos,
 		Timeout:           d.opts.ConnectTimeout,
 	})
 	fired := !stop()
@@ -707,11 +888,11 @@ func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ss
 	}
 	_ = conn.SetDeadline(time.Time{})
 	if pending != nil {
-		if err := appendKnownHost(firstKH, addr, pending); err != nil {
+		if err := appendKnownHost(firstKH, pendingNames, pending); err != nil {
 			_ = c.Close()
 			return nil, fail("record host key", err)
 		}
-		d.opts.Logf("ssh %s: recorded new %s host key %s for %s in %s", h.label, pending.Type(), ssh.FingerprintSHA256(pending), addr, firstKH)
+		d.opts.Logf("ssh %s: recorded new %s host key %s for %s in %s", h.label, pending.Type(), ssh.FingerprintSHA256(pending), strings.Join(pendingNames, ","), firstKH)
 	}
 	return ssh.NewClient(c, chans, reqs), nil
 }
@@ -747,9 +928,10 @@ func tildePath(p string) string {
 
 var knownHostsMu sync.Mutex
 
-// appendKnownHost records key for addr in file under a process mutex and an
-// flock, creating the file (0600) and its directory (0700) as needed.
-func appendKnownHost(file, addr string, key ssh.PublicKey) error {
+// appendKnownHost records key for names (known_hosts names, as
+// hostKeyName spells them) in file under a process mutex and an flock,
+// creating the file (0600) and its directory (0700) as needed.
+func appendKnownHost(file string, names []string, key ssh.PublicKey) error {
 	if file == "" {
 		return errors.New("no known_hosts file to record the key in")
 	}
@@ -763,11 +945,11 @@ func appendKnownHost(file, addr string, key ssh.PublicKey) error {
 		return err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := filelock.Lock(f); err != nil {
 		return fmt.Errorf("lock %s: %w", file, err)
 	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck
-	line := knownhosts.Line([]string{knownhosts.Normalize(addr)}, key)
+	defer filelock.Unlock(f) //nolint:errcheck
+	line := knownhosts.Line(names, key)
 	old, err := os.ReadFile(file)
 	if err != nil {
 		return err

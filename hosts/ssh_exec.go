@@ -19,26 +19,57 @@ import (
 const pidMarker = "clustertx-pid="
 
 // posixWrapper is the stdin-EOF watchdog: the command runs in the
-// background with /dev/null as stdin, its PID goes to stderr, and a watcher
-// that holds the session's stdin (saved as fd 3) sends SIGTERM when that
-// stdin reaches EOF: when the client closes it on cancel, or when the
-// connection dies; SIGKILL follows a second later, because a cancelled
-// output is discarded anyway and ffmpeg's SIGTERM path flushes the encoder,
-// which for x265's deep lookahead can take many seconds. Exit status is the command's. The watcher holds neither
-// stdout nor stderr, so it never keeps the session open; after a normal
-// exit the shell kills the watcher, leaving only a `cat` that ends with the
-// session (it kills nothing).
+// background with /dev/null as stdin, in a process group (and session) of
+// its own, its PID goes to stderr, and a watcher that holds the session's
+// stdin (saved as fd 3) stops that whole group when that stdin reaches EOF:
+// when the client closes it on cancel, or when the connection dies (or, on
+// the local host, when the manager dies). Exit status is the command's.
+//
+// The group is what makes a wrapper script (`ffmpeg: /usr/local/bin/ff`
+// holding `nice ffmpeg "$@"`, without exec) stop too: signalling only the
+// PID started would kill the script and leave the ffmpeg it forked encoding,
+// and holding the session's stdout open. setsid(1) (util-linux, every Linux)
+// starts the group; without it perl's setpgrp does (macOS, BSDs); with
+// neither, only the PID is signalled. The PID reported is the group's ID
+// (setsid does not fork: a background job of a shell without job control
+// is not a group leader).
+//
+// When it fires, the watcher sends the group SIGTERM and, a second later,
+// SIGKILL: a cancelled output is discarded anyway, and ffmpeg's SIGTERM
+// path flushes the encoder, which for x265's deep lookahead can take many
+// seconds. When the command the shell waits for has ended, the shell stops
+// the watcher and, should the group still have members (a wrapper script
+// died on SIGTERM while the ffmpeg it forked still flushes, or left
+// something behind), ends them the same way before it exits. The watcher
+// waits with the shell's own `read`, so after a normal exit no process is
+// left behind; it holds neither stdout nor stderr, so it never keeps the
+// session open.
 func posixWrapper(argv []string) string {
 	return "exec 3<&0 </dev/null\n" +
-		QuotePOSIX(argv...) + " 3<&- &\n" +
+		"if command -v setsid >/dev/null 2>&1; then set -- setsid\n" +
+		"elif command -v perl >/dev/null 2>&1; then set -- perl -e " + QuotePOSIX(perlSetpgrp) + "\n" +
+		"else set --; fi\n" +
+		"\"$@\" " + QuotePOSIX(argv...) + " 3<&- &\n" +
 		"pid=$!\n" +
 		"echo \"" + pidMarker + "$pid\" >&2\n" +
-		"( cat <&3 >/dev/null 2>&1; kill -TERM \"$pid\" 2>/dev/null; sleep 1; kill -KILL \"$pid\" 2>/dev/null ) >/dev/null 2>&1 &\n" +
+		"( read -r _ <&3; " + killGroup("TERM", "\"$pid\"") + "; sleep 1; " + killGroup("KILL", "\"$pid\"") + " ) >/dev/null 2>&1 &\n" +
 		"wpid=$!\n" +
 		"exec 3<&-\n" +
 		"wait \"$pid\"; st=$?\n" +
-		"kill \"$wpid\" 2>/dev/null\n" +
+		"kill \"$wpid\" 2>/dev/null; wait \"$wpid\" 2>/dev/null\n" +
+		"if kill -0 -\"$pid\" 2>/dev/null; then kill -TERM -\"$pid\" 2>/dev/null; sleep 1; kill -KILL -\"$pid\" 2>/dev/null; fi\n" +
 		"exit $st\n"
+}
+
+// perlSetpgrp execs its arguments in a new process group, or exits 127
+// (command not found, as the shell would) with the shell's kind of message.
+const perlSetpgrp = `setpgrp(0,0); exec {$ARGV[0]} @ARGV or do { print STDERR "$ARGV[0]: $!\n"; exit 127 }`
+
+// killGroup is the shell command that sends sig to the process group pid
+// leads, or to pid alone when there is no such group (no setsid or perl on
+// the host).
+func killGroup(sig, pid string) string {
+	return "kill -" + sig + " -" + pid + " 2>/dev/null || kill -" + sig + " " + pid + " 2>/dev/null"
 }
 
 // CommandLine is the exact string Exec sends to the host for argv (for
@@ -52,9 +83,10 @@ func (t *SSHTransport) CommandLine(argv []string) (string, error) {
 
 // Exec runs argv on the host. POSIX hosts run it under the stdin-EOF
 // watchdog wrapper, so cancelling ctx (or losing the connection) stops the
-// remote process: SIGTERM request, stdin closed (the watchdog sends
-// SIGTERM), then after killGrace `kill -TERM` and `kill -KILL` of the PID
-// from a second session. Exec returns only when the session has ended.
+// remote process and everything it started (its process group): SIGTERM
+// request, stdin closed (the watchdog signals the group), then after
+// killGrace `kill -TERM` and `kill -KILL` of the group from a second
+// session. Exec returns only when the session has ended.
 //
 // Windows hosts (cmd.exe) get no wrapper: on cancel the session is
 // signalled and closed, which does not reliably stop the remote process
@@ -181,7 +213,7 @@ func (t *SSHTransport) killPID(pid int, sig string) {
 	defer s.Close()
 	timer := time.AfterFunc(5*time.Second, func() { _ = s.Close() })
 	defer timer.Stop()
-	_ = s.Run("kill -" + sig + " " + strconv.Itoa(pid) + " 2>/dev/null")
+	_ = s.Run(killGroup(sig, strconv.Itoa(pid)))
 }
 
 // pidFilter forwards stderr, removing the wrapper's "clustertx-pid=N\n"

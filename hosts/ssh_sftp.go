@@ -119,12 +119,12 @@ func (t *SSHTransport) Upload(ctx context.Context, local, remote string) (err er
 	}
 	in, err := os.Open(local)
 	if err != nil {
-		return t.terr(op, err)
+		return &LocalError{Op: "reading " + local + " to upload it to " + t.name, Err: err}
 	}
 	defer in.Close()
 	st, err := in.Stat()
 	if err != nil {
-		return t.terr(op, err)
+		return &LocalError{Op: "reading " + local + " to upload it to " + t.name, Err: err}
 	}
 	size := st.Size()
 	f, err := c.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
@@ -143,9 +143,16 @@ func (t *SSHTransport) Upload(ctx context.Context, local, remote string) (err er
 		}
 	}()
 	h := sha256.New()
-	n, werr := f.ReadFromWithConcurrency(io.TeeReader(ctxReader{ctx, in}, h), 0)
+	lr := &errReader{r: in}
+	n, werr := f.ReadFromWithConcurrency(io.TeeReader(ctxReader{ctx, lr}, h), 0)
 	if ctx.Err() != nil {
 		return fmt.Errorf("host %s: %s: %w", t.name, op, ctx.Err())
+	}
+	if lr.err != nil {
+		return &LocalError{Op: "reading " + local + " to upload it to " + t.name, Err: lr.err}
+	}
+	if now, serr := os.Stat(local); n != size && (serr != nil || now.Size() != size) {
+		return &LocalError{Op: "uploading " + local + " to " + t.name, Err: fmt.Errorf("the file changed during the upload (%d bytes sent of %d)", n, size)}
 	}
 	if werr != nil || n != size {
 		msg := fmt.Sprintf("wrote %d of %d bytes", n, size)
@@ -191,7 +198,7 @@ func (t *SSHTransport) Download(ctx context.Context, remote, local string) (err 
 	}
 	out, err := os.OpenFile(local, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
-		return t.terr(op, err)
+		return &LocalError{Op: "writing the download from " + t.name, Err: err}
 	}
 	outClosed := false
 	defer func() {
@@ -224,7 +231,7 @@ func (t *SSHTransport) Download(ctx context.Context, remote, local string) (err 
 		return fmt.Errorf("host %s: %s: %w", t.name, op, ctx.Err())
 	}
 	if lw.err != nil {
-		return t.terr(op, fmt.Errorf("local write to %s failed after %d bytes (local disk full?): %w", local, lw.n, lw.err))
+		return &LocalError{Op: "writing the download from " + t.name, Err: fmt.Errorf("%s: write failed after %d bytes (local disk full?): %w", local, lw.n, lw.err)}
 	}
 	if cerr != nil {
 		return t.sftpErr(op, cerr)
@@ -233,11 +240,11 @@ func (t *SSHTransport) Download(ctx context.Context, remote, local string) (err 
 		return t.terr(op, fmt.Errorf("short read: got %d of %d bytes", n, rst.Size()))
 	}
 	if err := out.Sync(); err != nil {
-		return t.terr(op, fmt.Errorf("local sync %s: %w", local, err))
+		return &LocalError{Op: "writing the download from " + t.name, Err: fmt.Errorf("sync %s: %w", local, err)}
 	}
 	outClosed = true
 	if err := out.Close(); err != nil {
-		return t.terr(op, fmt.Errorf("local close %s: %w", local, err))
+		return &LocalError{Op: "writing the download from " + t.name, Err: fmt.Errorf("close %s: %w", local, err)}
 	}
 	if lst, err := os.Stat(local); err != nil || lst.Size() != rst.Size() {
 		return t.terr(op, fmt.Errorf("local file %s does not have the %d bytes written", local, rst.Size()))
@@ -298,6 +305,21 @@ func (e *errWriter) Write(p []byte) (int, error) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// errReader remembers the error of the local file read during an upload,
+// so that it is told apart from the remote side's.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
 		e.err = err
 	}
 	return n, err

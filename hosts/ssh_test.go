@@ -331,8 +331,9 @@ func TestSSHExecCancelKillsRemote(t *testing.T) {
 	_ = s
 }
 
-// A command that ignores SIGTERM: the watchdog's TERM does nothing, so the
-// fallback kill -TERM / kill -KILL from a second session must end it.
+// A command that ignores SIGTERM: the watchdog's TERM does nothing, so its
+// KILL a second later (or the fallback kill -TERM / kill -KILL of the group
+// from a second session) must end it.
 func TestSSHExecCancelKillFallback(t *testing.T) {
 	_, tr := start(t)
 	hosts.SetKillGrace(tr, 500*time.Millisecond)

@@ -43,6 +43,42 @@
 // impossible the Journal refuses all further writes rather than risk gluing
 // records together.
 //
+// # The life of a source version
+//
+// A version is a path with a size and mtime (the Key), plus its device,
+// inode and ctime where the platform has them (see package fileid). Its
+// record moves through these states; the last record for a Key wins:
+//
+//	(none) seen, planned, encoding — in flight; its temp files are records of their own
+//	  │
+//	  ├─ skipped            a rule said SKIP
+//	  ├─ failed             encode or verification failed (Attempts counts runs)
+//	  ├─ kept               kept-original: the threshold was not met, nothing replaced
+//	  ├─ changed            the source was not the probed version any more at a
+//	  │                     point of no return; the output was discarded
+//	  ├─ kept-copy          -k: Output is a verified copy, the source is never touched
+//	  └─ (output verified; the Output file gets its own record, state "output")
+//	       ├─ in place (a.mkv → a.mkv): renamed over the source ─→ done
+//	       └─ new name (a.mp4 → a.mkv): replacing ─→ output linked into place,
+//	                                    source removed ─→ done
+//
+// What a later run may do with each:
+//
+//   - replacing: the only state in which a run removes a source it did not
+//     encode itself, and only when the file at Key.Path is still exactly the
+//     recorded version (size, mtime, device, inode, ctime) and the file at
+//     Output is still the output record's file. Anything else (a restored
+//     copy, a new version, a changed output) is left alone and reported.
+//     Records from journals older than the inode fields never qualify.
+//   - done, kept-copy: the version is finished; a file with this Key found
+//     again (an original restored from a backup with its mtime) is skipped
+//     and reported, never removed. --force encodes it again.
+//   - output: a file clustertx wrote (including -k copies); it is not
+//     transcoded again unless --force.
+//   - kept, skipped: skipped until --force; failed: retried until
+//     --max-failed-runs; changed: the version is gone, a file with this Key
+//     is encoded as new.
+//
 // The journal does not decide policy: callers compare an Entry's Outcome and
 // Attempts with --force and --max-attempts themselves, and remove pending
 // temps (locally or over SSH) before calling DoneTemp.
@@ -61,30 +97,39 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"clustertx/internal/fileid"
 )
 
 // Version is the record format written by this package (the "v" field).
 const Version = 1
 
-// Outcome is what happened to a source-file version.
+// Outcome is the state a source-file version (or an output) is in; see
+// "The life of a source version" in the package doc.
 type Outcome string
 
-// Outcomes.
+// States of a version. An Entry with Outcome Output describes a file
+// clustertx wrote, not a source.
 const (
-	Done    Outcome = "done"    // encoded and verified; Entry.Output is the result
-	Kept    Outcome = "kept"    // encoded but kept the original (threshold not met)
-	Failed  Outcome = "failed"  // Entry.Reason, Entry.Attempts
-	Skipped Outcome = "skipped" // skipped by a rule
+	Done      Outcome = "done"      // replaced: the verified Output took the source's place (or its name)
+	Kept      Outcome = "kept"      // kept-original: encoded, but the threshold was not met
+	KeptCopy  Outcome = "kept-copy" // -k: Output is a verified copy; the source is never touched
+	Replacing Outcome = "replacing" // the replace of this version into Output started and did not finish
+	Changed   Outcome = "changed"   // the source changed during the encode; the output was discarded
+	Failed    Outcome = "failed"    // Entry.Reason, Entry.Attempts
+	Skipped   Outcome = "skipped"   // skipped by a rule
+	Output    Outcome = "output"    // this file was written by clustertx from Entry.Source
 )
 
 func (o Outcome) valid() bool {
 	switch o {
-	case Done, Kept, Failed, Skipped:
+	case Done, Kept, KeptCopy, Replacing, Changed, Failed, Skipped, Output:
 		return true
 	}
 	return false
@@ -112,16 +157,41 @@ func KeyOf(path string) (Key, error) {
 	return Key{Path: abs, Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}, nil
 }
 
-// Entry is the recorded outcome for a source-file version.
+// Entry is the recorded state of a source-file version (or of an output).
 type Entry struct {
 	Key
 	Outcome  Outcome
-	Output   string // Done/Kept: the output path
+	Output   string // Done, KeptCopy, Replacing, Kept: the output path
+	Source   string // Output: the source it was encoded from
 	Reason   string // Failed: why; Skipped: which rule
 	Host     string
 	Profile  string
 	Attempts int       // Failed: attempts so far (the caller accumulates them)
 	Time     time.Time // zero: set to now by Record
+
+	// The version's device, inode and inode change time, where the platform
+	// has them (zero: unknown). Replacing records carry them: resume removes
+	// a source only while it is still exactly this file.
+	Dev, Ino uint64
+	CtimeNs  int64
+}
+
+// HasInode reports whether the entry knows its file's device and inode.
+func (e Entry) HasInode() bool { return e.Dev != 0 || e.Ino != 0 }
+
+// Version is the identity the entry records for its file.
+func (e Entry) Version() fileid.ID {
+	return fileid.ID{Path: e.Path, Size: e.Size, MtimeNs: e.MtimeNs, Dev: e.Dev, Ino: e.Ino, CtimeNs: e.CtimeNs}
+}
+
+// KeyOfID is the journal key of a file version.
+func KeyOfID(id fileid.ID) Key { return Key{Path: id.Path, Size: id.Size, MtimeNs: id.MtimeNs} }
+
+// WithVersion returns e with the key and identity of version id.
+func (e Entry) WithVersion(id fileid.ID) Entry {
+	e.Key = KeyOfID(id)
+	e.Dev, e.Ino, e.CtimeNs = id.Dev, id.Ino, id.CtimeNs
+	return e
 }
 
 // Temp is a temporary file that may exist: announced before it is created,
@@ -165,6 +235,11 @@ const (
 func DefaultPath() string {
 	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "clustertx", "journal.jsonl")
+	}
+	if runtime.GOOS == "windows" { // %LocalAppData%, where Windows programs keep state
+		if d, err := os.UserCacheDir(); err == nil {
+			return filepath.Join(d, "clustertx", "journal.jsonl")
+		}
 	}
 	home, err := os.UserHomeDir()
 	if err != nil || home == "" {
@@ -881,6 +956,10 @@ type entryRec struct {
 	MtimeNs  int64     `json:"mtime_ns"`
 	Outcome  Outcome   `json:"outcome"`
 	Output   pathStr   `json:"output,omitempty"`
+	Source   pathStr   `json:"source,omitempty"`
+	Dev      uint64    `json:"dev,omitempty"`
+	Ino      uint64    `json:"ino,omitempty"`
+	CtimeNs  int64     `json:"ctime_ns,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Host     string    `json:"host,omitempty"`
 	Profile  string    `json:"profile,omitempty"`
@@ -892,7 +971,8 @@ func entryRecOf(e Entry) entryRec {
 	return entryRec{
 		V: Version, Type: "entry",
 		Path: pathStr(e.Path), Size: e.Size, MtimeNs: e.MtimeNs,
-		Outcome: e.Outcome, Output: pathStr(e.Output), Reason: e.Reason,
+		Outcome: e.Outcome, Output: pathStr(e.Output), Source: pathStr(e.Source),
+		Dev: e.Dev, Ino: e.Ino, CtimeNs: e.CtimeNs, Reason: e.Reason,
 		Host: e.Host, Profile: e.Profile, Attempts: e.Attempts, Time: e.Time,
 	}
 }
@@ -904,12 +984,30 @@ func (r entryRec) entry() (Entry, error) {
 	if !r.Outcome.valid() {
 		return Entry{}, fmt.Errorf("invalid outcome %q", r.Outcome)
 	}
-	return Entry{
+	e := Entry{
 		Key:     Key{Path: string(r.Path), Size: r.Size, MtimeNs: r.MtimeNs},
-		Outcome: r.Outcome, Output: string(r.Output), Reason: r.Reason,
+		Outcome: r.Outcome, Output: string(r.Output), Source: string(r.Source),
+		Dev: r.Dev, Ino: r.Ino, CtimeNs: r.CtimeNs, Reason: r.Reason,
 		Host: r.Host, Profile: r.Profile, Attempts: r.Attempts, Time: r.Time,
-	}, nil
+	}
+	// Journals written before the lifecycle had states of its own said
+	// "done" for three things; the reason tells them apart.
+	if e.Outcome == Done {
+		switch e.Reason {
+		case legacyOutputReason:
+			e.Outcome = Output
+		case legacyReplacingReason:
+			e.Outcome = Replacing // without an inode: resume never removes the source
+		}
+	}
+	return e, nil
 }
+
+// Reasons that marked states in journals of earlier versions.
+const (
+	legacyOutputReason    = "output of clustertx"
+	legacyReplacingReason = "output in place; source to be removed"
+)
 
 type tempRec struct {
 	V    int       `json:"v"`

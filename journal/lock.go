@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"clustertx/internal/filelock"
 )
 
 // LockedError is returned by Open when another process holds the journal's
@@ -62,7 +64,7 @@ func acquireLock(journal string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal lock: %w", err)
 	}
-	held, err := tryLock(f)
+	held, err := filelock.TryLock(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("journal lock %s: %w", p, err)
@@ -89,6 +91,6 @@ func releaseLock(f *os.File) error {
 		return nil
 	}
 	_ = f.Truncate(0) // while still holding it: nobody reads a stale pid
-	_ = unlock(f)
+	_ = filelock.Unlock(f)
 	return f.Close()
 }

@@ -343,7 +343,7 @@ func (c *Collector) count(r *cluster.FileResult) {
 		c.lastSuccess.Set(float64(c.now().UnixNano()) / 1e9)
 	case cluster.Failed:
 		c.jobsFailed.Inc()
-	case cluster.NotRun, cluster.Kept:
+	case cluster.NotRun, cluster.Kept, cluster.Changed:
 		c.jobsKilled.Inc()
 	}
 }

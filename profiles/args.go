@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -82,10 +83,9 @@ func (p *Profile) streamMaps(info *media.Info, automap bool, notes *[]string) []
 		return nil
 	}
 	if !p.AudioSel.filters() && !p.SubtitleSel.filters() {
-		// Everything is kept; only the default flags may change.
-		args := []string{"-map", "0"}
-		args = append(args, dispositions("a", p.AudioSel, info.Audio, notes)...)
-		return append(args, dispositions("s", p.SubtitleSel, info.Subtitles, notes)...)
+		// Everything is kept, so no default track is dropped and
+		// default_language has nothing to replace.
+		return []string{"-map", "0"}
 	}
 	var args []string
 	if info.Video != nil {
@@ -101,8 +101,8 @@ func (p *Profile) streamMaps(info *media.Info, automap bool, notes *[]string) []
 	args = append(args, mapEach(audio)...)
 	args = append(args, mapEach(subs)...)
 	args = append(args, p.attachmentMaps(info, notes)...)
-	args = append(args, dispositions("a", p.AudioSel, audio, notes)...)
-	return append(args, dispositions("s", p.SubtitleSel, subs, notes)...)
+	args = append(args, dispositions("a", p.AudioSel, info.Audio, audio, notes)...)
+	return append(args, dispositions("s", p.SubtitleSel, info.Subtitles, subs, notes)...)
 }
 
 func keepStreams(sel *LangSelect, streams []media.Stream) []media.Stream {
@@ -144,12 +144,16 @@ func (p *Profile) attachmentMaps(info *media.Info, notes *[]string) []string {
 	return nil
 }
 
-// dispositions makes sel.Default the default stream of its type among kept
-// (output order), unless a kept stream in that language already is: the
-// first kept stream in that language gets "default", every other kept
-// stream gets 0 so players do not pick a stale default.
-func dispositions(typ string, sel *LangSelect, kept []media.Stream, notes *[]string) []string {
-	if sel == nil || sel.Default == "" || len(kept) == 0 {
+// dispositions applies default_language as pytranscoder's docs and
+// transcode.yml.example describe it: only when the selection dropped the
+// stream that was the default of its type (all is every stream of the
+// type, kept the ones mapped, in output order). The first kept stream in
+// sel.Default's language then gets "default" and every other kept stream
+// 0, so players do not pick a stale default. When no default was dropped
+// the source's flags are left as they are (on main, default_language moved
+// the default even then, turning on subtitles nobody asked for).
+func dispositions(typ string, sel *LangSelect, all, kept []media.Stream, notes *[]string) []string {
+	if sel == nil || sel.Default == "" || len(kept) == 0 || !droppedDefault(all, kept) {
 		return nil
 	}
 	want := -1
@@ -164,7 +168,7 @@ func dispositions(typ string, sel *LangSelect, kept []media.Stream, notes *[]str
 		}
 	}
 	if want < 0 {
-		*notes = append(*notes, fmt.Sprintf("default_language %s: no kept %s stream in that language; default flags left as they are",
+		*notes = append(*notes, fmt.Sprintf("default_language %s: the default %s stream is dropped and no kept one is in that language; no default is set",
 			sel.Default, typeName(typ)))
 		return nil
 	}
@@ -177,6 +181,17 @@ func dispositions(typ string, sel *LangSelect, kept []media.Stream, notes *[]str
 		args = append(args, fmt.Sprintf("-disposition:%s:%d", typ, i), val)
 	}
 	return args
+}
+
+// droppedDefault reports whether a stream of all that is not in kept had
+// the default flag.
+func droppedDefault(all, kept []media.Stream) bool {
+	for _, s := range all {
+		if s.Default && !slices.ContainsFunc(kept, func(k media.Stream) bool { return k.Index == s.Index }) {
+			return true
+		}
+	}
+	return false
 }
 
 func typeName(typ string) string {

@@ -77,17 +77,37 @@ func TestLanguageMaps(t *testing.T) {
 			want: "-map 0:0 -map 0:1 -map 0:3 -map 0:4 -map 0:5",
 		},
 		{
-			name:    "default language not among kept streams",
+			// pytranscoder: the same maps and no disposition (nothing
+			// default was dropped). main moved the default to eng.
+			name:    "default language dropped, but it was not the default: flags untouched",
 			profile: "audio: {exclude_languages: [eng], default_language: eng}",
 			info:    researchFile(), automap: true,
-			want:  "-map 0:0 -map 0:1 -map 0:3 -map 0:4 -map 0:5",
-			notes: []string{"default_language eng: no kept audio stream in that language; default flags left as they are"},
+			want: "-map 0:0 -map 0:1 -map 0:3 -map 0:4 -map 0:5",
 		},
 		{
-			name:    "default only, no filter: map all and fix the default",
+			name:    "default dropped, no kept stream in default_language",
+			profile: "audio: {exclude_languages: [spa], default_language: fre}",
+			info:    researchFile(), automap: true,
+			want:  "-map 0:0 -map 0:2 -map 0:3 -map 0:4 -map 0:5",
+			notes: []string{"default_language fre: the default audio stream is dropped and no kept one is in that language; no default is set"},
+		},
+		{
+			// pytranscoder: -map 0 and nothing else. main moved the
+			// default audio from Spanish to English.
+			name:    "default only, no filter: nothing dropped, flags untouched",
 			profile: "audio: {default_language: ENG}",
 			info:    researchFile(), automap: true,
-			want: "-map 0 -disposition:a:0 0 -disposition:a:1 default",
+			want: "-map 0",
+		},
+		{
+			// The case: no subtitle was on by default, so none is
+			// switched on. main added -disposition:s:0 default.
+			name:    "subtitle include+default, no default subtitle in the source",
+			profile: "subtitle: {include_languages: [eng], default_language: eng}",
+			info: mkInfo(stream(1, "audio", "aac", "eng", true), stream(2, "audio", "aac", "spa", false),
+				stream(3, "subtitle", "subrip", "eng", false), stream(4, "subtitle", "subrip", "fre", false)),
+			automap: true,
+			want:    "-map 0:0 -map 0:1 -map 0:2 -map 0:3",
 		},
 		{
 			name:    "attachments kept for mkv",

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
 
 	"go.yaml.in/yaml/v3"
@@ -124,10 +125,15 @@ func decodeProfileKey(d *yamlx.Decoder, kv yamlx.Pair, p *Profile) error {
 		p.AudioSel, err = decodeLangSelect(d, v, path)
 	case keySubtitle:
 		p.SubtitleSel, err = decodeLangSelect(d, v, path)
+		if err == nil && p.SubtitleSel.filters() && p.SubtitleSel.Default != "" {
+			d.Compatf(kv.KeyN, path, "pytranscoder 2.2.7 never moved the default subtitle (its probe read no subtitle default flags); "+
+				"clustertx does, as pytranscoder's docs describe: when the default subtitle is dropped, the first kept %s subtitle becomes the default",
+				p.SubtitleSel.Default)
+		}
 	case keyAutomap:
 		var b bool
 		b, err = d.Bool(v, path)
-		p.Automap = &b
+		p.Automap, p.automapAt = &b, v
 	case keySplit:
 		p.Split, err = decodeSplit(d, v, path)
 	default:
@@ -189,7 +195,7 @@ func mergeParent(d *yamlx.Decoder, pr yamlx.Pair, p, parent *Profile) {
 	inherit(keyThresholdCheck, func() { p.ThresholdCheck = parent.ThresholdCheck })
 	inherit(keyAudio, func() { p.AudioSel = parent.AudioSel.clone() })
 	inherit(keySubtitle, func() { p.SubtitleSel = parent.SubtitleSel.clone() })
-	inherit(keyAutomap, func() { v := *parent.Automap; p.Automap = &v })
+	inherit(keyAutomap, func() { v := *parent.Automap; p.Automap, p.automapAt = &v, parent.automapAt })
 	inherit(keySplit, func() { v := *parent.Split; p.Split = &v })
 }
 
@@ -323,36 +329,36 @@ func decodeLangs(d *yamlx.Decoder, kv yamlx.Pair) ([]string, error) {
 	return langs, nil
 }
 
-// suggest returns a "did you mean" hint for an unknown key, or "".
-func suggest(key string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if dist := editDistance(strings.ToLower(key), k); dist < bestD {
-			best, bestD = k, dist
+// suggest returns the "did you mean X?" hint for an unknown word, or "".
+func suggest(word string, known []string) string { return textx.Suggest(word, known) }
+
+// WarnProfileAutomap warns, once per automap: key, where a profile's
+// automap differs from config.automap: pytranscoder 2.2.6 and later
+// ignored it (only config.automap counted), clustertx honours it as
+// pytranscoder's docs describe. Called once the config section is decoded.
+func WarnProfileAutomap(d *yamlx.Decoder, set *Set, global bool) {
+	warned := map[*yaml.Node]bool{}
+	for _, name := range set.Names() {
+		p, _ := set.Get(name)
+		if p.Automap == nil || *p.Automap == global || p.automapAt == nil || warned[p.automapAt] {
+			continue
 		}
+		warned[p.automapAt] = true
+		d.Compatf(p.automapAt, p.def.path+".automap", "pytranscoder 2.2.6+ ignored a profile's automap and used config.automap (%s); "+
+			"clustertx honours it, as pytranscoder's docs describe: %s stream mapping for this profile", yesNo(global), onOff(*p.Automap))
 	}
-	if best == "" {
-		return ""
-	}
-	return "did you mean " + best
 }
 
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+func yesNo(b bool) string {
+	if b {
+		return "yes"
 	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
+	return "no"
+}
+
+func onOff(b bool) string {
+	if b {
+		return "automatic"
 	}
-	return prev[len(b)]
+	return "no automatic"
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"clustertx/internal/yamlx"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // LangSelect is an audio:/subtitle: language selection. Languages are
@@ -57,8 +59,9 @@ type Profile struct {
 	ThresholdCheck int    // % done at which to check the threshold early, 100 = off
 
 	AudioSel, SubtitleSel *LangSelect
-	Automap               *bool  // profile-level automap; nil = use the global one
-	Split                 *Split // split mode (clustertx key); nil = off
+	Automap               *bool      // profile-level automap; nil = use the global one
+	automapAt             *yaml.Node // where Automap was set (for WarnProfileAutomap)
+	Split                 *Split     // split mode (clustertx key); nil = off
 
 	Pos string // "file:line" where defined
 

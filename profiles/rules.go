@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -71,17 +70,18 @@ type Predicate struct {
 	Value  string // as written
 	Negate bool   // leading "!"
 
-	codec string         // vcodec/acodec/scodec, lower-case
-	re    *regexp.Regexp // path
-	op    string         // numeric: "=", "<", ">", "<=", ">=", "-" (inclusive range)
-	a, b  float64        // numeric operands; b only for ranges
+	codec string    // vcodec/acodec/scodec, lower-case
+	re    *pyRegexp // path
+	op    string    // numeric: "=", "<", ">", "<=", ">=", "-" (inclusive range)
+	a, b  float64   // numeric operands; b only for ranges
 }
 
 // ParsePredicate parses a criterion such as ("res_height", "!720-1081").
 // Numeric predicates take 720, <720, >720, <=720, >=720 or 720-1081
 // (inclusive), floats allowed; codecs compare case-insensitively; path is
-// a Go regular expression searched anywhere in the path. A leading "!"
-// negates any of them (pytranscoder ignored it on path).
+// a Python regular expression searched anywhere in the path (see
+// pyRegexp). A leading "!" negates any of them (pytranscoder ignored it on
+// path).
 func ParsePredicate(name, value string) (*Predicate, error) {
 	p := &Predicate{Name: name, Value: value}
 	v := strings.TrimSpace(value)
@@ -95,7 +95,7 @@ func ParsePredicate(name, value string) (*Predicate, error) {
 		}
 		p.codec = strings.ToLower(v)
 	case PredPath:
-		re, err := regexp.Compile(v)
+		re, err := compilePython(v)
 		if err != nil {
 			return nil, fmt.Errorf("invalid regular expression %q: %v", v, unprefix(err))
 		}
@@ -109,9 +109,9 @@ func ParsePredicate(name, value string) (*Predicate, error) {
 	default:
 		hint := suggest(name, predicateNames)
 		if hint != "" {
-			hint = "; " + hint
+			hint += " "
 		}
-		return nil, fmt.Errorf("unknown predicate %q (valid: %s)%s", name, strings.Join(predicateNames, ", "), hint)
+		return nil, fmt.Errorf("unknown predicate %q; %s(valid: %s)", name, hint, strings.Join(predicateNames, ", "))
 	}
 	return p, nil
 }
@@ -193,9 +193,23 @@ func (p *Predicate) eval(info *media.Info) bool {
 	case PredFilesizeMB:
 		return p.compare(float64(info.Size) / 1048576)
 	case PredFPS:
-		return p.compare(info.FPS())
+		return p.compare(truncFPS(info.FPS()))
 	}
 	return false
+}
+
+// truncFPS is the frame rate fps rules compare: the whole frames per
+// second, as pytranscoder read it (int() of ffprobe's rate, or the integer
+// part of ffmpeg's "23.98 fps"): 23.976 is 23, 29.97 is 29, 59.94 is 59.
+// So `fps: '23'` matches a film and `'>23'` does not, as before.
+func truncFPS(fps float64) float64 {
+	return math.Floor(fps + 1e-6) // 24000/1001 and 30/1 computed in floats stay on the right side
+}
+
+// hasFraction reports whether a numeric operand is not a whole number,
+// which an fps rule can never equal (see truncFPS).
+func (p *Predicate) hasFraction() bool {
+	return p.a != math.Trunc(p.a) || p.b != math.Trunc(p.b)
 }
 
 // anyCodec: "acodec: aac" matches when any stream has that codec, so
@@ -248,6 +262,10 @@ func DecodeRules(d *yamlx.Decoder, n *yaml.Node, path string, set *Set) ([]*Rule
 
 var ruleKeys = []string{"profile", "criteria", "split"}
 
+// unknownInRule says why an unknown key in a rule is an error, not a
+// warning: a misspelt criteria: leaves a rule that matches every file.
+const unknownInRule = "an unknown key in a rule is an error: ignoring a misspelt criteria: would make the rule match every file"
+
 func decodeRule(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Rule, error) {
 	r := &Rule{Name: pr.Key, Pos: fmt.Sprintf("%s:%d", d.File, pr.KeyN.Line)}
 	pairs, err := d.Mapping(pr.Value, pr.Path)
@@ -265,8 +283,10 @@ func decodeRule(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Rule, error) {
 			r.Criteria, err = decodeCriteria(d, kv)
 		case "split":
 			r.Split, err = decodeSplit(d, kv.Value, kv.Path)
+		case "rules":
+			err = d.UnknownFatal(kv, "did you mean criteria? (pytranscoder before 1.4.6 called it rules:)", unknownInRule)
 		default:
-			err = d.Unknown(kv, suggest(kv.Key, ruleKeys))
+			err = d.UnknownFatal(kv, suggest(kv.Key, ruleKeys), unknownInRule)
 		}
 		if err != nil {
 			return nil, err
@@ -314,6 +334,9 @@ func decodeCriteria(d *yamlx.Decoder, kv yamlx.Pair) ([]*Predicate, error) {
 	}
 	var preds []*Predicate
 	for _, c := range pairs {
+		if err := checkUnquoted(d, c); err != nil {
+			return nil, err
+		}
 		v, err := d.String(c.Value, c.Path)
 		if err != nil {
 			return nil, err
@@ -326,9 +349,53 @@ func decodeCriteria(d *yamlx.Decoder, kv yamlx.Pair) ([]*Predicate, error) {
 			}
 			return nil, d.Errorf(at, c.Path, "%v", err)
 		}
+		if p.Name == PredPath && p.Negate {
+			pat := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "!"))
+			d.Compatf(c.Value, c.Path, "pytranscoder ignored the leading ! and matched the paths that contain %q; "+
+				"clustertx negates it and matches the paths that do not (to mean that in both, write '^(?!.*%s)')", pat, pat)
+		}
+		warnCompatCriterion(d, c, p, v)
+		if p.Name == PredFPS && p.hasFraction() {
+			d.Warnf(c.Value, c.Path, "fps %q: frame rates are compared as whole numbers, as in pytranscoder (23.976 fps is 23), "+
+				"so write whole numbers such as '23' or '>23'", v)
+		}
 		preds = append(preds, p)
 	}
 	return preds, nil
+}
+
+// warnCompatCriterion warns where a criterion pytranscoder 2.2.7 accepted
+// selects other files in clustertx (path's leading ! is warned about
+// separately).
+func warnCompatCriterion(d *yamlx.Decoder, c yamlx.Pair, p *Predicate, v string) {
+	switch {
+	case p.Name == PredVCodec && p.codec != strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "!")):
+		d.Compatf(c.Value, c.Path, "pytranscoder compared codec names case-sensitively, so %q never matched ffprobe's lower-case names; "+
+			"clustertx ignores case and matches %s", v, p.codec)
+	case p.op == "=" && p.Name == PredRuntime:
+		d.Compatf(c.Value, c.Path, "pytranscoder matched runtime %q only for a file exactly %g:00 long (it compared seconds); "+
+			"clustertx matches %g:00 to %g:59", v, p.a, p.a, p.a)
+	case p.op == "=" && p.Name != PredFPS && p.hasFraction():
+		d.Compatf(c.Value, c.Path, "pytranscoder took only whole numbers for equality and %q never matched; clustertx matches within 0.01", v)
+	}
+}
+
+// checkUnquoted catches criteria values YAML read as something else than
+// what was typed: an unquoted !hevc is a YAML tag (the value is then
+// empty), and an unquoted >5 or |5 starts a block scalar.
+func checkUnquoted(d *yamlx.Decoder, c yamlx.Pair) error {
+	n := c.Value
+	if n.Kind != yaml.ScalarNode {
+		return nil
+	}
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		typed := strings.TrimSpace(n.Tag + " " + n.Value)
+		return d.Errorf(n, c.Path, "an unquoted value starting with ! is a YAML tag; quote it: %s: '%s'", c.Key, typed)
+	}
+	if n.Style&(yaml.FoldedStyle|yaml.LiteralStyle) != 0 {
+		return d.Errorf(n, c.Path, "an unquoted value starting with > or | begins a YAML block scalar; quote it, e.g. %s: '>25'", c.Key)
+	}
+	return nil
 }
 
 func knownPredicate(name string) bool {

@@ -48,11 +48,15 @@ func TestParsePredicateMatch(t *testing.T) {
 		{"filesize_mb", "2500.5", true}, // pytranscoder: float never equals
 		{"filesize_mb", "2500", false},
 		{"filesize_mb", "2000-2500.5", true},
-		{"fps", "23.976", true}, // pytranscoder truncated fps to 23
+		// fps is truncated as pytranscoder did: 23.976 is 23.
+		{"fps", "23", true},
+		{"fps", "23.976", false}, // pytranscoder: never equal either
 		{"fps", "24", false},
-		{"fps", ">23", true},
+		{"fps", ">23", false},
+		{"fps", ">22", true},
+		{"fps", "<24", true},
 		{"fps", "<=23.976", true},
-		{"fps", "23.976-30", true},
+		{"fps", "23-30", true},
 		{"fps", "!>25", true},
 		{"vcodec", "h264", true},
 		{"vcodec", "H264", true},
@@ -71,6 +75,14 @@ func TestParsePredicateMatch(t *testing.T) {
 		{"path", "^/media/tv", false},
 		{"path", `S\d+E\d+`, true},
 		{"path", "(?i)/ANIME/", true},
+		// Python re features (Go's regexp refused them on main):
+		{"path", "^(?!.*/anime/)", false},
+		{"path", "^(?!.*/tv/)", true},
+		{"path", "(?<=/media/)anime", true},
+		{"path", "(?<!/media/)anime", false},
+		{"path", `/(?P<dir>\w+)/(?P=dir)`, false},
+		{"path", `(?P<show>Show) S\d+`, true},
+		{"path", `[(?P<]anime`, false}, // inside a class (?P< is literal
 	}
 	info := ruleMedia()
 	for _, tc := range tests {
@@ -96,10 +108,11 @@ func TestParsePredicateErrors(t *testing.T) {
 		{"fps", "", `invalid value ""`},
 		{"vcodec", "!", "expected a codec name"},
 		{"path", "(unclosed", `invalid regular expression "(unclosed"`},
-		{"path", "(?!lookahead)", `invalid regular expression`},
+		{"path", "(?<!x", `invalid regular expression`},
 		{"source_size", "<100", "never implemented; use filesize_mb"},
-		{"res_heigth", "720", "unknown predicate \"res_heigth\" (valid: vcodec,"},
-		{"res_heigth", "720", "did you mean res_height"},
+		{"res_heigth", "720", "unknown predicate \"res_heigth\"; did you mean res_height? (valid: vcodec,"},
+		{"res", "720", "unknown predicate \"res\"; did you mean res_height or res_width? (valid:"},
+		{"filesize", "<100", "unknown predicate \"filesize\"; did you mean filesize_mb? (valid:"},
 	}
 	for _, tc := range tests {
 		_, err := ParsePredicate(tc.name, tc.value)
@@ -140,7 +153,7 @@ rules:
     criteria:
       path: '/anime/'
       res_height: 1080
-      fps: 23.976
+      fps: 23
   'template':
     profile: tmpl
     criteria:
@@ -228,13 +241,16 @@ func TestDecodeRulesErrors(t *testing.T) {
 		}
 	}
 
-	l, err := load(rulesProfiles+"rules:\n  r:\n    profile: hevc\n    priority: 1\n  frag:\n    profile: mp3_hq\n", false)
+	_, err := load(rulesProfiles+"rules:\n  r:\n    profile: hevc\n    priority: 1\n", false)
+	if err == nil || !strings.Contains(err.Error(), "t.yml:15:5: rules.r.priority: unknown key (an unknown key in a rule is an error") {
+		t.Errorf("unknown rule key: err = %v", err)
+	}
+	l, err := load(rulesProfiles+"rules:\n  r:\n    profile: hevc\n  frag:\n    profile: mp3_hq\n", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []string{
-		"t.yml:15:5: rules.r.priority: unknown key",
-		"t.yml:17:14: rules.frag.profile: files matching this rule will fail: t.yml:6:3: profiles.mp3_hq: extension is required",
+		"t.yml:16:14: rules.frag.profile: files matching this rule will fail: t.yml:6:3: profiles.mp3_hq: extension is required",
 	} {
 		if !hasWarning(l.warnings(), w) {
 			t.Errorf("missing warning %q in %q", w, l.warnings())
@@ -250,5 +266,73 @@ func TestRuleNilInfo(t *testing.T) {
 	}
 	if !(&Rule{Name: "default"}).Match(nil) {
 		t.Error("a rule without criteria must always match")
+	}
+}
+
+func TestPythonToNet(t *testing.T) {
+	for in, want := range map[string]string{
+		`(?P<name>x)(?P=name)`: `(?<name>x)\k<name>`,
+		`\(?P<x>`:              `\(?P<x>`,
+		`[(?P<]`:               `[(?P<]`,
+		`[]](?P<a>b)`:          `[]](?<a>b)`,
+		`^(?!.*/anime/)`:       `^(?!.*/anime/)`,
+	} {
+		if got := pythonToNet(in); got != want {
+			t.Errorf("pythonToNet(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPathRegexBackrefAndUnicode(t *testing.T) {
+	info := &media.Info{Path: "/media/Amélie/Amélie.mkv"}
+	for _, tc := range []struct {
+		re   string
+		want bool
+	}{
+		{`/(?P<d>\w+)/(?P=d)\.mkv$`, true}, // \w is Unicode, as in Python 3
+		{`^/media/\w+/`, true},
+		{`Amelie`, false},
+	} {
+		p, err := ParsePredicate("path", tc.re)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.re, err)
+		}
+		if got := p.Match(info); got != tc.want {
+			t.Errorf("path %q on %s: %v, want %v", tc.re, info.Path, got, tc.want)
+		}
+	}
+}
+
+func TestFPSFractionWarns(t *testing.T) {
+	l := mustLoad(t, `
+profiles:
+  hevc: {extension: .mkv}
+rules:
+  film:
+    profile: hevc
+    criteria:
+      fps: '23.976'
+`)
+	if ws := l.warnings(); !hasWarning(ws, `t.yml:7:12: rules.film.criteria.fps: fps "23.976": frame rates are compared as whole numbers`) {
+		t.Errorf("warnings = %q", ws)
+	}
+	if MatchRules(l.rules, ruleMedia()) != nil {
+		t.Error("fps: '23.976' matched a 23.976 fps film; pytranscoder never matched it")
+	}
+}
+
+// Values YAML reads as something else than what was typed: on main an
+// unquoted !hevc failed with "expected a codec name", >5 with "invalid
+// value" and no word of quoting.
+func TestUnquotedCriteria(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"vcodec: !hevc", "t.yml:7:15: rules.r.criteria.vcodec: an unquoted value starting with ! is a YAML tag; quote it: vcodec: '!hevc'"},
+		{"path: !/anime/", "quote it: path: '!/anime/'"},
+		{"fps: >5", "t.yml:7:12: rules.r.criteria.fps: an unquoted value starting with > or | begins a YAML block scalar; quote it, e.g. fps: '>25'"},
+	} {
+		_, err := load("profiles:\n  hevc: {extension: .mkv}\nrules:\n  r:\n    profile: hevc\n    criteria:\n      "+tc.yaml+"\n", false)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v\nwant it to contain %q", tc.yaml, err, tc.want)
+		}
 	}
 }

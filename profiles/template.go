@@ -51,6 +51,10 @@ func decodeTemplate(d *yamlx.Decoder, pr yamlx.Pair) (*Profile, error) {
 			t.AudioSel, err = decodeTemplateLangs(d, kv)
 		case "subtitle-lang":
 			t.SubtitleSel, err = decodeTemplateLangs(d, kv)
+			if err == nil && t.SubtitleSel != nil && t.SubtitleSel.Default != "" {
+				d.Compatf(kv.KeyN, kv.Path, "pytranscoder 2.2.7 never moved the default subtitle (its probe read no subtitle default flags); "+
+					"clustertx does: when the default subtitle is dropped, the first kept %s subtitle becomes the default", t.SubtitleSel.Default)
+			}
 		case keyThreshold, keyThresholdCheck, keyQueue, keyExtension:
 			err = decodeProfileKey(d, kv, t)
 		default:
@@ -113,6 +117,8 @@ func decodeTemplateLangs(d *yamlx.Decoder, kv yamlx.Pair) (*LangSelect, error) {
 			continue
 		}
 		if star {
+			d.Compatf(kv.Value, kv.Path, "pytranscoder compared %q with the track languages, so it dropped the %s tracks (and with several languages set no default); "+
+				"clustertx keeps them and makes %s the default when the default track is dropped", l, name, name)
 			if sel.Default != "" {
 				d.Warnf(kv.Value, kv.Path, "several languages marked with *; %s stays the default", sel.Default)
 			} else {

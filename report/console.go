@@ -330,6 +330,8 @@ func (c *Console) JobFinished(j cluster.JobInfo, r *cluster.FileResult) {
 	switch r.Outcome {
 	case cluster.Failed:
 		c.printf("error: host %s: %s: %s", host, r.Path, r.Reason)
+	case cluster.Changed:
+		c.printf("warning: host %s: %s: %s", host, r.Path, r.Reason)
 	case cluster.Done:
 		if c.opts.Quiet {
 			return

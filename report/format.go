@@ -69,6 +69,8 @@ func outcomeText(f *cluster.FileResult) string {
 		return join("skipped", f.Reason)
 	case cluster.Failed, cluster.NotRun:
 		return join(string(f.Outcome), f.Reason)
+	case cluster.Changed:
+		return join("left for the next run", f.Reason)
 	default:
 		return join(string(f.Outcome), f.Reason)
 	}

@@ -96,6 +96,7 @@ type Totals struct {
 	Skipped       int      `json:"skipped"`
 	Failed        int      `json:"failed"`
 	NotRun        int      `json:"not_run"`
+	Changed       int      `json:"changed"`
 	Planned       int      `json:"planned"`
 	SourceBytes   int64    `json:"source_bytes"`
 	DoneSource    int64    `json:"done_source_bytes"`
@@ -187,7 +188,7 @@ func NewDocument(rep *cluster.Report, rec *Recorder) *Document {
 	d.Totals = Totals{
 		Files: len(rep.Files), Done: t.done, Kept: t.kept,
 		Skipped: rep.Count(cluster.Skipped), Failed: rep.Count(cluster.Failed),
-		NotRun: rep.Count(cluster.NotRun), Planned: rep.Count(cluster.Planned),
+		NotRun: rep.Count(cluster.NotRun), Changed: rep.Count(cluster.Changed), Planned: rep.Count(cluster.Planned),
 		SourceBytes: t.sourceBytes, DoneSource: t.doneSource, OutputBytes: t.doneOutput,
 		SavedBytes: t.savedBytes, MediaSeconds: round(t.mediaSeconds, 3),
 		EncodeSeconds: round(t.encodeTime.Seconds(), 3),

@@ -49,7 +49,7 @@ func WriteSummary(w io.Writer, rep *cluster.Report) {
 
 	t := computeTotals(rep)
 	var parts []string
-	for _, o := range []cluster.Outcome{cluster.Done, cluster.Kept, cluster.Skipped, cluster.Failed, cluster.NotRun, cluster.Planned} {
+	for _, o := range []cluster.Outcome{cluster.Done, cluster.Kept, cluster.Skipped, cluster.Changed, cluster.Failed, cluster.NotRun, cluster.Planned} {
 		if n := rep.Count(o); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, o))
 		}

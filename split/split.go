@@ -192,16 +192,35 @@ func (p *Plan) JoinArgs(list, rest, src, output string, attachments bool) []stri
 // from its first frame to the next segment's): a container's own duration
 // is padded (first timestamp, last frame's length), and trusting it would
 // add a frame's worth of drift at every join.
-func (p *Plan) ConcatList(files []string) string {
+//
+// The names must be plain generated ones (letters, digits, '.', '-', '_'):
+// the concat format has no way to quote a newline, which would add
+// directives of its own (a "file" line reading another file of the folder).
+func (p *Plan) ConcatList(files []string) (string, error) {
 	var b strings.Builder
 	b.WriteString("ffconcat version 1.0\n")
 	for i, f := range files {
-		fmt.Fprintf(&b, "file '%s'\n", strings.ReplaceAll(f, "'", `'\''`))
+		if !plainName(f) {
+			return "", fmt.Errorf("segment file name %q is not a plain generated name", f)
+		}
+		fmt.Fprintf(&b, "file '%s'\n", f)
 		if i < len(p.Segments) && !math.IsInf(p.Segments[i].End, 1) {
 			fmt.Fprintf(&b, "duration %s\n", Seconds(p.Segments[i].End-p.Segments[i].Start))
 		}
 	}
-	return b.String()
+	return b.String(), nil
+}
+
+func plainName(f string) bool {
+	if f == "" {
+		return false
+	}
+	for _, c := range f {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // withoutMaps drops the stream-selection options a segment must not carry

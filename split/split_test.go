@@ -107,10 +107,25 @@ func TestEncodeArgsDropsProfileMapsAndSelectsVideo(t *testing.T) {
 
 func TestConcatListHasExactDurations(t *testing.T) {
 	p := &Plan{Segments: []Segment{{Start: 0, End: 10.01}, {Start: 10.01, End: 20.02}, {Start: 20.02, End: math.Inf(1)}}}
-	got := p.ConcatList([]string{"a.mkv", "it's.mkv", "c.mkv"})
-	want := "ffconcat version 1.0\nfile 'a.mkv'\nduration 10.010000\nfile 'it'\\''s.mkv'\nduration 10.010000\nfile 'c.mkv'\n"
+	got, err := p.ConcatList([]string{"a.mkv", ".clustertx-0a1b-seg0001-2c3d.mkv", "c.mkv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ffconcat version 1.0\nfile 'a.mkv'\nduration 10.010000\nfile '.clustertx-0a1b-seg0001-2c3d.mkv'\nduration 10.010000\nfile 'c.mkv'\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A name that is not a plain generated one never reaches the list: a
+// newline would add directives of its own (a "file" line reading another
+// file of the folder), and the format cannot quote it.
+func TestConcatListRefusesHostileNames(t *testing.T) {
+	p := &Plan{Segments: []Segment{{Start: 0, End: 1}, {Start: 1, End: math.Inf(1)}}}
+	for _, name := range []string{"it's.mkv", "a\nfile '/etc/passwd'\n.mkv", "x y.mkv", "", "ü.mkv"} {
+		if got, err := p.ConcatList([]string{"a.mkv", name}); err == nil {
+			t.Errorf("%q: accepted:\n%s", name, got)
+		}
 	}
 }
 

@@ -1,7 +1,11 @@
-// Package hoststest runs real OpenSSH servers (/usr/sbin/sshd) on loopback
-// as test hosts, so that SSH transports are tested against the server they
-// meet in production (host-key negotiation, MaxSessions, shell
-// interpretation, sftp-server packet limits, signal semantics).
+// Package hoststest holds the test hosts: real OpenSSH servers
+// (/usr/sbin/sshd) on loopback, so that SSH transports are tested against
+// the server they meet in production (host-key negotiation, MaxSessions,
+// shell interpretation, sftp-server packet limits, signal semantics); Fake,
+// a fast transport without SSH whose death tests control; and
+// RunConformance, the one suite of hosts.Transport promises that the local
+// transport, Fake and SSH/SFTP all pass, so that tests using the Fake test
+// what production does.
 //
 // Each server gets a temp directory with its config, host keys (ed25519,
 // ECDSA, RSA), authorized_keys and log. The client key (ed25519) is the

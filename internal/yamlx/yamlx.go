@@ -23,6 +23,10 @@ type Error struct {
 	Column int
 	Key    string // dotted path of the key, e.g. profiles.hevc.extension
 	Msg    string
+	// Compat marks a warning about a deliberate difference from
+	// pytranscoder (what it did, what clustertx does). Such warnings
+	// concern files written for pytranscoder: the built-in default drops them.
+	Compat bool
 }
 
 func (e *Error) Error() string {
@@ -75,6 +79,14 @@ func (d *Decoder) Warnf(n *yaml.Node, path, format string, args ...any) {
 	d.Warnings = append(d.Warnings, d.Errorf(n, path, format, args...))
 }
 
+// Compatf records a warning about a deliberate difference from
+// pytranscoder: it should say what pytranscoder did and what clustertx does.
+func (d *Decoder) Compatf(n *yaml.Node, path, format string, args ...any) {
+	w := d.Errorf(n, path, format, args...)
+	w.Compat = true
+	d.Warnings = append(d.Warnings, w)
+}
+
 // Parse reads data into a document node. Syntax errors carry the file name.
 func (d *Decoder) Parse(data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
@@ -120,7 +132,47 @@ func (d *Decoder) syntaxError(data []byte, err error) *Error {
 			}
 		}
 	}
-	return &Error{File: d.File, Line: line, Msg: problem}
+	e := &Error{File: d.File, Line: line, Msg: problem}
+	explainSyntax(e, data)
+	return e
+}
+
+// blockValueRE finds a mapping value that starts with an unquoted > or |
+// followed by more text (fps: >25): YAML reads > and | as the start of a
+// block scalar, and the text after them as a broken header.
+var blockValueRE = regexp.MustCompile(`^\s*(?:-\s+)?([^\s:#'"][^:#]*):\s+([>|][^\s#]+)`)
+
+// blockHeaderRE is a valid block scalar header (>-, |2, >+1…): not a slip.
+var blockHeaderRE = regexp.MustCompile(`^[>|](?:[-+]?[1-9]?|[1-9][-+])$`)
+
+// explainSyntax rewrites the two YAML errors pytranscoder users meet most
+// into what to do: a tab (PyYAML names it, with line and column; yaml.v3
+// says "found character that cannot start any token"), and an unquoted
+// value starting with > (fps: >25: "did not find expected comment or line
+// break").
+func explainSyntax(e *Error, data []byte) {
+	lines := strings.Split(string(data), "\n")
+	if strings.Contains(e.Msg, "tab") || strings.Contains(e.Msg, "cannot start any token") {
+		// The tab is on the error line, or on the line yaml.v3 blamed.
+		for _, ln := range []int{e.Line, e.Line + 1, e.Line - 1} {
+			if ln < 1 || ln > len(lines) {
+				continue
+			}
+			if col := strings.IndexByte(lines[ln-1], '\t'); col >= 0 {
+				e.Line, e.Column = ln, col+1
+				e.Msg = fmt.Sprintf("found a tab character at line %d, column %d: YAML does not allow tabs in indentation "+
+					"(PyYAML refuses it too); use spaces", ln, col+1)
+				return
+			}
+		}
+	}
+	if e.Line >= 1 && e.Line <= len(lines) {
+		if m := blockValueRE.FindStringSubmatch(lines[e.Line-1]); m != nil && !blockHeaderRE.MatchString(m[2]) {
+			e.Column = strings.Index(lines[e.Line-1], m[2]) + 1
+			e.Msg = fmt.Sprintf("%s: an unquoted value starting with %c begins a YAML block scalar; quote it: %s: '%s'",
+				e.Msg, m[2][0], strings.TrimSpace(m[1]), m[2])
+		}
+	}
 }
 
 // maxScanLines bounds syntaxError's quadratic search.
@@ -227,6 +279,17 @@ func (d *Decoder) Unknown(p Pair, hint string) error {
 	}
 	d.Warnf(p.KeyN, p.Path, "%s; ignored", msg)
 	return nil
+}
+
+// UnknownFatal reports a key the schema does not know where ignoring it
+// would change which files are touched (inside a rule or a host): always an
+// error, whatever --strict says. why says what ignoring it would do.
+func (d *Decoder) UnknownFatal(p Pair, hint, why string) error {
+	msg := "unknown key"
+	if hint != "" {
+		msg += "; " + hint
+	}
+	return d.Errorf(p.KeyN, p.Path, "%s (%s)", msg, why)
 }
 
 func describe(n *yaml.Node) string {

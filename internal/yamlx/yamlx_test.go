@@ -105,7 +105,7 @@ func TestSyntaxErrorLine(t *testing.T) {
 			t.Errorf("%q: err = %v, want a syntax *Error", src, err)
 			continue
 		}
-		if e.Line != want || !strings.HasPrefix(e.Error(), fmt.Sprintf("t.yml:%d: ", want)) {
+		if e.Line != want || !strings.HasPrefix(e.Error(), fmt.Sprintf("t.yml:%d:", want)) { // a column may follow
 			t.Errorf("%q: %v, want line %d", src, err, want)
 		}
 	}
@@ -137,5 +137,30 @@ func TestMergeKeys(t *testing.T) {
 	}
 	if len(d.Warnings) != 0 {
 		t.Errorf("overriding a merged key is not a duplicate: %v", d.Warnings)
+	}
+}
+
+func TestSyntaxErrorsExplained(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		// main: "t.yml:29: found character that cannot start any token"
+		{"tab before a list item", "a:\n  b: 1\nc:\n\t- x\n",
+			"t.yml:4:1: found a tab character at line 4, column 1: YAML does not allow tabs in indentation (PyYAML refuses it too); use spaces"},
+		{"tab in key indentation", "a:\n  b: 1\n  \tc: 2\n", "t.yml:3:3: found a tab character at line 3, column 3"},
+		// main: "t.yml:4: did not find expected comment or line break"
+		{"unquoted fps: >25", "rules:\n  r:\n    criteria:\n      fps: >25\n",
+			"t.yml:4:12: did not find expected comment or line break: an unquoted value starting with > begins a YAML block scalar; quote it: fps: '>25'"},
+		{"unquoted res_height: >720", "rules:\n  r:\n    criteria:\n      res_height: >720\n",
+			"quote it: res_height: '>720'"},
+		// A real block scalar header is no slip: the error is left alone.
+		{"valid header, other error", "a: >-\n  text\n b: 1\n", "t.yml:3: "},
+	} {
+		d := &Decoder{File: "t.yml"}
+		_, err := d.Parse([]byte(tc.src))
+		if err != nil && strings.HasPrefix(tc.name, "valid header") && strings.Contains(err.Error(), "block scalar") {
+			t.Errorf("%s: misleading hint: %v", tc.name, err)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v\nwant it to contain %q", tc.name, err, tc.want)
+		}
 	}
 }

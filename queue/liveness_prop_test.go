@@ -1,0 +1,416 @@
+package queue
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Liveness, as a property over random clusters on the virtual clock:
+// whenever a job is pending and a host that may take it is idle, some host
+// starts a job within bounded time. The queue may make an idle host wait
+// only for a host that is busy now (it predicts that host will finish the
+// job sooner), so the bound is "by the time every job running now has
+// ended": a state where nothing runs, work is pending and an idle host may
+// take it, and still no host starts a job, is a hang. The simulation also
+// checks that every batch ends with every item finished.
+//
+// The clusters mix what the queue has to reason about: fallback hosts,
+// priors far from the truth (a journal's learned speeds, right or wrong),
+// guesses (a cold start, short jobs first), one or two slots, prefetching (streaming) hosts, split films (many items
+// of one eligibility class), speculation, jobs that fail, hosts over
+// max_load (held) and hosts leaving and joining.
+//
+// CI runs a fixed set of seeds; CLUSTERTX_STRESS=N runs N more, from a
+// seed printed on failure (CLUSTERTX_SEED=S replays one).
+func TestLivenessRandomClusters(t *testing.T) {
+	seeds := []uint64{}
+	for s := uint64(1); s <= 400; s++ {
+		seeds = append(seeds, s)
+	}
+	if n, _ := strconv.Atoi(os.Getenv("CLUSTERTX_STRESS")); n > 0 {
+		base := uint64(time.Now().UnixNano())
+		for i := range n {
+			seeds = append(seeds, base+uint64(i))
+		}
+	}
+	if s, err := strconv.ParseUint(os.Getenv("CLUSTERTX_SEED"), 10, 64); err == nil {
+		seeds = []uint64{s}
+	}
+	var events, starts int
+	for _, seed := range seeds {
+		st, err := runLiveness(seed)
+		if err != nil {
+			t.Fatalf("seed %d (replay: CLUSTERTX_SEED=%d go test ./queue -run TestLivenessRandomClusters): %v", seed, seed, err)
+		}
+		events += st.events
+		starts += st.starts
+	}
+	t.Logf("%d random clusters, %d events, %d copies started", len(seeds), events, starts)
+}
+
+type lvHost struct {
+	name      string
+	speed     float64 // true speed
+	fallback  bool
+	prefetch  bool
+	down      bool
+	held      bool
+	retired   bool // its slots' Next returned nil (nothing could come to it)
+	slots     []*lvSlot
+	everyDown bool
+}
+
+type lvSlot struct {
+	h      *lvHost
+	cur    *lvCopy // encoding
+	queued *Item   // prefetched, waits for cur to end
+}
+
+type lvCopy struct {
+	it         *Item
+	slot       *lvSlot
+	start, end float64
+	fail       bool
+}
+
+type lvEvent struct {
+	at   float64
+	what string // "down", "up", "hold", "release"
+	h    *lvHost
+}
+
+type lvStats struct{ events, starts int }
+
+func runLiveness(seed uint64) (lvStats, error) {
+	rng := rand.New(rand.NewPCG(seed, 0x11fe))
+	clk := &vclock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	opts := Options{Now: clk.now, Speculate: rng.IntN(2) == 0, SpecMinGain: sec(1 + rng.Float64()*30), ShortFirst: rng.IntN(2) == 0}
+	switch rng.IntN(8) {
+	case 0:
+		opts.Policy = LPT
+	case 1:
+		opts.Policy = FIFO
+	}
+	q := NewWithOptions(opts)
+	maxAttempts := 1 + rng.IntN(3)
+	failP := []float64{0, 0, 0.05, 0.3}[rng.IntN(4)]
+	noise := []float64{0, 0.2, 1}[rng.IntN(3)]
+
+	// Hosts.
+	var hs []*lvHost
+	nh := 1 + rng.IntN(6)
+	for i := range nh {
+		h := &lvHost{name: fmt.Sprintf("h%d", i), speed: 0.2 * math.Pow(50, rng.Float64())}
+		h.fallback = rng.IntN(4) == 0
+		h.prefetch = rng.IntN(3) == 0
+		for range 1 + rng.IntN(2) {
+			h.slots = append(h.slots, &lvSlot{h: h})
+		}
+		if rng.IntN(2) == 0 {
+			q.SetSlots(h.name, len(h.slots))
+		}
+		q.SetFallback(h.name, h.fallback)
+		switch rng.IntN(4) {
+		case 3: // nothing known: a guess
+			q.SetHostGuess(h.name, 1)
+		case 0: // a weight near the truth
+			q.SetHostSpeed(h.name, h.speed*(0.75+0.5*rng.Float64()))
+		case 1: // a learned speed, possibly far off (another night, other hosts)
+			q.SetHostSpeed(h.name, h.speed*math.Pow(100, rng.Float64()-0.5))
+		default: // an observation from the journal
+			q.ObserveSpeed(h.name, h.speed*math.Pow(10, rng.Float64()-0.5), time.Second)
+		}
+		hs = append(hs, h)
+	}
+	// Items: files and split films (items sharing one eligibility map).
+	var items []*Item
+	classes := []map[string]bool{}
+	for range 1 + rng.IntN(4) {
+		el := map[string]bool{}
+		for _, h := range hs {
+			if rng.IntN(3) > 0 {
+				el[h.name] = true
+			}
+		}
+		if len(el) == 0 {
+			el[hs[rng.IntN(len(hs))].name] = true
+		}
+		classes = append(classes, el)
+	}
+	id := 0
+	for range rng.IntN(25) {
+		items = append(items, &Item{ID: id, Work: 1 + rng.ExpFloat64()*100, Eligible: classes[rng.IntN(len(classes))]})
+		id++
+	}
+	for range rng.IntN(3) { // films
+		el := classes[rng.IntN(len(classes))]
+		seg := 20 + rng.Float64()*200
+		for range 2 + rng.IntN(8) {
+			items = append(items, &Item{ID: id, Work: seg * (0.9 + 0.2*rng.Float64()), Eligible: el})
+			id++
+		}
+	}
+	actual := map[*Item]float64{}
+	for _, it := range items {
+		actual[it] = it.Work * math.Exp(noise*rng.NormFloat64())
+	}
+	// Hosts leaving, joining, going over max_load; all of it over by tEnd,
+	// after which every host is up and takes work.
+	var ext []lvEvent
+	tEnd := 0.0
+	for _, h := range hs {
+		if rng.IntN(4) == 0 {
+			h.down, h.everyDown = true, true
+			q.SetDown(h.name, true)
+		}
+		if rng.IntN(4) == 0 {
+			h.held = true
+			q.SetHeld(h.name, true)
+		}
+		t := 0.0
+		for range rng.IntN(4) {
+			t += rng.ExpFloat64() * 200
+			ext = append(ext, lvEvent{at: t, what: []string{"down", "up", "hold", "release"}[rng.IntN(4)], h: h})
+		}
+		t += rng.ExpFloat64() * 100
+		ext = append(ext, lvEvent{at: t, what: "up", h: h}, lvEvent{at: t, what: "release", h: h})
+		tEnd = max(tEnd, t)
+	}
+	sort.SliceStable(ext, func(i, j int) bool { return ext[i].at < ext[j].at })
+	q.Push(items...)
+
+	var st lvStats
+	var running []*lvCopy
+	now := 0.0
+	setNow := func(t float64) {
+		now = t
+		clk.t = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(t * float64(time.Second)))
+	}
+	begin := func(s *lvSlot, it *Item) {
+		d := actual[it] / s.h.speed
+		c := &lvCopy{it: it, slot: s, start: now, end: now + d, fail: rng.Float64() < failP}
+		s.cur = c
+		running = append(running, c)
+		st.starts++
+	}
+	removeCopy := func(c *lvCopy) {
+		for i, x := range running {
+			if x == c {
+				running = append(running[:i], running[i+1:]...)
+				break
+			}
+		}
+		c.slot.cur = nil
+	}
+	lost := func(it *Item, host string) bool {
+		select {
+		case <-q.Lost(it, host):
+			return true
+		default:
+			return false
+		}
+	}
+	// hostLeaves: its copies go back to the queue (HostFailedOn), as the
+	// manager does when a host fails mid-run.
+	hostLeaves := func(h *lvHost) {
+		for _, s := range h.slots {
+			if s.queued != nil {
+				q.HostFailedOn(s.queued, h.name)
+				s.queued = nil
+			}
+			if s.cur != nil {
+				q.HostFailedOn(s.cur.it, h.name)
+				removeCopy(s.cur)
+			}
+		}
+	}
+	// ask lets every free slot ask until nothing changes.
+	ask := func() {
+		for changed := true; changed; {
+			changed = false
+			for _, h := range hs {
+				if h.down {
+					continue
+				}
+				for _, s := range h.slots {
+					if s.queued != nil && lost(s.queued, h.name) { // another host took the reservation
+						s.queued = nil
+					}
+					if s.cur == nil && s.queued != nil { // a prefetched copy starts when the encoder frees
+						it := s.queued
+						s.queued = nil
+						if !lost(it, h.name) {
+							q.Begin(it, h.name)
+							begin(s, it)
+							changed = true
+							continue
+						}
+					}
+					if s.cur == nil && !h.held && !h.retired {
+						it, wait := q.TryNext(h.name)
+						if it != nil {
+							begin(s, it)
+							changed = true
+						} else if !wait && !q.HasWorkFor(h.name) {
+							h.retired = true
+						}
+					}
+					if s.cur != nil && s.queued == nil && h.prefetch && !h.held {
+						if it := q.Prefetch(h.name); it != nil {
+							s.queued = it
+							changed = true
+						}
+					}
+				}
+			}
+		}
+	}
+	// mayTake is the oracle, written from the package's rules rather than
+	// from the queue's code: h may take it now.
+	mayTake := func(it *Item, h *lvHost) bool {
+		if h.down || h.held || !it.Eligible[h.name] {
+			return false
+		}
+		if it.FailedOn[h.name] {
+			for _, g := range hs {
+				if g != h && it.Eligible[g.name] && !g.down && !it.FailedOn[g.name] {
+					return false
+				}
+			}
+		}
+		if !h.fallback {
+			return true
+		}
+		for n := range it.FailedOn {
+			for _, g := range hs {
+				if g.name == n && !g.fallback {
+					return true
+				}
+			}
+		}
+		for _, g := range hs {
+			if g != h && !g.fallback && !g.down && !g.held && it.Eligible[g.name] {
+				return false
+			}
+		}
+		return true
+	}
+	dump := func() string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "t=%.1f policy=%d speculate=%v\n", now, opts.Policy, opts.Speculate)
+		for _, h := range hs {
+			fmt.Fprintf(&b, "  %s speed=%.2f est=%.2f slots=%d fallback=%v prefetch=%v down=%v held=%v retired=%v\n",
+				h.name, h.speed, q.HostSpeed(h.name), len(h.slots), h.fallback, h.prefetch, h.down, h.held, h.retired)
+		}
+		for _, it := range q.Pending() {
+			fmt.Fprintf(&b, "  item %d work=%.1f eligible=%v failedOn=%v state=%d\n", it.ID, it.Work, it.Eligible, it.FailedOn, it.state)
+		}
+		return b.String()
+	}
+
+	ei := 0
+	for step := 0; ; step++ {
+		if step > 200000 {
+			return st, fmt.Errorf("no end after %d events\n%s", step, dump())
+		}
+		ask()
+		pendingN, runningN := q.Counts()
+		if pendingN == 0 && runningN == 0 {
+			break
+		}
+		if len(running) == 0 {
+			// Nothing runs: the queue cannot be waiting for a busy host.
+			for _, it := range q.Pending() {
+				if it.state != pending {
+					continue
+				}
+				for _, h := range hs {
+					if mayTake(it, h) {
+						return st, fmt.Errorf("hang: nothing runs, item %d is pending and %s may take it, but no host starts a job\n%s", it.ID, h.name, dump())
+					}
+				}
+			}
+		}
+		// Next event: a copy ends, or a host changes.
+		next := math.Inf(1)
+		var end *lvCopy
+		for _, c := range running {
+			if c.end < next {
+				next, end = c.end, c
+			}
+		}
+		if ei < len(ext) && ext[ei].at <= next {
+			e := ext[ei]
+			ei++
+			setNow(max(now, e.at))
+			st.events++
+			h := e.h
+			switch e.what {
+			case "down":
+				if !h.down {
+					hostLeaves(h)
+					h.down = true
+					q.SetDown(h.name, true)
+				}
+			case "up":
+				if h.down {
+					h.down, h.retired = false, false
+					q.SetDown(h.name, false)
+				}
+			case "hold":
+				h.held = true
+				q.SetHeld(h.name, true)
+			case "release":
+				h.held = false
+				q.SetHeld(h.name, false)
+			}
+			continue
+		}
+		if end == nil {
+			if ei >= len(ext) {
+				return st, fmt.Errorf("stuck after every host came up: %d pending, %d running in the queue, nothing running\n%s", pendingN, runningN, dump())
+			}
+			continue
+		}
+		setNow(end.end)
+		st.events++
+		removeCopy(end)
+		it, host := end.it, end.slot.h.name
+		// Progress of the copies still running, as ffmpeg would report it.
+		for _, c := range running {
+			if c.end > c.start {
+				q.Progress(c.it, c.slot.h.name, (now-c.start)/(c.end-c.start))
+			}
+		}
+		switch {
+		case lost(it, host):
+			// Another copy won, or the copy was given up: nothing to do.
+		case end.fail:
+			q.JobFailed(it, host, maxAttempts)
+		default:
+			q.Finish(it, host)
+		}
+		// Lost queued copies (revoked reservations) are dropped by their slot.
+		for _, h := range hs {
+			for _, s := range h.slots {
+				if s.queued != nil && lost(s.queued, h.name) {
+					s.queued = nil
+				}
+			}
+		}
+		// Copies that lost stop.
+		for _, c := range append([]*lvCopy(nil), running...) {
+			if lost(c.it, c.slot.h.name) {
+				removeCopy(c)
+			}
+		}
+	}
+	return st, nil
+}
