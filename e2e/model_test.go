@@ -86,7 +86,8 @@ package e2e_test
 // step 5: e.mkv replaced by v5 while v4 encoded; e.mkv then holds v4's
 // transcode), item 3 (seed 8, step 4: b.mp4 restored with cp -p after its
 // transcode, then deleted by the next run) and item 2 (seed 8, step 10: -k
-// run on b.mkv, then a normal run deletes it). With -skip items123 they pass.
+// run on b.mkv, then a normal run deletes it). With -skip items123 they pass,
+// and on the code with the fixes they pass whole.
 
 import (
 	"crypto/sha256"
