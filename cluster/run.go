@@ -449,6 +449,10 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 			continue
 		}
 		if err := probes[i].Err; err != nil {
+			if ctx.Err() != nil { // Ctrl-C while probing: not the file's failure
+				j.Outcome, j.Reason = NotRun, "interrupted"
+				continue
+			}
 			j.Outcome, j.Reason = Failed, reasonOf(err)
 			continue
 		}
