@@ -170,7 +170,7 @@ func (q *Queue) canRun(it *Item, h *hostState) bool {
 		return true
 	}
 	for name, ok := range it.Eligible {
-		if ok && !q.hosts[name].down && !it.FailedOn[name] {
+		if g := q.hosts[name]; ok && !g.down && !it.FailedOn[name] && q.mayFit(g, it) {
 			return false // another live host has not tried it yet
 		}
 	}

@@ -33,6 +33,10 @@ import (
 // next opens (the zero time: never).
 type WindowFunc func(t time.Time) (open bool, next time.Time)
 
+// edge is how far past a window's edge it is evaluated to tell which side
+// of it a time is on, whatever the rounding of the clock.
+const edge = time.Millisecond
+
 // nearEnd is the share of a window, at its end, in which a host prefers
 // short jobs.
 const nearEnd = 0.25
@@ -125,7 +129,11 @@ func (q *Queue) refreshWindows(now float64) {
 			if open {
 				limit = min(dl, q.relTime(next))
 				if limit < dl {
-					if _, again := h.win.fn(q.absTime(limit)); !again.IsZero() && q.relTime(again) < dl {
+					// Just past the close: the clock's rounding must not
+					// find the window still open at its end.
+					if open, again := h.win.fn(q.absTime(limit).Add(edge)); open {
+						reopen = limit
+					} else if !again.IsZero() && q.relTime(again) < dl {
 						reopen = q.relTime(again)
 					}
 				}
@@ -171,18 +179,35 @@ func (h *hostState) fits(it *Item, from float64) bool { return it.Work <= h.work
 // window. Otherwise Next returns nil: a run with no --until does not wait
 // a day for a window, nor for ever for one nothing fits.
 func (q *Queue) shutWait(h *hostState) bool {
-	if q.runningN > 0 {
+	return q.runningN > 0 || q.shortest(h, q.nextCap(h)) != nil
+}
+
+// mayFit reports whether g may still take it in this run as far as
+// windows go: it fits what is left of g's window now, or g's next window.
+// A host it fits in no window does not hold back the hosts it failed on
+// (canRun).
+func (q *Queue) mayFit(g *hostState, it *Item) bool {
+	if !q.win.on {
 		return true
 	}
+	if !g.shut && g.fits(it, q.win.at) {
+		return true
+	}
+	return it.Work <= q.nextCap(g)
+}
+
+// nextCap is the most work h can do in its next window (0: none before
+// the deadline).
+func (q *Queue) nextCap(h *hostState) float64 {
 	r := h.win.reopen
 	if math.IsInf(r, 1) || h.win.fn == nil {
-		return false
+		return 0
 	}
-	end := q.win.deadline
-	if open, next := h.win.fn(q.absTime(r)); open {
-		end = min(end, q.relTime(next))
+	end := r // evaluated just past the opening, for the clock's rounding
+	if open, next := h.win.fn(q.absTime(r).Add(edge)); open {
+		end = min(q.win.deadline, q.relTime(next))
 	}
-	return q.shortest(h, (end-r)*h.speed) != nil
+	return (end - r) * h.speed
 }
 
 // nearEnd reports whether h is in the last quarter of its window.
@@ -210,7 +235,9 @@ func (q *Queue) shortest(h *hostState, wcap float64) *Item {
 				if better(it) {
 					best = it
 				}
-				break
+				if q.opts.Policy != FIFO {
+					break // largest first: the last is the smallest
+				}
 			}
 		}
 	}
@@ -220,4 +247,37 @@ func (q *Queue) shortest(h *hostState, wcap float64) *Item {
 		}
 	}
 	return best
+}
+
+// WindowStop gives back host's copy of it, stopped because host's window
+// (or the run) closed on it: as Release, the item is pending again if no
+// other copy runs, and no requeue is counted. The copy's progress so far
+// (Progress) is a speed sample, or, without one, the work over the time it
+// ran, a bound the speed is known to be under when the copy ran past its
+// predicted end: a host whose speed was overestimated does not start again
+// jobs it cannot finish in its window.
+func (q *Queue) WindowStop(it *Item, host string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	r := it.runOn(host)
+	if r == nil || it.state != running {
+		return
+	}
+	if !r.queued {
+		el := q.clock() - r.start
+		switch {
+		case el <= 0:
+		case r.progress > 0.02 && r.progress < 1:
+			q.observe(r.h, r.progress*it.Work/el)
+		case el >= it.Work/r.h.speed:
+			q.observe(r.h, it.Work/el)
+		}
+	}
+	q.removeRun(r)
+	if len(it.runs) == 0 {
+		it.state, it.host = pending, ""
+		q.runningN--
+		q.reinsert(it)
+	}
+	q.broadcast()
 }
