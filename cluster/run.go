@@ -358,7 +358,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
 	}
-	printHostTable(m.opts.Out, checks, hs, m.opts.ReprobeInterval, m.opts.DryRun)
+	printHostTable(m.opts.Out, checks, hs, &m.opts)
 	defer func() { m.opts.Observer.RunFinished(rep) }()
 
 	if m.opts.DryRun {

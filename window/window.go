@@ -170,3 +170,34 @@ func Until(hhmm int, now time.Time) time.Time {
 	}
 	return t
 }
+
+// Cell is Describe in one word, for a table cell: "always",
+// "01:00-07:00(open)", "01:00-07:00+22:00-23:00(closed)".
+func (w Window) Cell(now time.Time) string {
+	if w.Always() {
+		return "always"
+	}
+	state := "closed"
+	if open, _ := w.At(now); open {
+		state = "open"
+	}
+	return strings.ReplaceAll(w.String(), ", ", "+") + "(" + state + ")"
+}
+
+// Describe is w for a host table, as seen at now: "always", or the ranges
+// and whether the window is open ("01:00-07:00 (open until 07:00)",
+// "01:00-07:00 (closed, opens 01:00)").
+func (w Window) Describe(now time.Time) string {
+	if w.Always() {
+		return "always"
+	}
+	open, next := w.At(now)
+	switch {
+	case open && next.IsZero():
+		return w.String() + " (open)"
+	case open:
+		return fmt.Sprintf("%s (open until %s)", w, next.Format("15:04"))
+	default:
+		return fmt.Sprintf("%s (closed, opens %s)", w, next.Format("15:04"))
+	}
+}

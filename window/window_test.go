@@ -1,6 +1,7 @@
 package window
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,6 +46,27 @@ func TestAt(t *testing.T) {
 		open, next := w.At(c.t)
 		if open != c.open || !next.Equal(c.next) {
 			t.Errorf("%s at %s: open %v next %s, want %v %s", c.w, c.t.Format("15:04"), open, next, c.open, c.next)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	w, _ := Parse("01:00-07:00")
+	at := func(h int) time.Time { return time.Date(2026, 12, 7, h, 0, 0, 0, time.UTC) }
+	for _, c := range []struct {
+		w    Window
+		t    time.Time
+		want string
+	}{
+		{nil, at(3), "always"},
+		{w, at(3), "01:00-07:00 (open until 07:00)"},
+		{w, at(8), "01:00-07:00 (closed, opens 01:00)"},
+	} {
+		if got := c.w.Describe(c.t); got != c.want {
+			t.Errorf("Describe = %q, want %q", got, c.want)
+		}
+		if got := c.w.Cell(c.t); strings.Contains(got, " ") || !strings.HasPrefix(c.want, strings.TrimSuffix(strings.TrimSuffix(got, "(open)"), "(closed)")) {
+			t.Errorf("Cell = %q (for %q)", got, c.want)
 		}
 	}
 }
