@@ -81,23 +81,23 @@ type Options struct {
 
 // FileResult is one file's line in the report.
 type FileResult struct {
-	Path     string
-	Output   string // final output path (done) or where it would go (dry run)
-	Host     string
-	Profile  string
-	Rule     string
-	Outcome  Outcome
-	Reason   string
+	Path    string
+	Output  string // final output path (done) or where it would go (dry run)
+	Host    string
+	Profile string
+	Rule    string
+	Outcome Outcome
+	Reason  string
 	// WindowClosed: not run because its hosts' windows (or the run's
 	// --until) closed first; the next run takes it.
 	WindowClosed bool
 	SrcSize      int64
-	OutSize  int64
-	Duration float64 // media seconds
-	Elapsed  time.Duration
-	Attempts int
-	Item     WorkItem
-	Split    *SplitStats // split mode only
+	OutSize      int64
+	Duration     float64 // media seconds
+	Elapsed      time.Duration
+	Attempts     int
+	Item         WorkItem
+	Split        *SplitStats // split mode only
 }
 
 // SplitStats is where a split file's time went besides its segments'
