@@ -75,7 +75,7 @@ func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet, o *Opt
 	}
 	tw.Flush()
 	if !o.Until.IsZero() {
-		fmt.Fprintf(w, "run window: until %s (in %s); no job starts that is predicted to end later", o.Until.Format("Mon 15:04"), o.Until.Sub(now).Round(time.Minute))
+		fmt.Fprintf(w, "run window: until %s (in %s); no job starts that is predicted to end later", o.Until.Format("Mon 15:04"), o.Until.Sub(now).Round(time.Second))
 		if o.Grace > 0 {
 			fmt.Fprintf(w, "; a job still running then may finish within %s", o.Grace)
 		} else {
