@@ -24,10 +24,14 @@ func (m *manager) setWindows(q *queue.Queue, defs []*hosts.Def) bool {
 		q.SetDeadline(m.opts.Until)
 		any = true
 	}
+	now := m.opts.Now()
 	for _, h := range defs {
 		if !h.Window.Always() {
 			q.SetWindow(h.Name, h.Window.At)
 			any = true
+			if open, next := h.Window.At(now); !open {
+				m.logf("host %s is outside its window (%s): it takes jobs from %s", h.Name, h.Window, next.Format("Mon 15:04"))
+			}
 		}
 	}
 	return any

@@ -72,6 +72,7 @@ type lvHost struct {
 	slots     []*lvSlot
 	everyDown bool
 	win       *lvWin // nil: always open
+	seenOpen  bool   // seen open at some step: without a deadline, no later window counts
 	noWait    bool   // its last TryNext gave nothing and said nothing may come
 }
 
@@ -386,7 +387,7 @@ func runLiveness(seed uint64) (lvStats, error) {
 		if !shut(g, now) && it.Work/sp <= limit(g, now)-now {
 			return true
 		}
-		if g.win == nil {
+		if g.win == nil || math.IsInf(deadline, 1) && g.seenOpen {
 			return false
 		}
 		open, t := g.win.state(now)
@@ -439,6 +440,11 @@ func runLiveness(seed uint64) (lvStats, error) {
 	for step := 0; ; step++ {
 		if step > 200000 {
 			return st, fmt.Errorf("no end after %d events\n%s", step, dump())
+		}
+		for _, h := range hs {
+			if h.win != nil && !shut(h, now) {
+				h.seenOpen = true
+			}
 		}
 		ask()
 		if violation != "" {

@@ -11,9 +11,13 @@ import (
 // 07:00 local time) and the run a deadline (SetDeadline: --until). Both
 // close the host's window: its limit is the earlier of the two.
 //
-//   - A host outside its window (shut) takes nothing: Next blocks while
-//     its window will open again before the deadline, or while a job runs
-//     elsewhere (it may come back); otherwise Next returns nil.
+//   - A host outside its window (shut) takes nothing: Next blocks while a
+//     job runs elsewhere (it may come back), or while its window will open
+//     again and an item it may run fits that next window — before the
+//     deadline, or, without one, only if the host has not been open yet in
+//     this run (a run started at 23:00 waits for the 01:00-07:00 host; at
+//     07:00 the host leaves, and what is left waits for the next run);
+//     otherwise Next returns nil.
 //   - Inside its window a host takes only items predicted to end before
 //     its limit: started when its slot frees, at its speed.
 //   - In the last quarter of its window (of the part this run sees), a host
@@ -45,6 +49,7 @@ const nearEnd = 0.25
 type hostWin struct {
 	fn     WindowFunc // nil: always open
 	opened float64    // when the host was last seen to open (seconds since t0)
+	seen   bool       // it has been seen open in this run
 	reopen float64    // shut: when it opens next; open: when it opens after limit (+Inf: not before the deadline)
 }
 
@@ -147,6 +152,9 @@ func (q *Queue) refreshWindows(now float64) {
 		if !shut && h.shut {
 			h.win.opened = now
 		}
+		if !shut && h.win.fn != nil {
+			h.win.seen = true
+		}
 		if shut != h.shut {
 			changed = true
 		}
@@ -196,11 +204,11 @@ func (q *Queue) mayFit(g *hostState, it *Item) bool {
 	return it.Work <= q.nextCap(g)
 }
 
-// nextCap is the most work h can do in its next window (0: none before
-// the deadline).
+// nextCap is the most work h can do in its next window in this run (0:
+// none before the deadline; without a deadline, none once h has been open).
 func (q *Queue) nextCap(h *hostState) float64 {
 	r := h.win.reopen
-	if math.IsInf(r, 1) || h.win.fn == nil {
+	if math.IsInf(r, 1) || h.win.fn == nil || math.IsInf(q.win.deadline, 1) && h.win.seen {
 		return 0
 	}
 	end := r // evaluated just past the opening, for the clock's rounding

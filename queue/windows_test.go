@@ -109,3 +109,29 @@ func TestWindowNoWaitForWindowNothingFits(t *testing.T) {
 		t.Fatalf("with the deadline before the window got %v wait %v, want nothing and no wait", it, wait)
 	}
 }
+
+// Without a deadline a host waits for its window's first opening in the
+// run, but once it has been open and closed, what is left is for the next
+// run: it does not wait for tomorrow's window.
+func TestWindowNoDeadlineWaitsOnlyForTheFirstOpening(t *testing.T) {
+	q, clk := newVirtual(Options{}) // 00:00 UTC
+	q.SetHostSpeed("pc", 1)
+	q.SetWindow("pc", windowFunc(t, "01:00-02:00"))
+	q.Push(item(1, 1800, "pc"), item(2, 1800, "pc"), item(3, 1800, "pc"))
+	if _, wait := q.TryNext("pc"); !wait {
+		t.Fatal("at 00:00 pc does not wait for its window at 01:00")
+	}
+	clk.advance(time.Hour)
+	a := mustNext(t, q, "pc")
+	clk.advance(30 * time.Minute)
+	q.Finish(a, "pc")
+	b := mustNext(t, q, "pc")
+	clk.advance(30 * time.Minute) // 02:00: closed; b stopped
+	q.WindowStop(b, "pc")
+	if it, wait := q.TryNext("pc"); it != nil || wait {
+		t.Fatalf("at 02:00 got %v wait %v, want nothing and no wait (tomorrow's window is the next run's)", it, wait)
+	}
+	if n, _ := q.Counts(); n != 2 {
+		t.Fatalf("%d pending, want 2 (the stopped one is back)", n)
+	}
+}
