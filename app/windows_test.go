@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"clustertx/cluster"
+	"clustertx/hosts"
+	"clustertx/window"
 )
 
 // Issue 18: "window closed, work remains" has an exit code of its own, so
@@ -50,5 +52,23 @@ func TestUntilFlag(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
+	}
+}
+
+// clustertx hosts shows each host's window.
+func TestHostsTableShowsWindow(t *testing.T) {
+	w, err := window.Parse("01:00-07:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []*HostRow{
+		{Host: "gamer", Type: "streaming", Role: "normal", Status: "up", def: &hosts.Def{Name: "gamer", Window: w}},
+		{Host: "nas", Type: "mounted", Role: "normal", Status: "up", def: &hosts.Def{Name: "nas"}},
+	}
+	var out bytes.Buffer
+	printHostRows(&out, rows)
+	lines := strings.Split(out.String(), "\n")
+	if !strings.Contains(lines[0], "WINDOW") || !strings.Contains(lines[1], "01:00-07:00(") || !strings.Contains(lines[2], " always ") {
+		t.Errorf("host table:\n%s", out.String())
 	}
 }

@@ -172,3 +172,28 @@ func TestHostWindowKeepsHostIdleOutsideItsHours(t *testing.T) {
 		t.Fatalf("at 01:00: %+v, want done\n%s", f, out)
 	}
 }
+
+// --dry-run shows the hosts' windows and the run's --until in the host
+// table.
+func TestDryRunShowsWindows(t *testing.T) {
+	h := windowHome(t, "23:00-07:00")
+	a := h.clip("a.mp4", 1)
+	cfg, err := config.Load(config.LoadOptions{Path: h.cfg, Strict: true})
+	must(t, err)
+	var out bytes.Buffer
+	noon := func() time.Time {
+		y, mo, d := time.Now().Date()
+		return time.Date(y, mo, d, 12, 0, 0, 0, time.Local)
+	}
+	opts := cluster.Options{Config: cfg, Connect: func(ctx context.Context, d *hosts.Def) (hosts.Transport, error) {
+		return hosts.Connect(ctx, d, hosts.SSHOptions{SSHConfigFile: "none"})
+	}, DryRun: true, Out: &out, Log: &out, Until: noon().Add(19 * time.Hour), Now: noon}
+	if _, err := cluster.Run(context.Background(), opts, []cluster.WorkItem{{Path: a, Cluster: "home"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"WINDOW", "23:00-07:00(closed)", "window opens 23:00", "run window: until " + noon().Add(19*time.Hour).Format("Mon 15:04") + " (in 19h0m0s)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out.String())
+		}
+	}
+}
