@@ -98,7 +98,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "from-file", Usage: "read files to process from `FILE`, one per line (finished entries are removed at the end)"},
 		&cli.BoolFlag{Name: "strict", Usage: "unknown keys in the config are errors, not warnings"},
 		&cli.BoolFlag{Name: "accept-new-host-keys", Usage: "trust and record SSH host keys of hosts not yet in known_hosts (like StrictHostKeyChecking=accept-new); changed keys are always refused"},
-		&cli.StringSliceFlag{Name: "known-hosts", Usage: "known_hosts `FILE` to verify host keys against (default ~/.ssh/known_hosts)"},
+		&cli.StringSliceFlag{Name: "known-hosts", Usage: "user known_hosts `FILE` to verify host keys against (default UserKnownHostsFile, else ~/.ssh/known_hosts); the global files are always checked too"},
 		&cli.StringFlag{Name: "ssh-config", Usage: "ssh client config `FILE` (default ~/.ssh/config; \"none\" to ignore)"},
 		&cli.IntFlag{Name: "max-attempts", Value: 2, Usage: "encode attempts per file (on different hosts when possible) before it is failed"},
 		&cli.DurationFlag{Name: "check-timeout", Value: 15 * time.Second, Usage: "time allowed to connect to and check each host"},

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"clustertx/hosts"
+	"clustertx/internal/fileid"
 	"clustertx/media"
 	"clustertx/profiles"
 	"clustertx/progress"
@@ -115,6 +116,12 @@ func (t *fileTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *Jo
 		if _, err := os.Lstat(final); err == nil {
 			return nil, nil, noRetry(fmt.Errorf("output %s already exists and is not the source; not overwriting it", final))
 		}
+	}
+	// The output is written beside the source: a folder the manager cannot
+	// write (read-only mount, another user's) is the file's problem here,
+	// not the host's, whichever host would encode it.
+	if err := fileid.Writable(filepath.Dir(final)); err != nil {
+		return nil, nil, managerErr("the output folder "+filepath.Dir(final)+" is not writable", err)
 	}
 	tok := token()
 	tmp := tempPath(final, tok)

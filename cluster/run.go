@@ -57,6 +57,7 @@ type Options struct {
 	StallTimeout    time.Duration // an encode with no progress for this long is killed (default 5m)
 	LoadRecheck     time.Duration // how often a host over its max_load is checked again (default 30s)
 	StallGuard      time.Duration // pending work, an idle host up, nothing running this long: say why and break the tie (default 30s)
+	Policy          queue.Policy  // how slots pick jobs (default queue.Smart; benchmarks compare queue.FIFO, pytranscoder's pulling)
 	NoSpeculation   bool          // never start a second copy of a slow job on an idle host
 	NoPrefetch      bool          // streaming hosts: never upload the next file while one encodes
 	Split           bool          // --split: split long files even where the config does not ask
@@ -597,7 +598,7 @@ const speedKey = "work"
 // execute runs the queue: a supervisor per host runs one worker per slot
 // while the host is up and re-probes it while it is down.
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
-	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Now: m.opts.Now})
+	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Policy: m.opts.Policy, Now: m.opts.Now})
 	windows := m.setWindows(q, p.Hosts)
 	results := make([]*FileResult, len(p.Jobs))
 	m.results = results

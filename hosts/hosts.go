@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -220,15 +221,32 @@ func (d *Def) PathProblem(p string) string {
 	return ""
 }
 
+// longestSub finds the longest substitution whose source is a prefix of
+// p. When none is, p's folder is tried with its symbolic links resolved:
+// a library named through a link (/mnt/media → /volume1/media) maps with
+// the substitutions written for the real path.
 func (d *Def) longestSub(p string) (PathSub, string, bool) {
 	subs := append([]PathSub(nil), d.PathSubs...)
 	sort.SliceStable(subs, func(i, j int) bool { return len(subs[i].Src) > len(subs[j].Src) })
-	for _, s := range subs {
-		if rest, found := cutPrefixDir(p, s.Src); found {
-			return s, rest, true
+	find := func(p string) (PathSub, string, bool) {
+		for _, s := range subs {
+			if rest, found := cutPrefixDir(p, s.Src); found {
+				return s, rest, true
+			}
 		}
+		return PathSub{}, "", false
 	}
-	return PathSub{}, "", false
+	if s, rest, found := find(p); found {
+		return s, rest, true
+	}
+	if !filepath.IsAbs(p) {
+		return PathSub{}, "", false
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(p))
+	if err != nil || dir == filepath.Dir(p) {
+		return PathSub{}, "", false
+	}
+	return find(filepath.Join(dir, filepath.Base(p)))
 }
 
 // windowsNameProblem checks each '/'-separated element of a Linux relative

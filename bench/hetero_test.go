@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"clustertx/cluster"
+	"clustertx/config"
+	"clustertx/hosts/hoststest"
+	"clustertx/internal/testenv"
+	"clustertx/journal"
+	"clustertx/queue"
+)
+
+// hetRounds: each round runs the four variants; medians are reported.
+const hetRounds = 3
+
+// hetSpeeds are the hosts' speeds (× real time): two mounted hosts and a
+// streaming one, as in issue 14.
+var hetSpeeds = []struct {
+	name      string
+	speed     int
+	streaming bool
+}{{"fast", 4, false}, {"mid", 2, false}, {"slow", 1, true}}
+
+// BenchmarkHeteroCluster (issue 14, real): three real sshd hosts on
+// loopback at 4×, 2× and 1× real time, the 1× one streaming (prefetch
+// on), and 12 clips of 4–40 s (160x120, so that the encode itself is
+// cheap on 2 cores). Each host's ffmpeg is a wrapper that reads the input
+// at its speed (-readrate), which gives stable ratios on a shared machine.
+// Each of 3 rounds makes four runs, each on fresh copies: cold (fresh
+// journal) and warm (a copy of the cold run's journal), with our scheduler
+// and with first-in-first-out pulling (pytranscoder). Reports the median
+// makespan ÷ lower bound of each, for the bound at the nominal speeds
+// (max(Σ media ÷ Σ speeds, longest clip ÷ 4); it ignores per-job costs:
+// SSH, transfers, verification) and at the speeds the hosts really had.
+// About 12 minutes; run it alone:
+// go test -run '^$' -bench HeteroCluster -benchtime 1x ./bench
+func BenchmarkHeteroCluster(b *testing.B) {
+	testenv.NeedFFmpeg(b)
+	dir := b.TempDir()
+	media := filepath.Join(dir, "media")
+	work := filepath.Join(dir, "work")
+	for _, d := range []string{media, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var y strings.Builder
+	y.WriteString("config:\n  ffmpeg: ffmpeg\n  clusters:\n    bench:\n")
+	var servers []*hoststest.SSHD
+	var sum float64
+	for _, h := range hetSpeeds {
+		wrapper := filepath.Join(dir, "ffmpeg-"+h.name)
+		script := fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *\" -i \"*) exec ffmpeg -readrate %d \"$@\";; esac\nexec ffmpeg \"$@\"\n", h.speed)
+		if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		s := hoststest.StartSSHD(b, hoststest.Options{})
+		servers = append(servers, s)
+		if h.streaming {
+			y.WriteString(s.YAML(h.name, "type: streaming", "working_dir: "+work, "ffmpeg: "+wrapper))
+		} else {
+			view := filepath.Join(dir, h.name+"-view")
+			if err := os.Symlink(media, view); err != nil {
+				b.Fatal(err)
+			}
+			y.WriteString(s.YAML(h.name, "type: mounted", "path-substitutions:", "  - "+media+"/ "+view+"/", "ffmpeg: "+wrapper))
+		}
+		sum += float64(h.speed)
+	}
+	known := filepath.Join(dir, "known_hosts")
+	hoststest.WriteKnownHosts(b, known, servers...)
+	y.WriteString(ovProfileYAML)
+	cfgPath := filepath.Join(dir, "transcode.yml")
+	if err := os.WriteFile(cfgPath, []byte(y.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(config.LoadOptions{Path: cfgPath, Strict: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pristineDir := filepath.Join(dir, "pristine")
+	if err := os.MkdirAll(pristineDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(14, 14))
+	var pristine []string
+	var total, longest float64
+	for i := range 12 {
+		d := float64(int(4 + 36*rng.Float64()))
+		p := filepath.Join(pristineDir, fmt.Sprintf("clip%02d.mp4", i))
+		testenv.MakeClip(b, p, testenv.Clip{Seconds: d, Width: 160, Height: 120})
+		pristine = append(pristine, p)
+		total += d
+		longest = max(longest, d)
+	}
+	lb := max(total/sum, longest/float64(hetSpeeds[0].speed))
+
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		type result struct {
+			name string
+			wall time.Duration
+		}
+		var res []result
+		busy, done := map[string]float64{}, map[string]float64{}
+		runs := []struct {
+			name    string
+			policy  queue.Policy
+			journal string // the cold runs start one; the warm ones copy it
+			warm    bool
+		}{
+			{"cold", queue.Smart, "smart", false},
+			{"FIFO-cold", queue.FIFO, "fifo", false},
+			{"warm", queue.Smart, "smart", true},
+			{"FIFO-warm", queue.FIFO, "smart", true},
+		}
+		for round := range hetRounds {
+			for k, r := range runs {
+				if only := os.Getenv("CLUSTERTX_BENCH_RUNS"); only != "" && !strings.Contains(","+only+",", ","+r.name+",") && r.name != "cold" {
+					continue
+				}
+				jpath := filepath.Join(dir, fmt.Sprintf("i%d-r%d-%s.jsonl", it, round, r.journal))
+				if r.warm { // a copy of the cold run's journal: what it learned
+					data, err := os.ReadFile(jpath)
+					if err != nil {
+						b.Fatal(err)
+					}
+					jpath = filepath.Join(dir, fmt.Sprintf("i%d-r%d-%d-warm.jsonl", it, round, k))
+					if err := os.WriteFile(jpath, data, 0o644); err != nil {
+						b.Fatal(err)
+					}
+				}
+				jr, err := journal.Open(jpath)
+				if err != nil {
+					b.Fatal(err)
+				}
+				paths := copyClips(b, pristine, filepath.Join(media, fmt.Sprintf("i%d-r%d-%s", it, round, r.name)))
+				rep, wall := runCluster(b, known, cfg, paths, func(o *cluster.Options) {
+					o.Policy, o.Journal = r.policy, jr
+					if os.Getenv("CLUSTERTX_BENCH_LOG") != "" { // the run's log lines, to see who did what
+						o.Log = os.Stderr
+					}
+				})
+				if err := jr.Close(); err != nil {
+					b.Fatal(err)
+				}
+				res = append(res, result{r.name, wall})
+				for _, f := range rep.Files {
+					busy[f.Host] += f.Elapsed.Seconds()
+					done[f.Host] += f.Duration
+				}
+			}
+		}
+		// The speeds the hosts really had, per-job costs included: media
+		// seconds done ÷ time spent on them, over all runs.
+		var effSum, effFast float64
+		var speeds []string
+		for _, h := range hetSpeeds {
+			if busy[h.name] > 0 {
+				s := done[h.name] / busy[h.name]
+				effSum += s
+				effFast = max(effFast, s)
+				speeds = append(speeds, fmt.Sprintf("%s %.2f×", h.name, s))
+			}
+		}
+		lbEff := max(total/effSum, longest/effFast)
+		var tbl strings.Builder
+		fmt.Fprintf(&tbl, "hosts 4× and 2× (mounted), 1× (streaming); 12 clips, %.0f s of media; lower bound %.1f s at the nominal speeds, %.1f s at the measured ones (%s, per-job costs included)",
+			total, lb, lbEff, strings.Join(speeds, ", "))
+		walls := map[string][]float64{}
+		var names []string
+		for _, r := range res {
+			if walls[r.name] == nil {
+				names = append(names, r.name)
+			}
+			walls[r.name] = append(walls[r.name], r.wall.Seconds())
+		}
+		wall := map[string]float64{}
+		for _, n := range names {
+			w := median(walls[n])
+			var per []string
+			for _, x := range walls[n] {
+				per = append(per, fmt.Sprintf("%.1f", x))
+			}
+			fmt.Fprintf(&tbl, "\n  %-10s %6.1f s  %.3f × LB  %.3f × measured LB  (rounds: %s s)", n, w, w/lb, w/lbEff, strings.Join(per, ", "))
+			b.ReportMetric(w/lb, n+"/LB")
+			b.ReportMetric(w/lbEff, n+"/mLB")
+			wall[n] = w
+		}
+		for _, p := range [][2]string{{"warm", "FIFO-warm"}, {"cold", "FIFO-cold"}} {
+			if wall[p[0]] > 0 && wall[p[1]] > 0 {
+				fmt.Fprintf(&tbl, "\n  %s ÷ %s %.3f", p[0], p[1], wall[p[0]]/wall[p[1]])
+			}
+		}
+		b.Log(tbl.String())
+	}
+}
