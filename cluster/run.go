@@ -64,6 +64,15 @@ type Options struct {
 	NoSplit         bool          // --no-split: never split
 	SpecMinGain     time.Duration // a copy starts only if predicted to finish this much sooner (default 30s)
 
+	// Until ends the run's window (--until; zero: none): no job starts
+	// that is predicted to end after it, and jobs still running then are
+	// stopped as on Ctrl-C, unless Grace lets them finish. Their files, and
+	// those not started, are not run ("window closed") and not failed.
+	// Hosts' own windows (hosts.Def.Window) work the same way.
+	Until time.Time
+	Grace time.Duration    // a job running when its window closes may finish if it does within this long (default 0)
+	Now   func() time.Time // the clock windows are read on (nil: time.Now); tests shift it
+
 	Journal       *journal.Journal // resume journal (nil: none)
 	Force         bool             // redo files the journal says are done or kept
 	MaxFailedRuns int              // skip files that failed in this many earlier runs (0: never skip)
@@ -73,20 +82,23 @@ type Options struct {
 
 // FileResult is one file's line in the report.
 type FileResult struct {
-	Path     string
-	Output   string // final output path (done) or where it would go (dry run)
-	Host     string
-	Profile  string
-	Rule     string
-	Outcome  Outcome
-	Reason   string
-	SrcSize  int64
-	OutSize  int64
-	Duration float64 // media seconds
-	Elapsed  time.Duration
-	Attempts int
-	Item     WorkItem
-	Split    *SplitStats // split mode only
+	Path    string
+	Output  string // final output path (done) or where it would go (dry run)
+	Host    string
+	Profile string
+	Rule    string
+	Outcome Outcome
+	Reason  string
+	// WindowClosed: not run because its hosts' windows (or the run's
+	// --until) closed first; the next run takes it.
+	WindowClosed bool
+	SrcSize      int64
+	OutSize      int64
+	Duration     float64 // media seconds
+	Elapsed      time.Duration
+	Attempts     int
+	Item         WorkItem
+	Split        *SplitStats // split mode only
 }
 
 // SplitStats is where a split file's time went besides its segments'
@@ -115,6 +127,18 @@ func (r *Report) Count(o Outcome) int {
 	n := 0
 	for _, f := range r.Files {
 		if f.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+// WindowClosed returns how many files were not run because a window
+// closed (the run's --until, or their hosts' windows).
+func (r *Report) WindowClosed() int {
+	n := 0
+	for _, f := range r.Files {
+		if f.Outcome == NotRun && f.WindowClosed {
 			n++
 		}
 	}
@@ -220,6 +244,9 @@ func (o *Options) defaults() {
 	}
 	if o.StallGuard <= 0 {
 		o.StallGuard = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 }
 
@@ -332,7 +359,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
 	}
-	printHostTable(m.opts.Out, checks, hs, m.opts.ReprobeInterval, m.opts.DryRun)
+	printHostTable(m.opts.Out, checks, hs, &m.opts)
 	defer func() { m.opts.Observer.RunFinished(rep) }()
 
 	if m.opts.DryRun {
@@ -575,7 +602,8 @@ const speedKey = "work"
 // execute runs the queue: a supervisor per host runs one worker per slot
 // while the host is up and re-probes it while it is down.
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
-	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Policy: m.opts.Policy})
+	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Policy: m.opts.Policy, Now: m.opts.Now})
+	windows := m.setWindows(q, p.Hosts)
 	results := make([]*FileResult, len(p.Jobs))
 	m.results = results
 	var items []*queue.Item
@@ -694,6 +722,8 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		switch {
 		case ctx.Err() != nil:
 			r.Reason = "interrupted"
+		case windows && !isClosed(gaveUp):
+			r.Reason, r.WindowClosed = m.windowReason(j), true
 		default:
 			r.Reason = "no reachable host could take it (eligible: " + hostNames(j.Eligible) + ")"
 		}

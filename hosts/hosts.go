@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"clustertx/window"
 )
 
 // Type is how a host reaches the media.
@@ -69,6 +71,11 @@ type Def struct {
 	DisabledBy  string   // why Enabled is false when not by status: (e.g. "mode remote")
 	Profiles    []string // if set, only these profiles run here
 	Profile     string   // seed-doc form: every job on this host uses this profile
+	// Window is when the host takes jobs, in the manager's local time
+	// (`window: "01:00-07:00"`, or a list of ranges; empty: always). A job
+	// starts only if it is predicted to end before the window closes; one
+	// still running when it closes is stopped (after the run's grace).
+	Window window.Window
 
 	Pos string // file:line of the definition, for messages
 }
