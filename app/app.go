@@ -109,7 +109,7 @@ func globalFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-split", Usage: "never split a file, even where the config's split: key asks for it"},
 		&cli.BoolFlag{Name: "no-speculation", Usage: "never start a second copy of a job that runs much slower than an idle host would (the first verified copy wins)"},
 		&cli.StringFlag{Name: "until", Usage: "end the run at `HH:MM` local time (a time past today means tomorrow): no job starts that would end later, and one still running then is stopped (config until:); exit 5 if work remains"},
-		&cli.DurationFlag{Name: "grace", Usage: "let a job running when its window (--until, a host's window:) closes finish if it does within this long (config grace:; default 0)"},
+		&cli.DurationFlag{Name: "grace", Usage: "let a job running when its window (--until, a host's window:) closes finish if it does within this long (config grace:)"},
 		&cli.BoolFlag{Name: "no-prefetch", Usage: "streaming hosts: never upload the next file while one encodes, nor download a result while the next encodes (one file at a time per slot)"},
 		&cli.StringFlag{Name: "journal", Usage: "resume journal `FILE` (default $XDG_STATE_HOME/clustertx/journal.jsonl)"},
 		&cli.BoolFlag{Name: "no-journal", Usage: "do not read or write the resume journal (and take no lock)"},
