@@ -34,13 +34,14 @@ var hetSpeeds = []struct {
 // on), and 12 clips of 4–40 s (160x120, so that the encode itself is
 // cheap on 2 cores). Each host's ffmpeg is a wrapper that reads the input
 // at its speed (-readrate), which gives stable ratios on a shared machine.
-// Each of 3 rounds makes four runs, each on fresh copies: cold (fresh
+// Each of 3 rounds makes five runs, each on fresh copies: cold (fresh
 // journal) and warm (a copy of the cold run's journal), with our scheduler
-// and with first-in-first-out pulling (pytranscoder). Reports the median
+// and with first-in-first-out pulling (pytranscoder), and cold without the
+// calibration encode (cold-nocal). Reports the median
 // makespan ÷ lower bound of each, for the bound at the nominal speeds
 // (max(Σ media ÷ Σ speeds, longest clip ÷ 4); it ignores per-job costs:
 // SSH, transfers, verification) and at the speeds the hosts really had.
-// About 12 minutes; run it alone:
+// About 15 minutes; run it alone:
 // go test -run '^$' -bench HeteroCluster -benchtime 1x ./bench
 func BenchmarkHeteroCluster(b *testing.B) {
 	testenv.NeedFFmpeg(b)
