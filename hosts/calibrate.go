@@ -37,13 +37,19 @@ type Calibration struct {
 // the encode. The whole call ends by ctx's deadline: a host whose encode
 // has not produced two progress blocks by then gets an error, as does one
 // whose ffmpeg fails (an encoder it lacks, an option it does not know).
+// The input lasts 60 s (1,500 frames): a safety net should the encode
+// outlive its session. Windows hosts are not calibrated: a cancelled
+// command may keep running there (see SSHTransport.Exec).
 func Calibrate(ctx context.Context, def *Def, t Transport, video []string, window time.Duration) (Calibration, error) {
+	if def.Windows() {
+		return Calibration{}, errors.New("no calibration encode on Windows hosts (a stopped command may keep running there)")
+	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	src := fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", CalibWidth, CalibHeight, CalibRate)
 	argv := []string{def.FFmpegPath(), "-hide_banner", "-nostdin", "-loglevel", "error",
-		"-f", "lavfi", "-i", src, "-t", "600"}
+		"-f", "lavfi", "-i", src, "-t", "60"}
 	argv = append(argv, video...)
 	argv = append(argv, "-an", "-sn", "-dn", "-stats_period", "0.1", "-progress", "pipe:1", "-f", "null", "-")
 
