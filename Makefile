@@ -39,6 +39,18 @@ demo: deps build
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
+# The model-based test (e2e/model_test.go) longer than in `make test`: many
+# seeds (new ones each time unless STRESS_SEED is given; a failure prints the
+# seed to replay), longer sequences, and a real-sshd streaming host that may
+# die mid-run.
+STRESS_SEED ?= $(shell date +%s)
+STRESS_SEEDS ?= 20
+STRESS_STEPS ?= 40
+.PHONY: stress
+stress: deps
+	$(GO) test -count=1 -timeout 120m -run '^TestModel$$' -v ./e2e -args \
+		-seed $(STRESS_SEED) -seeds $(STRESS_SEEDS) -steps $(STRESS_STEPS) -sshd
+
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" >&2; exit 1)
 	$(GO) vet ./...

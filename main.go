@@ -30,7 +30,11 @@ func main() {
 	cancel()
 	var ee *app.ExitError
 	if err != nil && (!errors.As(err, &ee) || ee.Err != nil) {
-		fmt.Fprintf(os.Stderr, "clustertx: error: %v\n", err)
+		level := "error"
+		if app.Code(err) == app.ExitWindow { // work left for the next run, nothing wrong
+			level = "warning"
+		}
+		fmt.Fprintf(os.Stderr, "clustertx: %s: %v\n", level, err)
 		if app.Code(err) == app.ExitUsage {
 			fmt.Fprintln(os.Stderr, "clustertx: hint: run 'clustertx --help' for usage")
 		}

@@ -24,6 +24,7 @@ import (
 	"clustertx/journal"
 	"clustertx/metrics"
 	"clustertx/report"
+	"clustertx/window"
 )
 
 // Exit codes, documented in the README.
@@ -33,6 +34,7 @@ const (
 	ExitUsage       = 2   // bad command line
 	ExitIncomplete  = 3   // some files failed or were not run
 	ExitLocked      = 4   // another run holds the journal lock
+	ExitWindow      = 5   // a window closed with work left (--until, hosts' window:); nothing failed
 	ExitInterrupted = 130 // Ctrl-C / SIGTERM
 )
 
@@ -107,6 +109,8 @@ func globalFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-split", Usage: "never split a file, even where the config's split: key asks for it"},
 		&cli.BoolFlag{Name: "no-speculation", Usage: "never start a second copy of a job that runs much slower than an idle host would (the first verified copy wins)"},
 		&cli.BoolFlag{Name: "no-calibrate", Usage: "skip the calibration encode: about a second of test encoding per host, within its check, whose speed is the first guess for a host with no journal speed and no weight"},
+		&cli.StringFlag{Name: "until", Usage: "end the run at `HH:MM` local time (a time past today means tomorrow): no job starts that would end later, and one still running then is stopped (config until:); exit 5 if work remains"},
+		&cli.DurationFlag{Name: "grace", Usage: "let a job running when its window (--until, a host's window:) closes finish if it does within this long (config grace:)"},
 		&cli.BoolFlag{Name: "no-prefetch", Usage: "streaming hosts: never upload the next file while one encodes, nor download a result while the next encodes (one file at a time per slot)"},
 		&cli.StringFlag{Name: "journal", Usage: "resume journal `FILE` (default $XDG_STATE_HOME/clustertx/journal.jsonl)"},
 		&cli.BoolFlag{Name: "no-journal", Usage: "do not read or write the resume journal (and take no lock)"},
@@ -294,7 +298,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Description: "Reads pytranscoder's transcode.yml (without one, a built-in default encodes on this machine: " +
 			"HEVC and AV1 sources are skipped, everything else goes to HEVC). " +
 			"Exit codes: 0 all done (skips included), 1 fatal, 2 usage, 3 some files failed or were not run, " +
-			"4 another run holds the journal lock, 130 interrupted.",
+			"4 another run holds the journal lock, 5 a window closed with work left (--until, a host's window:; nothing failed), 130 interrupted.",
 		Flags:                           flags,
 		Commands:                        commands(),
 		HideHelpCommand:                 true,
@@ -494,6 +498,9 @@ func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Write
 		Force:           c.Bool("force"),
 		MaxFailedRuns:   c.Int("max-failed-runs"),
 	}
+	if opts.Until, opts.Grace, err = runWindow(c, cfg, time.Now()); err != nil {
+		return err
+	}
 	started := time.Now()
 	rep, err := cluster.Run(ctx, opts, items)
 	console.Close()
@@ -521,6 +528,29 @@ func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Write
 	return result
 }
 
+// runWindow is the run's end (--until, else config until:; zero: none)
+// and grace (--grace, else config grace:).
+func runWindow(c *cli.Command, cfg *config.Config, now time.Time) (time.Time, time.Duration, error) {
+	grace := cfg.Grace
+	if c.IsSet("grace") {
+		if grace = c.Duration("grace"); grace < 0 {
+			return time.Time{}, 0, usageErr("--grace %s: must not be negative", grace)
+		}
+	}
+	s := cfg.Until
+	if c.IsSet("until") {
+		s = c.String("until")
+	}
+	if s == "" {
+		return time.Time{}, grace, nil
+	}
+	m, err := window.ParseClock(s)
+	if err != nil {
+		return time.Time{}, 0, usageErr("--until: %v", err)
+	}
+	return window.Until(m, now), grace, nil
+}
+
 // runResult turns the manager's outcome into the error Run returns.
 func runResult(ctx context.Context, rep *cluster.Report, err error) error {
 	switch {
@@ -528,6 +558,8 @@ func runResult(ctx context.Context, rep *cluster.Report, err error) error {
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted; originals are untouched, temporary files removed")}
 	case err != nil:
 		return &ExitError{Code: ExitFatal, Err: err}
+	case rep.Incomplete() && rep.Count(cluster.Failed) == 0 && rep.WindowClosed() == rep.Count(cluster.NotRun):
+		return &ExitError{Code: ExitWindow, Err: fmt.Errorf("window closed: %d not run; the next run takes them", rep.WindowClosed())}
 	case rep.Incomplete():
 		return &ExitError{Code: ExitIncomplete, Err: fmt.Errorf("%d failed, %d not run", rep.Count(cluster.Failed), rep.Count(cluster.NotRun))}
 	}

@@ -58,6 +58,7 @@ type HostRow struct {
 	Address  string   `json:"address,omitempty"`
 	Status   string   `json:"status"` // up, down, disabled
 	Role     string   `json:"role"`   // normal, fallback, disabled
+	Window   string   `json:"window"` // when it takes jobs, local time: "always", or its ranges and whether open now
 	Reason   string   `json:"reason,omitempty"`
 
 	LatencyMS float64 `json:"latency_ms,omitempty"` // round trip of a trivial command
@@ -177,6 +178,7 @@ func hostRows(cfg *config.Config, name string) ([]*HostRow, error) {
 			if d.Type == hosts.Streaming {
 				r.WorkDir = d.WorkingDir
 			}
+			r.Window = d.Window.Describe(time.Now())
 			r.Role = "normal"
 			if d.Fallback {
 				r.Role = "fallback"
@@ -265,7 +267,7 @@ func oneLineErr(err error) string {
 // printHostRows writes the host table.
 func printHostRows(w io.Writer, rows []*HostRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tTYPE\tROLE\tSTATUS\tLATENCY\tFFMPEG\tHW ENCODERS\tCORES\tLOAD\tGPU\tFREE\tREASON")
+	fmt.Fprintln(tw, "HOST\tTYPE\tROLE\tSTATUS\tLATENCY\tFFMPEG\tHW ENCODERS\tCORES\tLOAD\tGPU\tFREE\tWINDOW\tREASON")
 	for _, r := range rows {
 		lat, cores, load, free := "-", "-", "-", "-"
 		if r.LatencyMS > 0 {
@@ -303,10 +305,17 @@ func printHostRows(w io.Writer, rows []*HostRow) {
 		if reason == "" {
 			reason = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Host, r.Type, r.Role, r.Status, lat, ff, hw, cores, load, gpu, free, reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.Host, r.Type, r.Role, r.Status, lat, ff, hw, cores, load, gpu, free, windowCell(r), reason)
 	}
 	tw.Flush()
+}
+
+func windowCell(r *HostRow) string {
+	if r.def == nil {
+		return "-"
+	}
+	return r.def.Window.Cell(time.Now())
 }
 
 // gpuShort turns nvidia-smi -L lines into "2× NVIDIA GeForce RTX 3060".

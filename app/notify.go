@@ -56,6 +56,8 @@ func summary(rep *cluster.Report, result error, started time.Time, items []clust
 		s.Outcome = "ok"
 	case ExitIncomplete:
 		s.Outcome = "incomplete"
+	case ExitWindow:
+		s.Outcome = "window closed"
 	case ExitInterrupted:
 		s.Outcome = "interrupted"
 	default:

@@ -390,3 +390,51 @@ func TestUnwritableOutputFolderFailsOnce(t *testing.T) {
 		t.Fatalf("%+v, want failed once on the manager\n%s", f, out)
 	}
 }
+
+// A library named through a symbolic link (the nightly cron's /mnt/media →
+// /volume1/media) is walked, and a mounted host whose path substitution is
+// written for the real folder still takes its files.
+func TestSymlinkedLibraryOnMountedHost(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.nasYAML())
+	src := l.clip("Show/e1.mkv", testenv.Clip{Seconds: 1, AudioLangs: []string{"eng"}})
+	link := filepath.Join(l.dir, "mnt-media")
+	must(t, os.Symlink(l.media, link))
+	rep, out, err := l.run(context.Background(), nil, cluster.WorkItem{Path: link, Cluster: "lab", Profile: "hevc"})
+	must(t, err)
+	if len(rep.Files) != 1 {
+		t.Fatalf("walked %d files through the link, want 1\n%s", len(rep.Files), out)
+	}
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done || f.Host != "nas" {
+		t.Fatalf("%s on %s: %s\n%s", f.Outcome, f.Host, f.Reason, out)
+	}
+	if c := probe(t, src).Video.Codec; c != "hevc" {
+		t.Fatalf("%s is %s, want hevc", src, c)
+	}
+}
+
+// A film whose name holds a newline and concat directives is split over a
+// mounted and a streaming host and joined: segment files and the concat
+// list use generated names, so nothing of the name reaches the list.
+func TestSplitFilmWithHostileName(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.nasYAML(), l.gamerYAML())
+	l.splitProfile("ultrafast")
+	l.clip("other.mkv", testenv.Clip{Seconds: 2})
+	name := "a\nfile 'other.mkv'\nb.mkv"
+	src := l.clip(name, testenv.Clip{Seconds: 12, GOP: 25, AudioLangs: []string{"eng"}})
+	frames := len(frameHashes(t, src))
+	rep, out, err := l.run(context.Background(), nil, cluster.WorkItem{Path: src, Cluster: "lab", Profile: "split"})
+	must(t, err)
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done || f.Split == nil || f.Split.Segments < 2 {
+		t.Fatalf("%s: %s (split %+v)\n%s", f.Outcome, f.Reason, f.Split, out)
+	}
+	if got := len(frameHashes(t, f.Output)); got != frames {
+		t.Fatalf("joined film has %d frames, the source %d", got, frames)
+	}
+	if left := leftovers(t, l.media, l.work); len(left) > 0 {
+		t.Fatalf("temp files left: %q", left)
+	}
+}

@@ -18,12 +18,17 @@ import (
 
 // printHostTable writes the host check table, with each host's role:
 // normal, fallback (works only when no other host can) or disabled.
-func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet, reprobe time.Duration, dryRun bool) {
+//
+// The WINDOW column says when each host takes jobs (its window: key, in
+// local time, and whether it is open now); a line after the table gives
+// the run's own end (--until) and grace.
+func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet, o *Options) {
+	reprobe, dryRun, now := o.ReprobeInterval, o.DryRun, o.Now()
 	if len(checks) == 0 && len(hs.disabled) == 0 {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tTYPE\tROLE\tSTATUS\tLATENCY\tFFMPEG\tNOTE")
+	fmt.Fprintln(tw, "HOST\tTYPE\tROLE\tSTATUS\tLATENCY\tFFMPEG\tWINDOW\tNOTE")
 	for _, c := range checks {
 		status := "up"
 		note := ""
@@ -47,17 +52,40 @@ func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet, reprob
 		if d != nil && d.MaxLoad > 0 && c.Load >= 0 {
 			note = strings.TrimSpace(fmt.Sprintf("load %.2f (max_load %g) %s", c.Load, d.MaxLoad, note))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Host, c.Type, role, status,
-			c.Latency.Round(time.Millisecond), dash(c.FFmpeg), note)
+		win := "always"
+		if d != nil {
+			win = d.Window.Cell(now)
+			if open, next := d.Window.At(now); !d.Window.Always() && !next.IsZero() {
+				verb := "opens"
+				if open {
+					verb = "closes"
+				}
+				if note != "" {
+					note = "; " + note
+				}
+				note = fmt.Sprintf("window %s %s%s", verb, next.Format("15:04"), note)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Host, c.Type, role, status,
+			c.Latency.Round(time.Millisecond), dash(c.FFmpeg), win, note)
 	}
 	for _, d := range hs.disabled {
 		why := "status: disabled"
 		if d.DisabledBy != "" {
 			why = d.DisabledBy
 		}
-		fmt.Fprintf(tw, "%s\t%s\tdisabled\t-\t-\t-\tnot contacted (%s)\n", d.Name, d.Type, why)
+		fmt.Fprintf(tw, "%s\t%s\tdisabled\t-\t-\t-\t-\tnot contacted (%s)\n", d.Name, d.Type, why)
 	}
 	tw.Flush()
+	if !o.Until.IsZero() {
+		fmt.Fprintf(w, "run window: until %s (in %s); no job starts that is predicted to end later", o.Until.Format("Mon 15:04"), o.Until.Sub(now).Round(time.Second))
+		if o.Grace > 0 {
+			fmt.Fprintf(w, "; a job still running then may finish within %s", o.Grace)
+		} else {
+			fmt.Fprintf(w, "; a job still running then is stopped")
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w)
 }
 

@@ -69,6 +69,15 @@ type Options struct {
 	// neither a journal speed nor a weight (--no-calibrate turns it off).
 	Calibrate bool
 
+	// Until ends the run's window (--until; zero: none): no job starts
+	// that is predicted to end after it, and jobs still running then are
+	// stopped as on Ctrl-C, unless Grace lets them finish. Their files, and
+	// those not started, are not run ("window closed") and not failed.
+	// Hosts' own windows (hosts.Def.Window) work the same way.
+	Until time.Time
+	Grace time.Duration    // a job running when its window closes may finish if it does within this long (default 0)
+	Now   func() time.Time // the clock windows are read on (nil: time.Now); tests shift it
+
 	Journal       *journal.Journal // resume journal (nil: none)
 	Force         bool             // redo files the journal says are done or kept
 	MaxFailedRuns int              // skip files that failed in this many earlier runs (0: never skip)
@@ -78,20 +87,23 @@ type Options struct {
 
 // FileResult is one file's line in the report.
 type FileResult struct {
-	Path     string
-	Output   string // final output path (done) or where it would go (dry run)
-	Host     string
-	Profile  string
-	Rule     string
-	Outcome  Outcome
-	Reason   string
-	SrcSize  int64
-	OutSize  int64
-	Duration float64 // media seconds
-	Elapsed  time.Duration
-	Attempts int
-	Item     WorkItem
-	Split    *SplitStats // split mode only
+	Path    string
+	Output  string // final output path (done) or where it would go (dry run)
+	Host    string
+	Profile string
+	Rule    string
+	Outcome Outcome
+	Reason  string
+	// WindowClosed: not run because its hosts' windows (or the run's
+	// --until) closed first; the next run takes it.
+	WindowClosed bool
+	SrcSize      int64
+	OutSize      int64
+	Duration     float64 // media seconds
+	Elapsed      time.Duration
+	Attempts     int
+	Item         WorkItem
+	Split        *SplitStats // split mode only
 }
 
 // SplitStats is where a split file's time went besides its segments'
@@ -120,6 +132,18 @@ func (r *Report) Count(o Outcome) int {
 	n := 0
 	for _, f := range r.Files {
 		if f.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+// WindowClosed returns how many files were not run because a window
+// closed (the run's --until, or their hosts' windows).
+func (r *Report) WindowClosed() int {
+	n := 0
+	for _, f := range r.Files {
+		if f.Outcome == NotRun && f.WindowClosed {
 			n++
 		}
 	}
@@ -226,6 +250,9 @@ func (o *Options) defaults() {
 	}
 	if o.StallGuard <= 0 {
 		o.StallGuard = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 }
 
@@ -347,7 +374,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 			m.logf("host %s: no calibration estimate (its first speed is a guess): %s", c.Host, c.CalibNote)
 		}
 	}
-	printHostTable(m.opts.Out, checks, hs, m.opts.ReprobeInterval, m.opts.DryRun)
+	printHostTable(m.opts.Out, checks, hs, &m.opts)
 	defer func() { m.opts.Observer.RunFinished(rep) }()
 
 	if m.opts.DryRun {
@@ -467,6 +494,10 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 			continue
 		}
 		if err := probes[i].Err; err != nil {
+			if ctx.Err() != nil { // Ctrl-C while probing: not the file's failure
+				j.Outcome, j.Reason = NotRun, "interrupted"
+				continue
+			}
 			j.Outcome, j.Reason = Failed, reasonOf(err)
 			continue
 		}
@@ -589,7 +620,8 @@ const speedKey = "work"
 // execute runs the queue: a supervisor per host runs one worker per slot
 // while the host is up and re-probes it while it is down.
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
-	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Policy: m.opts.Policy})
+	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Policy: m.opts.Policy, Now: m.opts.Now})
+	windows := m.setWindows(q, p.Hosts)
 	results := make([]*FileResult, len(p.Jobs))
 	m.results = results
 	var items []*queue.Item
@@ -703,6 +735,8 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		switch {
 		case ctx.Err() != nil:
 			r.Reason = "interrupted"
+		case windows && !isClosed(gaveUp):
+			r.Reason, r.WindowClosed = m.windowReason(j), true
 		default:
 			r.Reason = "no reachable host could take it (eligible: " + hostNames(j.Eligible) + ")"
 		}

@@ -87,6 +87,8 @@ func (w *worker) runCopy(ctx context.Context, it *queue.Item) bool {
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lost := w.q.Lost(it, w.def.Name)
+	win := w.watchWindow(cancel)
+	defer win.done()
 	go func() {
 		select {
 		case <-lost:
@@ -99,7 +101,7 @@ func (w *worker) runCopy(ctx context.Context, it *queue.Item) bool {
 	ji := t.info(w, it)
 	start := time.Now()
 	w.m.logf("job: %s: start %s", w.def.Name, t.label())
-	claim := func() bool { return w.q.Finish(it, w.def.Name) }
+	claim := func() bool { return win.claim(func() bool { return w.q.Finish(it, w.def.Name) }) }
 	w.busy.Add(1)
 	err := w.runTask(jctx, it, t, r, &ji, claim)
 	w.busy.Add(-1)
@@ -113,6 +115,8 @@ func (w *worker) runCopy(ctx context.Context, it *queue.Item) bool {
 		// Interrupted: the item stays pending and is reported as not run.
 		w.q.HostFailedOn(it, w.def.Name)
 		return false
+	case win.stopped():
+		w.windowStopped(it, t)
 	case errors.Is(err, errLost) || jctx.Err() != nil:
 		w.m.logf("host %s: stopped its copy of %s: another host finished it first or took it over", w.def.Name, t.label())
 	case hosts.IsTransport(err) && w.q.Requeues(it)+1 >= maxHostFailures:

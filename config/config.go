@@ -17,12 +17,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"clustertx/hosts"
 	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
 	"clustertx/media"
 	"clustertx/profiles"
+	"clustertx/window"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -76,6 +78,14 @@ type Config struct {
 	// NotifyEachFailure also sends one notification per failed file, as it
 	// fails (config.notify_each_failure, default no).
 	NotifyEachFailure bool
+	// Until ends the run's window (config.until, "HH:MM" local time, ""
+	// for none; a time already past today means tomorrow): no job starts
+	// that is predicted to end after it, and what still runs then is
+	// stopped. --until overrides it.
+	Until string
+	// Grace lets a job still running when its window closes finish if it
+	// does within this long (config.grace; default 0: stopped at once).
+	Grace time.Duration
 
 	Profiles *profiles.Set    // profiles and templates, one namespace
 	Rules    []*profiles.Rule // in file order; first match wins
@@ -296,6 +306,8 @@ var configKeys = map[string]func(l *loader, p yamlx.Pair) error{
 	"notify":              (*loader).notify,
 	"notify_each_failure": boolKey(func(c *Config) *bool { return &c.NotifyEachFailure }),
 	"clusters":            (*loader).clusters,
+	"until":               (*loader).until,
+	"grace":               (*loader).grace,
 
 	// pytranscoder keys clustertx does not use: one warning each.
 	"plex_server": legacyKey("pytranscoder 2.1 removed the Plex library refresh; refresh Plex after the run"),
@@ -389,6 +401,33 @@ func (l *loader) mediaExtensions(p yamlx.Pair) error {
 		return l.d.Errorf(p.Value, p.Path, "lists no extensions; remove the key to use the defaults (%s)", strings.Join(DefaultMediaExtensions, " "))
 	}
 	l.c.MediaExtensions = out
+	return nil
+}
+
+// until decodes config.until: "HH:MM", local time.
+func (l *loader) until(p yamlx.Pair) error {
+	s, err := l.d.String(p.Value, p.Path)
+	if err != nil || strings.TrimSpace(s) == "" {
+		return err
+	}
+	if _, err := window.ParseClock(s); err != nil {
+		return l.d.Errorf(p.Value, p.Path, "until: %v", err)
+	}
+	l.c.Until = strings.TrimSpace(s)
+	return nil
+}
+
+// grace decodes config.grace: a Go duration ("10m").
+func (l *loader) grace(p yamlx.Pair) error {
+	s, err := l.d.String(p.Value, p.Path)
+	if err != nil || strings.TrimSpace(s) == "" {
+		return err
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d < 0 {
+		return l.d.Errorf(p.Value, p.Path, "grace: %q is not a duration such as 10m or 1h30m", s)
+	}
+	l.c.Grace = d
 	return nil
 }
 

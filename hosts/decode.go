@@ -10,6 +10,7 @@ import (
 
 	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
+	"clustertx/window"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -18,7 +19,7 @@ import (
 var hostKeys = []string{
 	"type", "status", "ip", "user", "port", "identity_file", "os", "ffmpeg",
 	"working_dir", "path-substitutions", "path-substitution", "queues", "slots", "weight", "fallback", "max_load",
-	"profiles", "profile",
+	"profiles", "profile", "window",
 }
 
 // deadHostKeys are keys of older pytranscoder versions that nothing reads
@@ -161,6 +162,18 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 			if len(def.Profiles) > 0 {
 				d.Compatf(kv.KeyN, kv.Path, "pytranscoder 2.2.5-2.2.7 never read a host's profiles: list and sent it any job of its queues; "+
 					"clustertx enforces it: this host only takes jobs whose profile is %s", strings.Join(def.Profiles, ", "))
+			}
+		case "window":
+			var items []string
+			if items, err = d.Strings(kv.Value, kv.Path, false); err == nil {
+				for _, it := range items {
+					var w window.Window
+					if w, err = window.Parse(it); err != nil {
+						err = d.Errorf(kv.Value, kv.Path, "window: %v", err)
+						break
+					}
+					def.Window = append(def.Window, w...)
+				}
 			}
 		case "profile":
 			var s string

@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
+
+	"clustertx/window"
 )
 
 // Type is how a host reaches the media.
@@ -68,6 +71,11 @@ type Def struct {
 	DisabledBy  string   // why Enabled is false when not by status: (e.g. "mode remote")
 	Profiles    []string // if set, only these profiles run here
 	Profile     string   // seed-doc form: every job on this host uses this profile
+	// Window is when the host takes jobs, in the manager's local time
+	// (`window: "01:00-07:00"`, or a list of ranges; empty: always). A job
+	// starts only if it is predicted to end before the window closes; one
+	// still running when it closes is stopped (after the run's grace).
+	Window window.Window
 
 	Pos string // file:line of the definition, for messages
 }
@@ -213,15 +221,32 @@ func (d *Def) PathProblem(p string) string {
 	return ""
 }
 
+// longestSub finds the longest substitution whose source is a prefix of
+// p. When none is, p's folder is tried with its symbolic links resolved:
+// a library named through a link (/mnt/media → /volume1/media) maps with
+// the substitutions written for the real path.
 func (d *Def) longestSub(p string) (PathSub, string, bool) {
 	subs := append([]PathSub(nil), d.PathSubs...)
 	sort.SliceStable(subs, func(i, j int) bool { return len(subs[i].Src) > len(subs[j].Src) })
-	for _, s := range subs {
-		if rest, found := cutPrefixDir(p, s.Src); found {
-			return s, rest, true
+	find := func(p string) (PathSub, string, bool) {
+		for _, s := range subs {
+			if rest, found := cutPrefixDir(p, s.Src); found {
+				return s, rest, true
+			}
 		}
+		return PathSub{}, "", false
 	}
-	return PathSub{}, "", false
+	if s, rest, found := find(p); found {
+		return s, rest, true
+	}
+	if !filepath.IsAbs(p) {
+		return PathSub{}, "", false
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(p))
+	if err != nil || dir == filepath.Dir(p) {
+		return PathSub{}, "", false
+	}
+	return find(filepath.Join(dir, filepath.Base(p)))
 }
 
 // windowsNameProblem checks each '/'-separated element of a Linux relative

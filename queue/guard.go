@@ -23,15 +23,16 @@ func (q *Queue) Unstick() []string {
 		return nil
 	}
 	now := q.clock()
+	q.refreshWindows(now)
 	var lines []string
 	var best *hostState
 	for _, h := range q.hostList {
-		if h.waiting == 0 || h.down {
+		if h.waiting == 0 || h.down || h.shut {
 			continue
 		}
 		var mine *Item // the largest pending item h may run
 		for _, it := range q.all {
-			if it.state == pending && q.canRun(it, h) && (mine == nil || q.less(it, mine)) {
+			if it.state == pending && q.canRun(it, h) && h.fits(it, now) && (mine == nil || q.less(it, mine)) {
 				mine = it
 			}
 		}
@@ -44,7 +45,7 @@ func (q *Queue) Unstick() []string {
 		case q.heldBack(mine, h):
 			var others []string
 			for _, g := range mine.cls.hosts {
-				if g != h && !g.fallback && !g.down && !g.held {
+				if g != h && !g.fallback && !g.down && !g.held && !g.shut {
 					others = append(others, g.name)
 				}
 			}

@@ -28,6 +28,12 @@ type hostState struct {
 	leftAt   float64
 	runs     []*run
 	classes  []*class
+	// Windows (windows.go): outside its window (or past the run's
+	// deadline) the host takes nothing; inside, only what ends by limit
+	// (seconds since t0; +Inf: no limit).
+	shut  bool
+	limit float64
+	win   hostWin
 
 	scratch []float64 // per-walk slot availability (seconds since t0)
 	gen     int
@@ -55,7 +61,7 @@ func (h *hostState) active() int {
 func (q *Queue) host(name string) *hostState {
 	h := q.hosts[name]
 	if h == nil {
-		h = &hostState{name: name, hash: maphash.String(q.seed, name) | 1, weight: 1}
+		h = &hostState{name: name, hash: maphash.String(q.seed, name) | 1, weight: 1, limit: math.Inf(1)}
 		q.hosts[name] = h
 		q.hostList = append(q.hostList, h)
 		q.updateSpeeds()
@@ -78,7 +84,7 @@ func (q *Queue) updateSpeeds() {
 	}
 	regular := false
 	for _, h := range q.hostList {
-		if !h.down && !h.held && !h.fallback {
+		if !h.down && !h.held && !h.shut && !h.fallback {
 			regular = true
 		}
 	}
@@ -91,7 +97,7 @@ func (q *Queue) updateSpeeds() {
 		}
 		// Capacity counts the hosts that take work now: not a host that is
 		// down or held, nor a fallback while a regular host is up.
-		if !h.down && !h.held && (!h.fallback || !regular) {
+		if !h.down && !h.held && !h.shut && (!h.fallback || !regular) {
 			q.capacity += float64(h.slotCount()) * h.speed
 		}
 	}
@@ -101,7 +107,7 @@ func (q *Queue) updateSpeeds() {
 // among hosts and takes work (is not held).
 func (q *Queue) liveRegular(hosts []*hostState, h *hostState) bool {
 	for _, g := range hosts {
-		if g != h && !g.fallback && !g.down && !g.held {
+		if g != h && !g.fallback && !g.down && !g.held && !g.shut {
 			return true
 		}
 	}
@@ -139,7 +145,7 @@ func (q *Queue) SetFallback(host string, fallback bool) {
 // jobs to the fallback host the journal knew to be fast, and the fallback
 // left them to the remote hosts).
 func (q *Queue) willTake(it *Item, g *hostState) bool {
-	if g.down || g.held || g.speed <= 0 {
+	if g.down || g.held || g.shut || g.speed <= 0 || !g.fits(it, q.win.at) {
 		return false
 	}
 	if it.special && !q.canRun(it, g) {
@@ -164,7 +170,7 @@ func (q *Queue) canRun(it *Item, h *hostState) bool {
 		return true
 	}
 	for name, ok := range it.Eligible {
-		if ok && !q.hosts[name].down && !it.FailedOn[name] {
+		if g := q.hosts[name]; ok && !g.down && !it.FailedOn[name] && q.mayFit(g, it) {
 			return false // another live host has not tried it yet
 		}
 	}

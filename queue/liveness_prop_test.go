@@ -25,7 +25,12 @@ import (
 // priors far from the truth (a journal's learned speeds, right or wrong),
 // guesses (a cold start, short jobs first), one or two slots, prefetching (streaming) hosts, split films (many items
 // of one eligibility class), speculation, jobs that fail, hosts over
-// max_load (held) and hosts leaving and joining.
+// max_load (held), hosts leaving and joining, and time windows: hosts that
+// work only part of the time (periodic windows on the virtual clock) and a
+// run deadline, with jobs stopped when a window closes on them
+// (WindowStop, as the manager does). With windows the batch may end with items left:
+// then no host may be waiting, and none may take a left item now or in
+// its next window.
 //
 // CI runs a fixed set of seeds; CLUSTERTX_STRESS=N runs N more, from a
 // seed printed on failure (CLUSTERTX_SEED=S replays one).
@@ -43,7 +48,7 @@ func TestLivenessRandomClusters(t *testing.T) {
 	if s, err := strconv.ParseUint(os.Getenv("CLUSTERTX_SEED"), 10, 64); err == nil {
 		seeds = []uint64{s}
 	}
-	var events, starts int
+	var events, starts, left int
 	for _, seed := range seeds {
 		st, err := runLiveness(seed)
 		if err != nil {
@@ -51,8 +56,9 @@ func TestLivenessRandomClusters(t *testing.T) {
 		}
 		events += st.events
 		starts += st.starts
+		left += st.left
 	}
-	t.Logf("%d random clusters, %d events, %d copies started", len(seeds), events, starts)
+	t.Logf("%d random clusters, %d events, %d copies started, %d items left by windows", len(seeds), events, starts, left)
 }
 
 type lvHost struct {
@@ -65,6 +71,32 @@ type lvHost struct {
 	retired   bool // its slots' Next returned nil (nothing could come to it)
 	slots     []*lvSlot
 	everyDown bool
+	win       *lvWin // nil: always open
+	seenOpen  bool   // seen open at some step: without a deadline, no later window counts
+	noWait    bool   // its last TryNext gave nothing and said nothing may come
+}
+
+// lvWin is a periodic window: open for the first open seconds of every
+// period, shifted by shift (seconds of the virtual clock).
+type lvWin struct{ period, open, shift float64 }
+
+// state says whether w is open at s and when that changes.
+func (w *lvWin) state(s float64) (bool, float64) {
+	ph := math.Mod(s-w.shift, w.period)
+	if ph < 0 {
+		ph += w.period
+	}
+	if ph < w.open {
+		return true, s + w.open - ph
+	}
+	return false, s + w.period - ph
+}
+
+func (w *lvWin) fn(base time.Time) WindowFunc {
+	return func(t time.Time) (bool, time.Time) {
+		open, next := w.state(t.Sub(base).Seconds())
+		return open, base.Add(time.Duration(next * float64(time.Second)))
+	}
 }
 
 type lvSlot struct {
@@ -86,7 +118,7 @@ type lvEvent struct {
 	h    *lvHost
 }
 
-type lvStats struct{ events, starts int }
+type lvStats struct{ events, starts, left int }
 
 func runLiveness(seed uint64) (lvStats, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x11fe))
@@ -128,6 +160,41 @@ func runLiveness(seed uint64) (lvStats, error) {
 			q.ObserveSpeed(h.name, h.speed*math.Pow(10, rng.Float64()-0.5), time.Second)
 		}
 		hs = append(hs, h)
+	}
+	// Windows: in a third of the clusters, some hosts work only part of
+	// the time, and the run may have a deadline.
+	base := clk.t
+	deadline := math.Inf(1)
+	if rng.IntN(3) == 0 {
+		for _, h := range hs {
+			if rng.IntN(2) == 0 {
+				p := 50 + rng.ExpFloat64()*500
+				h.win = &lvWin{period: p, open: p * (0.1 + 0.8*rng.Float64()), shift: rng.Float64() * p}
+				q.SetWindow(h.name, h.win.fn(base))
+			}
+		}
+		if rng.IntN(2) == 0 {
+			deadline = 30 + rng.ExpFloat64()*1000
+			q.SetDeadline(base.Add(sec(deadline)))
+		}
+	}
+	shut := func(h *lvHost, t float64) bool {
+		if t >= deadline {
+			return true
+		}
+		if h.win == nil {
+			return false
+		}
+		open, _ := h.win.state(t)
+		return !open
+	}
+	// limit is when h's window closes as seen at t.
+	limit := func(h *lvHost, t float64) float64 {
+		if h.win == nil {
+			return deadline
+		}
+		_, next := h.win.state(t)
+		return min(next, deadline)
 	}
 	// Items: files and split films (items sharing one eligibility map).
 	var items []*Item
@@ -231,6 +298,7 @@ func runLiveness(seed uint64) (lvStats, error) {
 			}
 		}
 	}
+	var violation string
 	// ask lets every free slot ask until nothing changes.
 	ask := func() {
 		for changed := true; changed; {
@@ -255,6 +323,10 @@ func runLiveness(seed uint64) (lvStats, error) {
 					}
 					if s.cur == nil && !h.held && !h.retired {
 						it, wait := q.TryNext(h.name)
+						h.noWait = it == nil && !wait
+						if it != nil && shut(h, now) && violation == "" {
+							violation = fmt.Sprintf("%s took item %d at %.1f outside its window", h.name, it.ID, now)
+						}
 						if it != nil {
 							begin(s, it)
 							changed = true
@@ -274,13 +346,17 @@ func runLiveness(seed uint64) (lvStats, error) {
 	}
 	// mayTake is the oracle, written from the package's rules rather than
 	// from the queue's code: h may take it now.
+	var mayFit func(it *Item, g *lvHost) bool
 	mayTake := func(it *Item, h *lvHost) bool {
-		if h.down || h.held || !it.Eligible[h.name] {
+		if h.down || h.held || !it.Eligible[h.name] || shut(h, now) {
 			return false
+		}
+		if it.Work/q.HostSpeed(h.name) > limit(h, now)-now {
+			return false // does not fit what is left of its window
 		}
 		if it.FailedOn[h.name] {
 			for _, g := range hs {
-				if g != h && it.Eligible[g.name] && !g.down && !it.FailedOn[g.name] {
+				if g != h && it.Eligible[g.name] && !g.down && !it.FailedOn[g.name] && mayFit(it, g) {
 					return false
 				}
 			}
@@ -296,21 +372,66 @@ func runLiveness(seed uint64) (lvStats, error) {
 			}
 		}
 		for _, g := range hs {
-			if g != h && !g.fallback && !g.down && !g.held && it.Eligible[g.name] {
+			if g != h && !g.fallback && !g.down && !g.held && !shut(g, now) && it.Eligible[g.name] {
 				return false
 			}
 		}
 		return true
 	}
+	// mayFit: g may take it in what is left of its window or in its next.
+	mayFit = func(it *Item, g *lvHost) bool {
+		if g.win == nil && math.IsInf(deadline, 1) {
+			return true
+		}
+		sp := q.HostSpeed(g.name)
+		if !shut(g, now) && it.Work/sp <= limit(g, now)-now {
+			return true
+		}
+		if g.win == nil || math.IsInf(deadline, 1) && g.seenOpen {
+			return false
+		}
+		open, t := g.win.state(now)
+		if open {
+			_, t = g.win.state(limit(g, now) + 1e-3)
+		}
+		if t >= deadline {
+			return false
+		}
+		return it.Work/sp <= min(t+g.win.open, deadline)-t
+	}
+	// windowChange is the next time a host's window opens or closes, or
+	// the deadline, before the deadline (+Inf: none).
+	windowChange := func() float64 {
+		t := math.Inf(1)
+		if deadline > now {
+			t = deadline
+		}
+		for _, h := range hs {
+			if h.win != nil {
+				if _, next := h.win.state(now); next < deadline {
+					t = min(t, next)
+				}
+			}
+		}
+		return t
+	}
 	dump := func() string {
 		var b strings.Builder
-		fmt.Fprintf(&b, "t=%.1f policy=%d speculate=%v\n", now, opts.Policy, opts.Speculate)
+		fmt.Fprintf(&b, "t=%.1f policy=%d speculate=%v deadline=%.1f\n", now, opts.Policy, opts.Speculate, deadline)
 		for _, h := range hs {
-			fmt.Fprintf(&b, "  %s speed=%.2f est=%.2f slots=%d fallback=%v prefetch=%v down=%v held=%v retired=%v\n",
-				h.name, h.speed, q.HostSpeed(h.name), len(h.slots), h.fallback, h.prefetch, h.down, h.held, h.retired)
+			fmt.Fprintf(&b, "  %s speed=%.2f est=%.2f slots=%d fallback=%v prefetch=%v down=%v held=%v retired=%v win=%v shut=%v noWait=%v\n",
+				h.name, h.speed, q.HostSpeed(h.name), len(h.slots), h.fallback, h.prefetch, h.down, h.held, h.retired, h.win, shut(h, now), h.noWait)
+		}
+		for _, h := range hs {
+			it, wait := q.TryNext(h.name)
+			fmt.Fprintf(&b, "  TryNext(%s) = %v, %v; shut %v limit %.1f reopen %.1f\n", h.name, it, wait, q.hosts[h.name].shut, q.hosts[h.name].limit, q.hosts[h.name].win.reopen)
 		}
 		for _, it := range q.Pending() {
-			fmt.Fprintf(&b, "  item %d work=%.1f eligible=%v failedOn=%v state=%d\n", it.ID, it.Work, it.Eligible, it.FailedOn, it.state)
+			fmt.Fprintf(&b, "  item %d work=%.1f eligible=%v failedOn=%v state=%d", it.ID, it.Work, it.Eligible, it.FailedOn, it.state)
+			for _, r := range it.runs {
+				fmt.Fprintf(&b, " run(%s queued=%v start=%.1f)", r.h.name, r.queued, r.start)
+			}
+			b.WriteString("\n")
 		}
 		return b.String()
 	}
@@ -320,7 +441,15 @@ func runLiveness(seed uint64) (lvStats, error) {
 		if step > 200000 {
 			return st, fmt.Errorf("no end after %d events\n%s", step, dump())
 		}
+		for _, h := range hs {
+			if h.win != nil && !shut(h, now) {
+				h.seenOpen = true
+			}
+		}
 		ask()
+		if violation != "" {
+			return st, fmt.Errorf("%s\n%s", violation, dump())
+		}
 		pendingN, runningN := q.Counts()
 		if pendingN == 0 && runningN == 0 {
 			break
@@ -338,6 +467,19 @@ func runLiveness(seed uint64) (lvStats, error) {
 				}
 			}
 		}
+		if len(running) == 0 && ei >= len(ext) && allNoWait(hs) && (anyWindow(hs) || !math.IsInf(deadline, 1)) {
+			// Windows left items: no host waits for anything, and
+			// (checked above) none may take an item now.
+			for _, it := range q.Pending() {
+				for _, g := range hs {
+					if it.Eligible[g.name] && !g.fallback && len(it.FailedOn) == 0 && mayFit(it, g) {
+						return st, fmt.Errorf("every host gave up, but item %d fits what is left of %s's window or its next\n%s", it.ID, g.name, dump())
+					}
+				}
+			}
+			st.left += pendingN
+			break
+		}
 		// Next event: a copy ends, or a host changes.
 		next := math.Inf(1)
 		var end *lvCopy
@@ -345,6 +487,31 @@ func runLiveness(seed uint64) (lvStats, error) {
 			if c.end < next {
 				next, end = c.end, c
 			}
+		}
+		if wc := windowChange(); wc <= next && (ei >= len(ext) || wc < ext[ei].at) {
+			// A window opens or closes: what runs on a host whose window
+			// closed is stopped and given back (grace 0).
+			setNow(wc + 1e-6)
+			st.events++
+			for _, h := range hs {
+				if !shut(h, now) {
+					continue
+				}
+				for _, s := range h.slots {
+					if s.queued != nil {
+						q.WindowStop(s.queued, h.name)
+						s.queued = nil
+					}
+					if c := s.cur; c != nil {
+						if c.end > c.start {
+							q.Progress(c.it, h.name, (now-c.start)/(c.end-c.start))
+						}
+						q.WindowStop(c.it, h.name)
+						removeCopy(c)
+					}
+				}
+			}
+			continue
 		}
 		if ei < len(ext) && ext[ei].at <= next {
 			e := ext[ei]
@@ -413,4 +580,22 @@ func runLiveness(seed uint64) (lvStats, error) {
 		}
 	}
 	return st, nil
+}
+
+func allNoWait(hs []*lvHost) bool {
+	for _, h := range hs {
+		if !h.noWait && !h.retired && !h.down {
+			return false
+		}
+	}
+	return true
+}
+
+func anyWindow(hs []*lvHost) bool {
+	for _, h := range hs {
+		if h.win != nil {
+			return true
+		}
+	}
+	return false
 }

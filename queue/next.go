@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -16,8 +17,17 @@ func (q *Queue) tryNext(host string) (it *Item, wait bool) {
 	}
 	q.sawBusy(h, 1)
 	now := q.clock()
+	q.refreshWindows(now)
+	if h.shut {
+		return nil, q.shutWait(h)
+	}
 	it, wait, deferred := q.pick(h, now, now, false)
 	if it != nil {
+		if q.nearEnd(h, now) {
+			if s := q.shortest(h, h.workCap(now)); s != nil {
+				it = s
+			}
+		}
 		q.start(it, h, now, false)
 		return it, true
 	}
@@ -30,6 +40,9 @@ func (q *Queue) tryNext(host string) (it *Item, wait bool) {
 		if it := q.speculate(h, now); it != nil {
 			return it, true
 		}
+	}
+	if wait && !math.IsInf(h.limit, 1) && q.shortest(h, h.workCap(now)) == nil {
+		wait = q.shutWait(h) // nothing it may run fits what is left of its window
 	}
 	return nil, wait
 }

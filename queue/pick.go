@@ -119,15 +119,19 @@ type cursor struct {
 	i     int
 	c     *class // nil for the special list
 	holes int
+	max   float64 // larger items do not fit the host's window: skipped
 }
 
 func (k *cursor) peek() *Item {
 	for k.i < len(k.items) {
 		if it := k.items[k.i]; k.c == nil && it.state == pending || k.c != nil && !hole(it) {
-			return it
+			if it.Work <= k.max {
+				return it
+			}
+		} else {
+			k.holes++
 		}
 		k.i++
-		k.holes++
 	}
 	return nil
 }
@@ -147,7 +151,8 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 	h.leftItem, h.leftTo = nil, nil
 	force := h.force && !strict
 	h.force = false
-	fallback := h.fallback && !force // Unstick lifts the fallback's reserve once
+	fallback := h.fallback && !force  // Unstick lifts the fallback's reserve once
+	wcap := h.workCap(max(now, from)) // the host's window: larger items do not fit
 	var curs []cursor
 	var live int
 	for _, c := range h.classes {
@@ -160,7 +165,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 			c.items[c.head] = nil
 			c.head++
 		}
-		curs = append(curs, cursor{items: c.items, i: c.head, c: c})
+		curs = append(curs, cursor{items: c.items, i: c.head, c: c, max: wcap})
 	}
 	var spec []*Item
 	if len(q.special) > 0 {
@@ -181,7 +186,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		q.special = keep
 		if len(spec) > 0 {
 			sort.Slice(spec, func(i, j int) bool { return q.less(spec[i], spec[j]) })
-			curs = append(curs, cursor{items: spec})
+			curs = append(curs, cursor{items: spec, max: wcap})
 		}
 	}
 	defer func() {
@@ -291,7 +296,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 				continue
 			}
 			for i, a := range q.avail(g, now) {
-				if f := a + c.Work/g.speed; f < bestF {
+				if f := a + c.Work/g.speed; f < bestF && f <= g.limit {
 					bestF, bestI, bestG = f, i, g
 				}
 			}
@@ -309,7 +314,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		return nil, true, true
 	}
 	// The largest item h would still finish before the predicted end.
-	limit := (tEnd - now) * h.speed
+	limit := min((tEnd-now)*h.speed, wcap)
 	var fit *Item
 	for _, c := range h.classes {
 		if c.pendingN == 0 {

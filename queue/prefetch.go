@@ -25,6 +25,9 @@ func (q *Queue) Prefetch(host string) *Item {
 		return nil
 	}
 	now := q.clock()
+	if q.refreshWindows(now); h.shut {
+		return nil
+	}
 	var buf [8]float64
 	from := math.Inf(1)
 	for _, t := range slotTimes(h, now, buf[:0]) {
@@ -97,7 +100,7 @@ func (q *Queue) revoke(h *hostState, now float64) *Item {
 		}
 		queuedEnds(g, now, buf[:0], func(r *run, end float64) {
 			it := r.it
-			if len(it.runs) != 1 || !q.canRun(it, h) || q.heldBack(it, h) {
+			if len(it.runs) != 1 || !q.canRun(it, h) || q.heldBack(it, h) || !h.fits(it, now) {
 				return
 			}
 			left, mine := end-now, it.Work/h.speed

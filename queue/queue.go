@@ -99,6 +99,7 @@ package queue
 
 import (
 	"hash/maphash"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -206,7 +207,8 @@ type Queue struct {
 	runningN    int
 	pendingWork float64
 	capacity    float64 // Σ live slots × speed
-	gen         int     // walk generation, for hostState scratch
+	win         winState
+	gen         int // walk generation, for hostState scratch
 }
 
 // New returns an empty queue with the default options.
@@ -240,6 +242,7 @@ func NewWithOptions(o Options) *Queue {
 		classes: map[uint64][]*class{},
 		hosts:   map[string]*hostState{},
 		seed:    maphash.MakeSeed(),
+		win:     winState{deadline: math.Inf(1)},
 	}
 }
 

@@ -21,10 +21,11 @@ func (q *Queue) Speculate(host string) *Item {
 		return nil
 	}
 	h := q.host(host)
-	if h.down {
+	now := q.clock()
+	if q.refreshWindows(now); h.down || h.shut {
 		return nil
 	}
-	return q.speculate(h, q.clock())
+	return q.speculate(h, now)
 }
 
 func (q *Queue) speculate(h *hostState, now float64) *Item {
@@ -36,7 +37,7 @@ func (q *Queue) speculate(h *hostState, now float64) *Item {
 	var bestGain float64
 	consider := func(r *run, end float64) {
 		it := r.it
-		if len(it.runs) != 1 || !q.canRun(it, h) || q.heldBack(it, h) {
+		if len(it.runs) != 1 || !q.canRun(it, h) || q.heldBack(it, h) || !h.fits(it, now) {
 			return
 		}
 		left, mine := end-now, it.Work/h.speed
