@@ -11,6 +11,7 @@ import (
 
 	"clustertx/cluster"
 	"clustertx/config"
+	"clustertx/hosts"
 	"clustertx/hosts/hoststest"
 	"clustertx/internal/testenv"
 	"clustertx/journal"
@@ -33,13 +34,14 @@ var hetSpeeds = []struct {
 // on), and 12 clips of 4–40 s (160x120, so that the encode itself is
 // cheap on 2 cores). Each host's ffmpeg is a wrapper that reads the input
 // at its speed (-readrate), which gives stable ratios on a shared machine.
-// Each of 3 rounds makes four runs, each on fresh copies: cold (fresh
+// Each of 3 rounds makes five runs, each on fresh copies: cold (fresh
 // journal) and warm (a copy of the cold run's journal), with our scheduler
-// and with first-in-first-out pulling (pytranscoder). Reports the median
+// and with first-in-first-out pulling (pytranscoder), and cold without the
+// calibration encode (cold-nocal). Reports the median
 // makespan ÷ lower bound of each, for the bound at the nominal speeds
 // (max(Σ media ÷ Σ speeds, longest clip ÷ 4); it ignores per-job costs:
 // SSH, transfers, verification) and at the speeds the hosts really had.
-// About 12 minutes; run it alone:
+// About 15 minutes; run it alone:
 // go test -run '^$' -bench HeteroCluster -benchtime 1x ./bench
 func BenchmarkHeteroCluster(b *testing.B) {
 	testenv.NeedFFmpeg(b)
@@ -110,16 +112,20 @@ func BenchmarkHeteroCluster(b *testing.B) {
 		}
 		var res []result
 		busy, done := map[string]float64{}, map[string]float64{}
+		checkPhase := map[string][]float64{} // run → seconds from Run to the host table
+		estimates := map[string][]string{}   // host → calibrated speeds (cold runs)
 		runs := []struct {
 			name    string
 			policy  queue.Policy
 			journal string // the cold runs start one; the warm ones copy it
 			warm    bool
+			nocal   bool // Options.Calibrate off (FIFO ignores speeds: never calibrates)
 		}{
-			{"cold", queue.Smart, "smart", false},
-			{"FIFO-cold", queue.FIFO, "fifo", false},
-			{"warm", queue.Smart, "smart", true},
-			{"FIFO-warm", queue.FIFO, "smart", true},
+			{"cold", queue.Smart, "smart", false, false},
+			{"cold-nocal", queue.Smart, "nocal", false, true},
+			{"FIFO-cold", queue.FIFO, "fifo", false, false},
+			{"warm", queue.Smart, "smart", true, false},
+			{"FIFO-warm", queue.FIFO, "smart", true, false},
 		}
 		for round := range hetRounds {
 			for k, r := range runs {
@@ -142,8 +148,12 @@ func BenchmarkHeteroCluster(b *testing.B) {
 					b.Fatal(err)
 				}
 				paths := copyClips(b, pristine, filepath.Join(media, fmt.Sprintf("i%d-r%d-%s", it, round, r.name)))
+				cc := &checkClock{}
 				rep, wall := runCluster(b, known, cfg, paths, func(o *cluster.Options) {
 					o.Policy, o.Journal = r.policy, jr
+					o.Calibrate = r.policy == queue.Smart && !r.nocal
+					o.Observer = cc
+					cc.start = time.Now()
 					if os.Getenv("CLUSTERTX_BENCH_LOG") != "" { // the run's log lines, to see who did what
 						o.Log = os.Stderr
 					}
@@ -152,6 +162,12 @@ func BenchmarkHeteroCluster(b *testing.B) {
 					b.Fatal(err)
 				}
 				res = append(res, result{r.name, wall})
+				checkPhase[r.name] = append(checkPhase[r.name], cc.at.Sub(cc.start).Seconds())
+				if r.name == "cold" {
+					for _, c := range rep.Hosts {
+						estimates[c.Host] = append(estimates[c.Host], fmt.Sprintf("%.0f k (%.2f s)", c.Speed/1e3, c.CalibTime.Seconds()))
+					}
+				}
 				for _, f := range rep.Files {
 					busy[f.Host] += f.Elapsed.Seconds()
 					done[f.Host] += f.Duration
@@ -194,11 +210,33 @@ func BenchmarkHeteroCluster(b *testing.B) {
 			b.ReportMetric(w/lbEff, n+"/mLB")
 			wall[n] = w
 		}
-		for _, p := range [][2]string{{"warm", "FIFO-warm"}, {"cold", "FIFO-cold"}} {
+		for _, n := range names {
+			fmt.Fprintf(&tbl, "\n  check phase %-10s median %.2f s", n, median(checkPhase[n]))
+		}
+		for _, h := range hetSpeeds {
+			if e := estimates[h.name]; len(e) > 0 {
+				fmt.Fprintf(&tbl, "\n  calibrated %s: %s (pixel-seconds/s at 1280x720; nominal %d × 921.6 k)", h.name, strings.Join(e, ", "), h.speed)
+			}
+		}
+		for _, p := range [][2]string{{"warm", "FIFO-warm"}, {"cold", "FIFO-cold"}, {"cold", "cold-nocal"}} {
 			if wall[p[0]] > 0 && wall[p[1]] > 0 {
 				fmt.Fprintf(&tbl, "\n  %s ÷ %s %.3f", p[0], p[1], wall[p[0]]/wall[p[1]])
 			}
 		}
 		b.Log(tbl.String())
+	}
+}
+
+// checkClock notes when the host table is reached: the check phase
+// (connect, checks and, with Options.Calibrate, the calibration encodes,
+// overlapped with probing the files).
+type checkClock struct {
+	cluster.NopObserver
+	start, at time.Time
+}
+
+func (c *checkClock) HostChecked(hosts.CheckResult) {
+	if c.at.IsZero() {
+		c.at = time.Now()
 	}
 }

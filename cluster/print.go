@@ -46,6 +46,9 @@ func printHostTable(w io.Writer, checks []hosts.CheckResult, hs *hostSet, o *Opt
 		if d != nil && d.Fallback {
 			role = "fallback"
 		}
+		if c.Up && c.Speed > 0 {
+			note = strings.TrimSpace(fmt.Sprintf("est. speed %s (%s, calibration %s) %s", hosts.FormatSpeed(c.Speed), c.CalibProfile, c.CalibTime.Round(time.Millisecond), note))
+		}
 		if d != nil && d.MaxLoad > 0 && c.Load >= 0 {
 			note = strings.TrimSpace(fmt.Sprintf("load %.2f (max_load %g) %s", c.Load, d.MaxLoad, note))
 		}

@@ -63,6 +63,11 @@ type Options struct {
 	Split           bool          // --split: split long files even where the config does not ask
 	NoSplit         bool          // --no-split: never split
 	SpecMinGain     time.Duration // a copy starts only if predicted to finish this much sooner (default 30s)
+	// Calibrate: each host checked runs a short test encode (about a
+	// second, within its check) with the options of the profile it will
+	// run most; the speed measured is the queue's guess for a host with
+	// neither a journal speed nor a weight (--no-calibrate turns it off).
+	Calibrate bool
 
 	// Until ends the run's window (--until; zero: none): no job starts
 	// that is predicted to end after it, and jobs still running then are
@@ -171,6 +176,7 @@ type manager struct {
 	encoders map[string]*hosts.EncoderSet // per host that answered the check
 
 	conns map[string]hosts.Transport // up hosts
+	calib *calibrator                // Options.Calibrate: the check-time test encodes (nil: off)
 
 	seenMu    sync.Mutex        // unseen's memory (visibility.go)
 	seenOK    map[string]bool   // host + path substitution: a file was readable there
@@ -343,11 +349,17 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	var checks []hosts.CheckResult
 	m.conns = map[string]hosts.Transport{}
 	checkDone := make(chan struct{})
+	if m.opts.Calibrate {
+		m.calib = newCalibrator(m)
+	}
 	go func() {
 		defer close(checkDone)
 		checks = m.checkHosts(ctx, hs.order)
 	}()
 	probes := m.probe(ctx, items)
+	if m.calib != nil { // the calibration encodes wait for the profiles
+		m.calib.setProbes(items, probes)
+	}
 	<-checkDone
 	defer m.closeConns()
 
@@ -358,6 +370,9 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	rep := &Report{Hosts: checks}
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
+		if c.Up && c.CalibNote != "" && m.opts.Verbose {
+			m.logf("host %s: no calibration estimate (its first speed is a guess): %s", c.Host, c.CalibNote)
+		}
 	}
 	printHostTable(m.opts.Out, checks, hs, &m.opts)
 	defer func() { m.opts.Observer.RunFinished(rep) }()
@@ -440,6 +455,9 @@ func (m *manager) checkHosts(ctx context.Context, defs []*hosts.Def) []hosts.Che
 			cctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
 			defer cancel()
 			t, r := m.checkHost(cctx, def)
+			if t != nil && m.calib != nil {
+				m.calib.measure(cctx, def, t, &r)
+			}
 			res[i] = r
 			if t == nil {
 				return
@@ -630,6 +648,8 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	// host's weight. The queue replaces them with what this run observes.
 	// A host with neither is a guess: it takes short jobs first until its
 	// first one is done (a cold start learns its speeds fast that way).
+	// The guess is the speed its calibration encode measured when it ran
+	// one (Options.Calibrate), else priorSpeed.
 	var known map[string]map[string]float64
 	if m.opts.Journal != nil {
 		known = m.opts.Journal.Speeds()
@@ -637,17 +657,10 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	for _, h := range p.Hosts {
 		q.SetSlots(h.Name, h.SlotCount())
 		q.SetFallback(h.Name, h.Fallback)
-		weight := h.Weight
-		if weight <= 0 {
-			weight = 1
-		}
-		switch v := known[h.Name][speedKey]; {
-		case v > 0:
+		if v, guess := prior(h, known[h.Name][speedKey], m.calib.speed(h.Name)); guess {
+			q.SetHostGuess(h.Name, v)
+		} else {
 			q.SetHostSpeed(h.Name, v)
-		case h.Weight > 0:
-			q.SetHostSpeed(h.Name, weight*priorSpeed)
-		default:
-			q.SetHostGuess(h.Name, priorSpeed)
 		}
 		if runs[h.Name].transport() == nil {
 			q.SetDown(h.Name, true)
@@ -729,6 +742,21 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		}
 	}
 	return results
+}
+
+// prior is host h's speed before this run observes one: the journal's
+// (remembered > 0), else its weight, else a guess: its calibration
+// encode's speed (calibrated > 0), else priorSpeed.
+func prior(h *hosts.Def, remembered, calibrated float64) (speed float64, guess bool) {
+	switch {
+	case remembered > 0:
+		return remembered, false
+	case h.Weight > 0:
+		return h.Weight * priorSpeed, false
+	case calibrated > 0:
+		return calibrated, true
+	}
+	return priorSpeed, true
 }
 
 func hostNames(defs []*hosts.Def) string {

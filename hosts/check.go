@@ -19,6 +19,12 @@ type CheckResult struct {
 	Reason  string        // why the host is down
 	Free    int64         // streaming: bytes free in working_dir (-1 unknown)
 	Load    float64       // 1-minute load average when the host has max_load (-1 unknown)
+
+	// The calibration encode (cluster.Options.Calibrate), when it ran.
+	Speed        float64       // measured speed, source pixel-seconds per second (0 none)
+	CalibProfile string        // the profile whose options it used
+	CalibTime    time.Duration // its wall time, start-up and stop included
+	CalibNote    string        // why there is no estimate, when it failed or could not run
 }
 
 // Check verifies that a connected host can work: its ffmpeg runs, and for a
