@@ -226,29 +226,21 @@ func (q *Queue) SetSlots(host string, n int) {
 // SetHostSpeed sets host's prior speed (its `weight`; default 1). It is
 // relative to the other hosts' weights and is replaced by the speed
 // observed once host finishes a job.
-func (q *Queue) SetHostSpeed(host string, speed float64) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if speed <= 0 {
-		speed = 1
-	}
-	h := q.host(host)
-	h.weight, h.guess = speed, false
-	q.updateSpeeds()
-	q.broadcast()
-}
+func (q *Queue) SetHostSpeed(host string, speed float64) { q.setPrior(host, speed, false) }
 
 // SetHostGuess is SetHostSpeed for a prior that is only a guess (no
 // `weight`, nothing remembered): with Options.ShortFirst the host takes
 // the smallest jobs it may run until its first speed sample.
-func (q *Queue) SetHostGuess(host string, speed float64) {
+func (q *Queue) SetHostGuess(host string, speed float64) { q.setPrior(host, speed, true) }
+
+func (q *Queue) setPrior(host string, speed float64, guess bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if speed <= 0 {
 		speed = 1
 	}
 	h := q.host(host)
-	h.weight, h.guess = speed, true
+	h.weight, h.guess = speed, guess
 	q.updateSpeeds()
 	q.broadcast()
 }

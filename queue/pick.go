@@ -49,6 +49,12 @@ func (q *Queue) avail(g *hostState, now float64) []float64 {
 // slot still sends back one result while it encodes the next) has its
 // slots free at the latest of their ends.
 func slotTimes(g *hostState, now float64, s []float64) []float64 {
+	return placeSlots(g, now, s, nil)
+}
+
+// placeSlots is slotTimes, calling f (if not nil) with each queued copy
+// and the end it is given.
+func placeSlots(g *hostState, now float64, s []float64, f func(r *run, end float64)) []float64 {
 	queued := 0
 	for _, r := range g.runs {
 		if r.queued {
@@ -78,6 +84,9 @@ func slotTimes(g *hostState, now float64, s []float64) []float64 {
 			}
 		}
 		s[k] += r.remaining(now)
+		if f != nil {
+			f(r, s[k])
+		}
 	}
 	return s
 }

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"math"
-	"sort"
 )
 
 // Prefetch returns, without blocking, an item for host to take when its
@@ -125,39 +124,5 @@ func (q *Queue) revoke(h *hostState, now float64) *Item {
 // end: as slotTimes places them, each in the earliest free slot after the
 // running copies, in the order they were handed out.
 func queuedEnds(g *hostState, now float64, s []float64, f func(r *run, end float64)) {
-	queued := false
-	for _, r := range g.runs {
-		if r.queued {
-			queued = true
-			break
-		}
-	}
-	if !queued {
-		return
-	}
-	for _, r := range g.runs {
-		if !r.queued {
-			s = append(s, now+r.remaining(now))
-		}
-	}
-	if n := g.slotCount(); len(s) > n {
-		sort.Float64s(s)
-		s = append(s[:0], s[len(s)-n:]...)
-	}
-	for len(s) < g.slotCount() {
-		s = append(s, now)
-	}
-	for _, r := range g.runs {
-		if !r.queued {
-			continue
-		}
-		k := 0
-		for i := range s {
-			if s[i] < s[k] {
-				k = i
-			}
-		}
-		s[k] += r.remaining(now)
-		f(r, s[k])
-	}
+	placeSlots(g, now, s, f)
 }
