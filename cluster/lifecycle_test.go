@@ -72,6 +72,13 @@ func hookFFmpeg(t *testing.T, dir, script string) string {
 
 func (h *home) run(keep, force bool, paths ...string) (*cluster.Report, string) {
 	h.t.Helper()
+	return h.runWith(func(o *cluster.Options) { o.Keep, o.Force = keep, force }, paths...)
+}
+
+// runWith runs the files on cluster "home" with the journal, opts setting
+// what the test needs.
+func (h *home) runWith(opt func(*cluster.Options), paths ...string) (*cluster.Report, string) {
+	h.t.Helper()
 	cfg, err := config.Load(config.LoadOptions{Path: h.cfg, Strict: true})
 	must(h.t, err)
 	j, err := journal.Open(h.journal)
@@ -80,8 +87,8 @@ func (h *home) run(keep, force bool, paths ...string) (*cluster.Report, string) 
 	var out bytes.Buffer
 	opts := cluster.Options{Config: cfg, Connect: func(ctx context.Context, d *hosts.Def) (hosts.Transport, error) {
 		return hosts.Connect(ctx, d, hosts.SSHOptions{SSHConfigFile: "none"})
-	}, Keep: keep, Force: force, Journal: j, Out: &out, Log: &out,
-		CheckTimeout: 10 * time.Second, HostWait: 2 * time.Second}
+	}, Journal: j, Out: &out, Log: &out, CheckTimeout: 10 * time.Second, HostWait: 2 * time.Second}
+	opt(&opts)
 	var its []cluster.WorkItem
 	for _, p := range paths {
 		its = append(its, cluster.WorkItem{Path: p, Cluster: "home"})

@@ -13,7 +13,6 @@ import (
 	"clustertx/config"
 	"clustertx/hosts"
 	"clustertx/journal"
-	"clustertx/report"
 )
 
 // windowHome is a home whose encodes read the source in real time (-re),
@@ -43,26 +42,7 @@ rules:
 // grace and the clock.
 func (h *home) runWindow(until time.Time, grace time.Duration, now func() time.Time, paths ...string) (*cluster.Report, string) {
 	h.t.Helper()
-	cfg, err := config.Load(config.LoadOptions{Path: h.cfg, Strict: true})
-	must(h.t, err)
-	j, err := journal.Open(h.journal)
-	must(h.t, err)
-	defer j.Close()
-	var out bytes.Buffer
-	opts := cluster.Options{Config: cfg, Connect: func(ctx context.Context, d *hosts.Def) (hosts.Transport, error) {
-		return hosts.Connect(ctx, d, hosts.SSHOptions{SSHConfigFile: "none"})
-	}, Journal: j, Out: &out, Log: &out, CheckTimeout: 10 * time.Second, HostWait: 2 * time.Second,
-		Until: until, Grace: grace, Now: now}
-	var its []cluster.WorkItem
-	for _, p := range paths {
-		its = append(its, cluster.WorkItem{Path: p, Cluster: "home"})
-	}
-	rep, err := cluster.Run(context.Background(), opts, its)
-	if err != nil {
-		h.t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	report.WriteSummary(&out, rep)
-	return rep, out.String()
+	return h.runWith(func(o *cluster.Options) { o.Until, o.Grace, o.Now = until, grace, now }, paths...)
 }
 
 func (h *home) temps() []string {
