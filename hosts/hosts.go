@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"clustertx/window"
 )
@@ -242,11 +243,31 @@ func (d *Def) longestSub(p string) (PathSub, string, bool) {
 	if !filepath.IsAbs(p) {
 		return PathSub{}, "", false
 	}
-	dir, err := filepath.EvalSymlinks(filepath.Dir(p))
-	if err != nil || dir == filepath.Dir(p) {
+	dir, ok := realDir(filepath.Dir(p))
+	if !ok {
 		return PathSub{}, "", false
 	}
 	return find(filepath.Join(dir, filepath.Base(p)))
+}
+
+// realDirs caches realDir: planning asks for every file of a folder and
+// every host whose substitutions do not cover it, and a folder's links do
+// not change during a run.
+var realDirs sync.Map // dir → string ("" when it resolves to itself or not at all)
+
+// realDir is dir with its symbolic links resolved; ok is false when that
+// is dir itself or cannot be resolved.
+func realDir(dir string) (string, bool) {
+	if v, hit := realDirs.Load(dir); hit {
+		r := v.(string)
+		return r, r != ""
+	}
+	r, err := filepath.EvalSymlinks(dir)
+	if err != nil || r == dir {
+		r = ""
+	}
+	realDirs.Store(dir, r)
+	return r, r != ""
 }
 
 // windowsNameProblem checks each '/'-separated element of a Linux relative
