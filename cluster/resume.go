@@ -25,13 +25,14 @@ import (
 // half done (its verified output in place, the source not yet removed) is
 // returned as a finishStep, which the run carries out after planning
 // (finishInterrupted) and a dry run only shows.
-func (m *manager) journalSkip(it WorkItem) (o Outcome, reason string, ok bool, fin *finishStep) {
+//
+// now and statErr are the file's version as it is now (fileid.Of).
+func (m *manager) journalSkip(it WorkItem, now fileid.ID, statErr error) (o Outcome, reason string, ok bool, fin *finishStep) {
 	j := m.opts.Journal
 	if j == nil || m.opts.Force {
 		return "", "", false, nil
 	}
-	now, err := fileid.Of(it.Path)
-	if err != nil {
+	if statErr != nil {
 		// Gone: was it replaced by an output in an earlier run?
 		if e, ok := j.LookupPath(it.Path); ok && e.Outcome == journal.Done && e.Output != "" && e.Output != it.Path {
 			if _, err := os.Stat(e.Output); err == nil {

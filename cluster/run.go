@@ -308,19 +308,19 @@ func (m *manager) probe(ctx context.Context, items []WorkItem) []probeResult {
 	out := make([]probeResult, len(items))
 	var paths []string
 	var idx []int
+	var srcs []fileid.ID
 	for i, it := range items {
-		if o, reason, ok, fin := m.journalSkip(it); ok {
+		// The version as it is now: what the journal is asked about, and
+		// the version that is probed (taken before ffprobe reads the file,
+		// so a change from here on is seen at the points of no return).
+		now, err := fileid.Of(it.Path)
+		if o, reason, ok, fin := m.journalSkip(it, now, err); ok {
 			out[i] = probeResult{skip: o, reason: reason, finish: fin}
 			continue
 		}
 		paths = append(paths, it.Path)
 		idx = append(idx, i)
-	}
-	// The version that is probed: taken before ffprobe reads the file, so a
-	// change from here on is seen at the points of no return.
-	srcs := make([]fileid.ID, len(paths))
-	for k, p := range paths {
-		srcs[k], _ = fileid.Of(p)
+		srcs = append(srcs, now)
 	}
 	for k, r := range m.prober.ProbeAll(ctx, paths, m.opts.ProbeWorkers) {
 		out[idx[k]] = probeResult{Result: r, src: srcs[k]}
