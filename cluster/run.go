@@ -66,7 +66,7 @@ type Options struct {
 	// Calibrate: each host checked runs a short test encode (about a
 	// second, within its check) with the options of the profile it will
 	// run most; the speed measured is the queue's guess for a host with
-	// neither a journal speed nor a weight (--no-calibrate turns it off).
+	// neither a journal speed nor a weight (off unless --calibrate).
 	Calibrate bool
 
 	// Until ends the run's window (--until; zero: none): no job starts
