@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"clustertx/internal/encoder"
 )
 
 // InventoryResult is what a host can do: the host check (is it usable at
@@ -53,9 +55,6 @@ type InventoryResult struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
-// hwBackends are the suffixes of hardware encoder names.
-var hwBackends = []string{"_nvenc", "_qsv", "_vaapi", "_videotoolbox", "_amf", "_v4l2m2m", "_mf", "_vulkan", "_rkmpp", "_mediacodec", "_omx", "_d3d12va"}
-
 // hwVerified are the codec families whose hardware encoders get a test encode.
 var hwVerified = []string{"h264_", "hevc_", "av1_", "vp9_"}
 
@@ -64,14 +63,7 @@ var notableSW = []string{"libx265", "libx264", "libsvtav1", "libaom-av1", "libra
 
 // IsHWEncoder reports whether an encoder name is a hardware encoder
 // (hevc_nvenc, h264_qsv, hevc_vaapi, h264_videotoolbox, av1_amf…).
-func IsHWEncoder(name string) bool {
-	for _, s := range hwBackends {
-		if strings.HasSuffix(name, s) {
-			return true
-		}
-	}
-	return false
-}
+func IsHWEncoder(name string) bool { return encoder.IsHardware(name) }
 
 // HasEncoder reports whether the host's ffmpeg can use the encoder: it is
 // in `ffmpeg -encoders`, and for a hardware encoder of a tested family
