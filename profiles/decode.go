@@ -109,8 +109,12 @@ func decodeProfile(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Profile, error) 
 		mergeParent(d, pr, p, parent)
 	}
 	if ownCRF && p.chain == nil {
-		return nil, p.crfAt.errorf("crf applies to the variants of encoders:, and this profile has none (nor does any profile it includes); " +
-			"for one encoder, write its quality option in output_options_video (e.g. -crf 24)")
+		what := "this profile has none (nor does any profile it includes)"
+		if p.Video.set {
+			what = "this profile's video is one section (output_options_video)"
+		}
+		return nil, p.crfAt.errorf("crf applies to the variants of encoders:, and %s; "+
+			"for one encoder, write its quality option in output_options_video (e.g. -crf 24)", what)
 	}
 	if err := p.resolveVariants(); err != nil {
 		return nil, err

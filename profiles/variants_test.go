@@ -153,6 +153,19 @@ func TestVariantsInclude(t *testing.T) {
 	eqWords(t, "anime x265", vs[4].Video.Args(), "-c:v libx265 -crf 26")
 	eqWords(t, "hevc x265 after anime", l.get(t, "hevc").Variants()[4].Video.Args(), "-c:v libx265 -crf 24")
 
+	// crf: off in a child: variants without a level of their own get none.
+	l2 := mustLoad(t, variantsCfg+`
+  nolevel:
+    include: hevc
+    crf: off
+`)
+	vs = l2.get(t, "nolevel").Variants()
+	eqWords(t, "nolevel qsv", vs[1].Video.Args(), "-c:v hevc_qsv -preset slow")
+	eqWords(t, "nolevel nvenc (own crf)", vs[0].Video.Args(), "-c:v hevc_nvenc -preset p5 -rc vbr -b:v 0 -cq 27")
+	if vs[1].CRF != nil {
+		t.Errorf("nolevel qsv: CRF %v, want none", *vs[1].CRF)
+	}
+
 	// A video section set nearer than an included chain replaces it.
 	tw := l.get(t, "tweaked")
 	if tw.Variants() != nil {
@@ -391,7 +404,14 @@ profiles:
   p:
     output_options_video: -c:v libx265
     crf: 24
-`, "t.yml:4:10: profiles.p.crf: crf applies to the variants of encoders:, and this profile has none"},
+`, "t.yml:4:10: profiles.p.crf: crf applies to the variants of encoders:, and this profile's video is one section"},
+		{"crf on a child without encoders", `
+profiles:
+  base: {extension: .mkv}
+  p:
+    include: base
+    crf: 24
+`, "t.yml:5:10: profiles.p.crf: crf applies to the variants of encoders:, and this profile has none (nor does any profile it includes)"},
 		{"bad crf", `
 profiles:
   p:
