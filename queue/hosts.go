@@ -16,6 +16,10 @@ type hostState struct {
 	speed    float64               // effective speed (the default lane)
 	lanes    map[string]*laneSpeed // lane key → speed (lanes.go); nil: none known
 	caps     map[string]int        // hardware family → session cap (SetSessionCap)
+	laneMax  float64               // fastest known lane speed (laneStats)
+	laneMean float64               // mean sampled lane speed; 0: none
+	laneIt   *Item                 // the item of the last lanes call for this host…
+	laneIs   Lane                  // …and its answer
 	slots    int                   // set by SetSlots (0: inferred)
 	seen     int                   // most slots seen busy or asking at once
 	down     bool

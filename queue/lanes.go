@@ -95,6 +95,7 @@ func (q *Queue) SetLanes(fn func(it *Item, host string) Lane) {
 	defer q.mu.Unlock()
 	q.laneFn = fn
 	for _, h := range q.hostList {
+		h.laneIt = nil
 		for _, r := range h.runs {
 			r.lane = q.lane(r.it, h)
 		}
@@ -146,6 +147,7 @@ func (q *Queue) SetLaneSpeed(host, key string, speed float64) {
 	h := q.host(host)
 	l := h.laneOf(key)
 	l.prior = max(speed, 0)
+	h.laneStats()
 	q.updateSpeeds()
 	q.broadcast()
 }
@@ -192,6 +194,7 @@ func (q *Queue) LanesChanged(host string) {
 	if h == nil {
 		return
 	}
+	h.laneIt = nil
 	for _, r := range append([]*run(nil), h.runs...) {
 		if !r.queued {
 			continue
@@ -216,21 +219,31 @@ func (q *Queue) LanesChanged(host string) {
 	q.broadcast()
 }
 
-// lane returns it's lane on h.
+// lane returns it's lane on h. A pick asks the same item's lane on the
+// same host several times in a row (may h take it, how fast): h keeps
+// the last answer, until LanesChanged or SetLanes.
 func (q *Queue) lane(it *Item, h *hostState) Lane {
 	if q.laneFn == nil {
 		return Lane{}
 	}
-	return q.laneFn(it, h.name)
+	if h.laneIt != it {
+		h.laneIt, h.laneIs = it, q.laneFn(it, h.name)
+	}
+	return h.laneIs
 }
 
-// rate is h's speed for it (work units per second).
+// rate is h's speed for it (work units per second). A host with no
+// lane speed known runs every lane at its default speed: the lanes
+// function is not asked.
 func (q *Queue) rate(it *Item, h *hostState) float64 {
-	if q.laneFn == nil {
+	if q.laneFn == nil || h.lanes == nil {
 		return h.speed
 	}
-	return h.keySpeed(q.laneFn(it, h.name).Key)
+	return q.laneRate(it, h)
 }
+
+// laneRate is rate's slow path, apart so that rate inlines.
+func (q *Queue) laneRate(it *Item, h *hostState) float64 { return h.keySpeed(q.lane(it, h).Key) }
 
 // speed is r's host's speed for r's lane.
 func (r *run) speed() float64 {
@@ -279,7 +292,28 @@ func (q *Queue) observeKey(h *hostState, key string, s float64) {
 		l.est += q.opts.Alpha * (s - l.est)
 	}
 	l.nobs++
+	h.laneStats()
 	q.updateSpeeds()
+}
+
+// laneStats updates h's figures over its lanes (updateSpeeds runs at
+// every sample, over every host): the fastest known lane speed, and the
+// mean of the sampled ones (0: none).
+func (h *hostState) laneStats() {
+	h.laneMax, h.laneMean = 0, 0
+	n := 0
+	for _, l := range h.lanes {
+		if v, ok := l.known(); ok {
+			h.laneMax = max(h.laneMax, v)
+		}
+		if l.nobs > 0 {
+			h.laneMean += l.est
+			n++
+		}
+	}
+	if n > 0 {
+		h.laneMean /= float64(n)
+	}
 }
 
 // laneScale returns, for updateSpeeds when no host has a sample of its
@@ -287,16 +321,8 @@ func (q *Queue) observeKey(h *hostState, key string, s float64) {
 // hosts with lane samples.
 func (q *Queue) laneScale() (obs, w float64) {
 	for _, h := range q.hostList {
-		var sum float64
-		n := 0
-		for _, l := range h.lanes {
-			if l.nobs > 0 {
-				sum += l.est
-				n++
-			}
-		}
-		if n > 0 {
-			obs += sum / float64(n)
+		if h.laneMean > 0 {
+			obs += h.laneMean
 			w += h.weight
 		}
 	}
@@ -304,15 +330,7 @@ func (q *Queue) laneScale() (obs, w float64) {
 }
 
 // fastest is h's fastest known speed over its lanes, for the capacity.
-func (h *hostState) fastest() float64 {
-	s := h.speed
-	for _, l := range h.lanes {
-		if v, ok := l.known(); ok {
-			s = max(s, v)
-		}
-	}
-	return s
-}
+func (h *hostState) fastest() float64 { return max(h.speed, h.laneMax) }
 
 // family returns how many copies on h have a lane of family fam.
 func (h *hostState) family(fam string) int {
@@ -342,7 +360,8 @@ func (h *hostState) famFree(fam string, now float64) float64 {
 	if !h.capped(fam) {
 		return math.Inf(-1)
 	}
-	var ends []float64
+	var endBuf [8]float64
+	ends := endBuf[:0]
 	for _, r := range h.runs {
 		if !r.queued && r.lane.Family == fam {
 			ends = append(ends, now+r.remaining(now))
@@ -362,7 +381,10 @@ func (h *hostState) famFree(fam string, now float64) float64 {
 // from as far as lanes go: h is not at its cap for it's family, and it
 // fits h's window at the speed of its lane.
 func (q *Queue) takes(h *hostState, it *Item, from float64) bool {
-	l := q.laneFn(it, h.name)
+	if h.caps == nil && math.IsInf(h.limit, 1) {
+		return true
+	}
+	l := q.lane(it, h)
 	if h.capped(l.Family) {
 		return false
 	}

@@ -333,10 +333,10 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 				continue
 			}
 			sg, free := g.speed, math.Inf(-1)
-			if lanes {
+			if lanes && (g.lanes != nil || g.caps != nil) {
 				// A host at its session cap for c's family starts it only
 				// once a session frees.
-				l := q.laneFn(c, g.name)
+				l := q.lane(c, g)
 				sg, free = g.keySpeed(l.Key), g.famFree(l.Family, now)
 			}
 			for i, a := range q.avail(g, now) {

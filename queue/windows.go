@@ -246,7 +246,7 @@ func (q *Queue) shortest(h *hostState, span float64) *Item {
 		if !lanes {
 			return it.Work <= span*h.speed
 		}
-		l := q.laneFn(it, h.name)
+		l := q.lane(it, h)
 		return !h.capped(l.Family) && it.Work <= span*h.keySpeed(l.Key)
 	}
 	better := func(it *Item) bool {
