@@ -7,6 +7,7 @@ import (
 )
 
 type hostState struct {
+	q        *Queue
 	name     string
 	hash     uint64
 	weight   float64 // prior (relative)
@@ -67,7 +68,7 @@ func (h *hostState) active() int {
 func (q *Queue) host(name string) *hostState {
 	h := q.hosts[name]
 	if h == nil {
-		h = &hostState{name: name, hash: maphash.String(q.seed, name) | 1, weight: 1, limit: math.Inf(1)}
+		h = &hostState{q: q, name: name, hash: maphash.String(q.seed, name) | 1, weight: 1, limit: math.Inf(1)}
 		q.hosts[name] = h
 		q.hostList = append(q.hostList, h)
 		q.updateSpeeds()

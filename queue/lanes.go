@@ -97,7 +97,7 @@ func (q *Queue) SetLanes(fn func(it *Item, host string) Lane) {
 	for _, h := range q.hostList {
 		h.laneIt = nil
 		for _, r := range h.runs {
-			r.lane = q.lane(r.it, h)
+			r.lane = q.laneRef(q.lane(r.it, h))
 		}
 	}
 	q.updateSpeeds()
@@ -199,12 +199,12 @@ func (q *Queue) LanesChanged(host string) {
 		if !r.queued {
 			continue
 		}
-		old := r.lane
-		r.lane = q.lane(r.it, h)
-		if r.lane.Family == "" || r.lane.Family == old.Family {
+		old := r.family()
+		r.lane = q.laneRef(q.lane(r.it, h))
+		if r.family() == "" || r.family() == old {
 			continue
 		}
-		if n := h.caps[r.lane.Family]; n > 0 && h.family(r.lane.Family) > n {
+		if n := h.caps[r.family()]; n > 0 && h.family(r.family()) > n {
 			it := r.it
 			q.removeRun(r)
 			r.drop()
@@ -247,10 +247,47 @@ func (q *Queue) laneRate(it *Item, h *hostState) float64 { return h.keySpeed(q.l
 
 // speed is r's host's speed for r's lane.
 func (r *run) speed() float64 {
-	if r.lane.Key == "" {
+	if r.lane == 0 {
 		return r.h.speed
 	}
-	return r.h.keySpeed(r.lane.Key)
+	return r.h.keySpeed(r.key())
+}
+
+// laneRef returns l's index in the queue's table of lanes (0 for Lane{}):
+// a run holds 4 bytes beside its queued flag rather than two strings, so
+// that a run is no larger than before lanes (the 100k-file simulation
+// makes one per job).
+func (q *Queue) laneRef(l Lane) uint32 {
+	if l == (Lane{}) {
+		return 0
+	}
+	i, ok := q.laneIdx[l]
+	if !ok {
+		if q.laneIdx == nil {
+			q.laneIdx = map[Lane]uint32{}
+			q.laneTab = []Lane{{}}
+		}
+		i = uint32(len(q.laneTab))
+		q.laneTab = append(q.laneTab, l)
+		q.laneIdx[l] = i
+	}
+	return i
+}
+
+// key is r's lane key.
+func (r *run) key() string {
+	if r.lane == 0 {
+		return ""
+	}
+	return r.h.q.laneTab[r.lane].Key
+}
+
+// family is r's lane's family.
+func (r *run) family() string {
+	if r.lane == 0 {
+		return ""
+	}
+	return r.h.q.laneTab[r.lane].Family
 }
 
 func (h *hostState) laneOf(key string) *laneSpeed {
@@ -336,7 +373,7 @@ func (h *hostState) fastest() float64 { return max(h.speed, h.laneMax) }
 func (h *hostState) family(fam string) int {
 	n := 0
 	for _, r := range h.runs {
-		if r.lane.Family == fam {
+		if r.family() == fam {
 			n++
 		}
 	}
@@ -363,13 +400,13 @@ func (h *hostState) famFree(fam string, now float64) float64 {
 	var endBuf [8]float64
 	ends := endBuf[:0]
 	for _, r := range h.runs {
-		if !r.queued && r.lane.Family == fam {
+		if !r.queued && r.family() == fam {
 			ends = append(ends, now+r.remaining(now))
 		}
 	}
 	var buf [8]float64
 	placeSlots(h, now, buf[:0], func(r *run, end float64) {
-		if r.lane.Family == fam {
+		if r.family() == fam {
 			ends = append(ends, end)
 		}
 	})

@@ -456,7 +456,7 @@ func runLiveness(seed uint64) (lvStats, error) {
 		for _, it := range q.Pending() {
 			fmt.Fprintf(&b, "  item %d work=%.1f eligible=%v failedOn=%v state=%d profile=%v", it.ID, it.Work, it.Eligible, it.FailedOn, it.state, it.Payload)
 			for _, r := range it.runs {
-				fmt.Fprintf(&b, " run(%s queued=%v start=%.1f lane=%v)", r.h.name, r.queued, r.start, r.lane)
+				fmt.Fprintf(&b, " run(%s queued=%v start=%.1f lane=%s/%s)", r.h.name, r.queued, r.start, r.key(), r.family())
 			}
 			b.WriteString("\n")
 		}

@@ -223,6 +223,8 @@ type Queue struct {
 	win         winState
 	gen         int                              // walk generation, for hostState scratch
 	laneFn      func(it *Item, host string) Lane // SetLanes; nil: every lane is Lane{}
+	laneTab     []Lane                           // laneRef's table (0: Lane{})…
+	laneIdx     map[Lane]uint32                  // …and index
 }
 
 // New returns an empty queue with the default options.

@@ -309,9 +309,9 @@ func (q *Queue) WindowStop(it *Item, host string) {
 		switch {
 		case el <= 0:
 		case r.progress > 0.02 && r.progress < 1:
-			q.observeKey(r.h, r.lane.Key, r.progress*it.Work/el)
+			q.observeKey(r.h, r.key(), r.progress*it.Work/el)
 		case el >= it.Work/r.speed():
-			q.observeKey(r.h, r.lane.Key, it.Work/el)
+			q.observeKey(r.h, r.key(), it.Work/el)
 		}
 	}
 	q.removeRun(r)
