@@ -21,6 +21,9 @@ type hostState struct {
 	laneMean float64               // mean sampled lane speed; 0: none
 	laneIt   *Item                 // the item of the last lanes call for this host…
 	laneIs   Lane                  // …and its answer
+	famGen   int                   // famFree's walk…
+	famFam   string                // …family…
+	famAt    float64               // …and answer
 	slots    int                   // set by SetSlots (0: inferred)
 	seen     int                   // most slots seen busy or asking at once
 	down     bool

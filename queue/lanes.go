@@ -392,8 +392,21 @@ func (h *hostState) capped(fam string) bool {
 // famFree returns when h frees a session of family fam (seconds since t0):
 // -Inf if h is not at its cap for it, else the predicted end of the copy
 // of that family that frees one, queued copies placed as slotTimes
-// places them.
-func (h *hostState) famFree(fam string, now float64) float64 {
+// places them. It is asked for every item of a walk and every host, so
+// within one walk (q.gen) h keeps its last answer.
+func (q *Queue) famFree(h *hostState, fam string, now float64) float64 {
+	if fam == "" || h.caps == nil {
+		return math.Inf(-1)
+	}
+	if h.famGen == q.gen && h.famFam == fam {
+		return h.famAt
+	}
+	h.famGen, h.famFam, h.famAt = q.gen, fam, h.famEnd(fam, now)
+	return h.famAt
+}
+
+// famEnd is famFree without the cache.
+func (h *hostState) famEnd(fam string, now float64) float64 {
 	if !h.capped(fam) {
 		return math.Inf(-1)
 	}

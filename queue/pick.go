@@ -334,10 +334,19 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 			}
 			sg, free := g.speed, math.Inf(-1)
 			if lanes && (g.lanes != nil || g.caps != nil) {
+				// Even in its fastest lane from its first free slot g
+				// would not beat the best so far: do not ask its lane.
+				lo := math.Inf(1)
+				for _, a := range q.avail(g, now) {
+					lo = min(lo, a)
+				}
+				if lo+c.Work/g.fastest() >= min(bestF, fh) {
+					continue
+				}
 				// A host at its session cap for c's family starts it only
 				// once a session frees.
 				l := q.lane(c, g)
-				sg, free = g.keySpeed(l.Key), g.famFree(l.Family, now)
+				sg, free = g.keySpeed(l.Key), q.famFree(g, l.Family, now)
 			}
 			for i, a := range q.avail(g, now) {
 				if f := max(a, free) + c.Work/sg; f < bestF && f <= g.limit {
