@@ -347,7 +347,10 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 				sg, free = g.keySpeed(l.Key), q.famFree(g, l.Family, now)
 			}
 			for i, a := range q.avail(g, now) {
-				if f := max(a, free) + c.Work/sg; f < bestF && f <= g.limit {
+				if a < free { // not the builtin max: this loop is the walk's hot path
+					a = free
+				}
+				if f := a + c.Work/sg; f < bestF && f <= g.limit {
 					bestF, bestI, bestG = f, i, g
 				}
 			}
