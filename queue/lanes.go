@@ -16,7 +16,8 @@ import (
 // the speed of SetHostSpeed, ObserveSpeed and HostSpeed), Family the
 // hardware family whose session cap applies ("" none: only slots do).
 // SetLanes installs the function that tells the lanes; without one every
-// item's lane is Lane{} everywhere and nothing below costs anything.
+// item's lane is Lane{} everywhere and what follows costs next to
+// nothing (BenchmarkSchedulerScale, with and without Lanes).
 //
 // Speeds are kept per host and lane key. An item's predicted time on h is
 // Work ÷ the speed of its lane on h, wherever the scheduler predicts: the
@@ -90,6 +91,8 @@ func (l *laneSpeed) known() (float64, bool) {
 // SetLanes installs fn, which the queue calls (under its lock; fn must be
 // fast, pure and not call the queue) to learn item it's lane on host. nil
 // = every item's lane is Lane{}: the host's default speed, no session cap.
+// The queue may keep an answer until LanesChanged(host) or SetLanes: when
+// fn's answer for a host changes (a demotion), call LanesChanged.
 func (q *Queue) SetLanes(fn func(it *Item, host string) Lane) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
