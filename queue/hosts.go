@@ -7,15 +7,25 @@ import (
 )
 
 type hostState struct {
+	q        *Queue
 	name     string
 	hash     uint64
 	weight   float64 // prior (relative)
 	est      float64 // observed speed (EWMA), when nobs > 0
 	nobs     int
-	guess    bool    // the prior is a guess (SetHostGuess): Options.ShortFirst applies until a sample
-	speed    float64 // effective speed
-	slots    int     // set by SetSlots (0: inferred)
-	seen     int     // most slots seen busy or asking at once
+	guess    bool                  // the prior is a guess (SetHostGuess): Options.ShortFirst applies until a sample
+	speed    float64               // effective speed (the default lane)
+	lanes    map[string]*laneSpeed // lane key → speed (lanes.go); nil: none known
+	caps     map[string]int        // hardware family → session cap (SetSessionCap)
+	laneMax  float64               // fastest known lane speed (laneStats)
+	laneMean float64               // mean sampled lane speed; 0: none
+	laneIt   *Item                 // the item of the last lanes call for this host…
+	laneIs   Lane                  // …and its answer
+	famGen   int                   // famFree's walk…
+	famFam   string                // …family…
+	famAt    float64               // …and answer
+	slots    int                   // set by SetSlots (0: inferred)
+	seen     int                   // most slots seen busy or asking at once
 	down     bool
 	held     bool // takes no new job for now (over max_load): SetHeld
 	fallback bool // takes work only no other host can (SetFallback)
@@ -61,7 +71,7 @@ func (h *hostState) active() int {
 func (q *Queue) host(name string) *hostState {
 	h := q.hosts[name]
 	if h == nil {
-		h = &hostState{name: name, hash: maphash.String(q.seed, name) | 1, weight: 1, limit: math.Inf(1)}
+		h = &hostState{q: q, name: name, hash: maphash.String(q.seed, name) | 1, weight: 1, limit: math.Inf(1)}
 		q.hosts[name] = h
 		q.hostList = append(q.hostList, h)
 		q.updateSpeeds()
@@ -77,6 +87,9 @@ func (q *Queue) updateSpeeds() {
 			obs += h.est
 			w += h.weight
 		}
+	}
+	if obs == 0 && q.laneFn != nil {
+		obs, w = q.laneScale()
 	}
 	scale := 1.0
 	if obs > 0 && w > 0 {
@@ -98,7 +111,11 @@ func (q *Queue) updateSpeeds() {
 		// Capacity counts the hosts that take work now: not a host that is
 		// down or held, nor a fallback while a regular host is up.
 		if !h.down && !h.held && !h.shut && (!h.fallback || !regular) {
-			q.capacity += float64(h.slotCount()) * h.speed
+			sp := h.speed
+			if h.lanes != nil {
+				sp = h.fastest()
+			}
+			q.capacity += float64(h.slotCount()) * sp
 		}
 	}
 }
@@ -145,7 +162,7 @@ func (q *Queue) SetFallback(host string, fallback bool) {
 // jobs to the fallback host the journal knew to be fast, and the fallback
 // left them to the remote hosts).
 func (q *Queue) willTake(it *Item, g *hostState) bool {
-	if g.down || g.held || g.shut || g.speed <= 0 || !g.fits(it, q.win.at) {
+	if g.down || g.held || g.shut || g.speed <= 0 || !q.fits(g, it, q.win.at) {
 		return false
 	}
 	if it.special && !q.canRun(it, g) {
