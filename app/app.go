@@ -111,7 +111,7 @@ func globalFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "calibrate", Usage: "run a calibration encode on each host at check time (about 1.5 s, overlapped): its speed is the first guess for a host with no journal speed and no weight"},
 		&cli.StringFlag{Name: "until", Usage: "end the run at `HH:MM` local time (a time past today means tomorrow): no job starts that would end later, and one still running then is stopped (config until:); exit 5 if work remains"},
 		&cli.DurationFlag{Name: "grace", Usage: "let a job running when its window (--until, a host's window:) closes finish if it does within this long (config grace:)"},
-		&cli.BoolFlag{Name: "no-prefetch", Usage: "streaming hosts: never upload the next file while one encodes, nor download a result while the next encodes (one file at a time per slot)"},
+		&cli.BoolFlag{Name: "no-prefetch", Usage: "one file at a time per slot: a streaming host never uploads the next file while one encodes, and no host starts its next encode while a result is downloaded or checked"},
 		&cli.StringFlag{Name: "journal", Usage: "resume journal `FILE` (default $XDG_STATE_HOME/clustertx/journal.jsonl)"},
 		&cli.BoolFlag{Name: "no-journal", Usage: "do not read or write the resume journal (and take no lock)"},
 		&cli.BoolFlag{Name: "force", Usage: "redo files the journal says are already done or kept"},

@@ -49,7 +49,7 @@ type worker struct {
 }
 
 func (w *worker) loop(ctx context.Context, results []*FileResult) {
-	if w.prefetching() {
+	if w.pipelining() {
 		w.prefetchLoop(ctx, results)
 		return
 	}

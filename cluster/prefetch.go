@@ -11,15 +11,19 @@ import (
 	"clustertx/queue"
 )
 
-// Streaming prefetch. A streaming host's slot would otherwise leave its
-// encoder idle while it uploads a file and while it downloads the result.
-// With prefetch each slot pipelines up to three jobs: one uploading (or
-// waiting with its file uploaded), one encoding, one downloading and
-// verifying its output. The encode token (one per slot) keeps it to one
-// ffmpeg per slot; the download token to one result on its way back.
+// Pipelined slots and streaming prefetch. A slot would otherwise leave its
+// encoder idle while it checks a result (verification, replacing the
+// source: an ffprobe and a few renames, about 60 ms a job on a fast
+// machine) and, on a streaming host, while it uploads a file and
+// downloads the result. So each slot pipelines up to three jobs: on a
+// streaming host one uploading (or waiting with its file uploaded), one
+// encoding, one downloading and verifying its output; on the others one
+// encoding and up to two being checked. The encode token (one per slot)
+// keeps it to one ffmpeg per slot; the download token to one streaming
+// result on its way back.
 //
-// While a job encodes, the slot asks the queue (queue.Prefetch) for the
-// item it will take next and starts it when the working_dir has room for
+// While a job encodes, a streaming slot asks the queue (queue.Prefetch) for
+// the item it will take next and starts it when the working_dir has room for
 // it; the job uploads its file and waits for the token. If the queue has
 // nothing for the slot yet, the slot takes work as usual (a blocking
 // queue.Next) once the token is free.
@@ -99,10 +103,19 @@ func (p *pipeline) poke() {
 	}
 }
 
-// prefetching reports whether this worker's slot pipelines its jobs:
-// streaming hosts, unless Options.NoPrefetch.
+// pipelining reports whether this worker's slot pipelines its jobs: every
+// host, unless Options.NoPrefetch. On a mounted or local host the next job
+// starts its encode while the last one's output is verified and replaces
+// its source (per-job costs that would otherwise leave the encoder idle);
+// a streaming host also stages its next file while one encodes
+// (prefetching).
+func (w *worker) pipelining() bool { return !w.m.opts.NoPrefetch }
+
+// prefetching reports whether this worker's slot stages its next job
+// while one encodes (queue.Prefetch): pipelining streaming hosts, whose
+// next file needs an upload.
 func (w *worker) prefetching() bool {
-	return w.def.Type == hosts.Streaming && !w.m.opts.NoPrefetch
+	return w.def.Type == hosts.Streaming && w.pipelining()
 }
 
 // acquireEncode waits until this slot may start an encode: on a
@@ -207,8 +220,9 @@ func (w *worker) encodeWait(it *queue.Item) time.Duration {
 	return 0
 }
 
-// prefetchLoop is loop for a prefetching slot: see the comment at the top
-// of this file.
+// prefetchLoop is loop for a pipelining slot: see the comment at the top
+// of this file. Only a streaming slot prefetches; on the other hosts the
+// loop only lets the next job encode while the last one is checked.
 func (w *worker) prefetchLoop(ctx context.Context, results []*FileResult) {
 	host := w.def.Name
 	nctx, interrupt := context.WithCancel(ctx)
@@ -271,7 +285,7 @@ func (w *worker) prefetchLoop(ctx context.Context, results []*FileResult) {
 				// Results still on their way back hold room in the
 				// working_dir: without room for this job too, it waits
 				// for them (rather than fail its space check).
-				if n > 0 && !w.roomFor(ctx, it, nil) {
+				if n > 0 && w.def.Type == hosts.Streaming && !w.roomFor(ctx, it, nil) {
 					w.q.Release(it, host)
 					cramped = true
 					continue
@@ -279,7 +293,7 @@ func (w *worker) prefetchLoop(ctx context.Context, results []*FileResult) {
 				start(it)
 				continue
 			}
-			if holder != full {
+			if holder != full && w.prefetching() {
 				if it := w.q.Prefetch(host); it != nil {
 					if pipelined(it) && w.roomFor(ctx, it, holder) && w.underMaxLoad(ctx) {
 						w.m.logf("job: %s: prefetch %s while %s encodes", host, jobPath(it), jobPath(holder))

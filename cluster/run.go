@@ -59,7 +59,7 @@ type Options struct {
 	StallGuard      time.Duration // pending work, an idle host up, nothing running this long: say why and break the tie (default 30s)
 	Policy          queue.Policy  // how slots pick jobs (default queue.Smart; benchmarks compare queue.FIFO, pytranscoder's pulling)
 	NoSpeculation   bool          // never start a second copy of a slow job on an idle host
-	NoPrefetch      bool          // streaming hosts: never upload the next file while one encodes
+	NoPrefetch      bool          // one job at a time per slot: no staging of the next file on streaming hosts, no encode while a result is checked
 	Split           bool          // --split: split long files even where the config does not ask
 	NoSplit         bool          // --no-split: never split
 	SpecMinGain     time.Duration // a copy starts only if predicted to finish this much sooner (default 30s)
