@@ -153,7 +153,30 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 	if err != nil {
 		return nil, hosts.CheckResult{Host: def.Name, Type: def.Type, Latency: time.Since(start), Reason: oneLine(err), Free: -1, Load: -1}
 	}
+	// The load and the encoder list do not depend on the check: they run
+	// beside it, on their own sessions of the connection (each command
+	// costs a round trip and a process start; on a host with slow
+	// dotfiles, its shell's start-up too), and are dropped if it fails.
+	var (
+		load     float64
+		loadErr  error
+		set      *hosts.EncoderSet
+		setErr   error
+		sideDone = make(chan struct{})
+	)
+	go func() {
+		defer close(sideDone)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			load, loadErr = hosts.Load(ctx, t) // for max_load and the metrics
+		}()
+		set, setErr = hosts.ListEncoders(ctx, def, t)
+		wg.Wait()
+	}()
 	r := hosts.Check(ctx, def, t)
+	<-sideDone
 	r.Latency = time.Since(start)
 	if ctx.Err() != nil && !r.Up {
 		r.Reason = fmt.Sprintf("check timed out after %s (%s)", m.opts.CheckTimeout, r.Reason)
@@ -162,10 +185,10 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 		t.Close()
 		return nil, r
 	}
-	if load, err := hosts.Load(ctx, t); err == nil { // for max_load and the metrics
+	if loadErr == nil {
 		r.Load = load
 	}
-	if set, err := hosts.ListEncoders(ctx, def, t); err == nil {
+	if setErr == nil {
 		m.encMu.Lock()
 		if m.encoders == nil {
 			m.encoders = map[string]*hosts.EncoderSet{}
