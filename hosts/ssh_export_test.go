@@ -1,6 +1,9 @@
 package hosts
 
-import "time"
+import (
+	"io"
+	"time"
+)
 
 // SetKillGrace shortens the wait between stdin EOF and kill(1) in tests.
 func SetKillGrace(t *SSHTransport, d time.Duration) { t.killGrace = d }
@@ -15,4 +18,12 @@ func SetCheckLoopbackIP(t interface{ Cleanup(func()) }, on bool) {
 	old := checkLoopbackIP
 	checkLoopbackIP = on
 	t.Cleanup(func() { checkLoopbackIP = old })
+}
+
+// SetDownloadTap wraps what Download writes the received bytes to, until
+// the test ends.
+func SetDownloadTap(t interface{ Cleanup(func()) }, tap func(io.Writer) io.Writer) {
+	old := downloadTap
+	downloadTap = tap
+	t.Cleanup(func() { downloadTap = old })
 }

@@ -730,3 +730,106 @@ func TestSSHKeepAliveDetectsDeadServer(t *testing.T) {
 }
 
 var _ io.Writer = (*timedWriter)(nil)
+
+// tapOnce passes a download's writes through, but the first time do
+// returns bytes it writes those instead of the ones received.
+type tapOnce struct {
+	w    io.Writer
+	n    int
+	do   func(n int, p []byte) []byte
+	done bool
+}
+
+func (t *tapOnce) Write(p []byte) (int, error) {
+	t.n++
+	if !t.done {
+		if q := t.do(t.n, p); q != nil {
+			t.done = true
+			if _, err := t.w.Write(q); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	return t.w.Write(p)
+}
+
+// A download whose bytes are damaged between the SFTP client and the
+// local file (as a reassembly bug would) keeps its size: the comparison
+// with the hash computed on the host catches it, and no file is left.
+func TestSSHDownloadDetectsCorruption(t *testing.T) {
+	s, tr := start(t)
+	remote := filepath.Join(s.Dir, "out.bin")
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	if err := os.WriteFile(remote, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hosts.SetDownloadTap(t, func(w io.Writer) io.Writer {
+		return &tapOnce{w: w, do: func(n int, p []byte) []byte {
+			if n < 3 {
+				return nil
+			}
+			q := append([]byte(nil), p...)
+			q[len(q)/2] ^= 1
+			return q
+		}}
+	})
+	local := filepath.Join(t.TempDir(), "back.bin")
+	err := tr.Download(context.Background(), remote, local)
+	if !hosts.IsTransport(err) || !strings.Contains(err.Error(), "SHA-256 mismatch") {
+		t.Fatalf("download of damaged bytes: %v, want a SHA-256 mismatch", err)
+	}
+	if _, err := os.Stat(local); err == nil {
+		t.Error("damaged download left behind")
+	}
+}
+
+// The remote file shrinking or growing while it is read is an error, not
+// a shorter or longer copy. The change is made on the first bytes
+// received: pkg/sftp has asked for at most its 64 requests of 128 KiB by
+// then, a quarter of the file.
+func TestSSHDownloadDetectsRemoteChange(t *testing.T) {
+	s, tr := start(t)
+	for _, tc := range []struct {
+		name   string
+		change func(path string) error
+		want   string
+	}{
+		{"truncated", func(p string) error { return os.Truncate(p, 16<<20) }, "short read"},
+		{"grown", func(p string) error {
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.Write(make([]byte, 1<<20))
+			return err
+		}, "changed during the download"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			remote := filepath.Join(s.Dir, tc.name+".bin")
+			data := make([]byte, 32<<20)
+			rand.Read(data)
+			if err := os.WriteFile(remote, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			hosts.SetDownloadTap(t, func(w io.Writer) io.Writer {
+				return &tapOnce{w: w, do: func(_ int, p []byte) []byte {
+					if err := tc.change(remote); err != nil {
+						t.Error(err)
+					}
+					return p // once
+				}}
+			})
+			local := filepath.Join(t.TempDir(), "back.bin")
+			err := tr.Download(context.Background(), remote, local)
+			if !hosts.IsTransport(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("download of a remote file %s meanwhile: %v, want %q", tc.name, err, tc.want)
+			}
+			if _, err := os.Stat(local); err == nil {
+				t.Error("download left behind")
+			}
+		})
+	}
+}
