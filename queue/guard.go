@@ -32,7 +32,7 @@ func (q *Queue) Unstick() []string {
 		}
 		var mine *Item // the largest pending item h may run
 		for _, it := range q.all {
-			if it.state == pending && q.canRun(it, h) && h.fits(it, now) && (mine == nil || q.less(it, mine)) {
+			if it.state == pending && q.canRun(it, h) && q.fits(h, it, now) && !h.capped(q.lane(it, h).Family) && (mine == nil || q.less(it, mine)) {
 				mine = it
 			}
 		}

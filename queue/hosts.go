@@ -12,10 +12,12 @@ type hostState struct {
 	weight   float64 // prior (relative)
 	est      float64 // observed speed (EWMA), when nobs > 0
 	nobs     int
-	guess    bool    // the prior is a guess (SetHostGuess): Options.ShortFirst applies until a sample
-	speed    float64 // effective speed
-	slots    int     // set by SetSlots (0: inferred)
-	seen     int     // most slots seen busy or asking at once
+	guess    bool                  // the prior is a guess (SetHostGuess): Options.ShortFirst applies until a sample
+	speed    float64               // effective speed (the default lane)
+	lanes    map[string]*laneSpeed // lane key → speed (lanes.go); nil: none known
+	caps     map[string]int        // hardware family → session cap (SetSessionCap)
+	slots    int                   // set by SetSlots (0: inferred)
+	seen     int                   // most slots seen busy or asking at once
 	down     bool
 	held     bool // takes no new job for now (over max_load): SetHeld
 	fallback bool // takes work only no other host can (SetFallback)
@@ -78,6 +80,9 @@ func (q *Queue) updateSpeeds() {
 			w += h.weight
 		}
 	}
+	if obs == 0 && q.laneFn != nil {
+		obs, w = q.laneScale()
+	}
 	scale := 1.0
 	if obs > 0 && w > 0 {
 		scale = obs / w
@@ -98,7 +103,11 @@ func (q *Queue) updateSpeeds() {
 		// Capacity counts the hosts that take work now: not a host that is
 		// down or held, nor a fallback while a regular host is up.
 		if !h.down && !h.held && !h.shut && (!h.fallback || !regular) {
-			q.capacity += float64(h.slotCount()) * h.speed
+			sp := h.speed
+			if h.lanes != nil {
+				sp = h.fastest()
+			}
+			q.capacity += float64(h.slotCount()) * sp
 		}
 	}
 }
@@ -145,7 +154,7 @@ func (q *Queue) SetFallback(host string, fallback bool) {
 // jobs to the fallback host the journal knew to be fast, and the fallback
 // left them to the remote hosts).
 func (q *Queue) willTake(it *Item, g *hostState) bool {
-	if g.down || g.held || g.shut || g.speed <= 0 || !g.fits(it, q.win.at) {
+	if g.down || g.held || g.shut || g.speed <= 0 || !q.fits(g, it, q.win.at) {
 		return false
 	}
 	if it.special && !q.canRun(it, g) {

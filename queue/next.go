@@ -24,7 +24,7 @@ func (q *Queue) tryNext(host string) (it *Item, wait bool) {
 	it, wait, deferred := q.pick(h, now, now, false)
 	if it != nil {
 		if q.nearEnd(h, now) {
-			if s := q.shortest(h, h.workCap(now)); s != nil {
+			if s := q.shortest(h, h.limit-now); s != nil {
 				it = s
 			}
 		}
@@ -41,7 +41,7 @@ func (q *Queue) tryNext(host string) (it *Item, wait bool) {
 			return it, true
 		}
 	}
-	if wait && !math.IsInf(h.limit, 1) && q.shortest(h, h.workCap(now)) == nil {
+	if wait && !math.IsInf(h.limit, 1) && q.shortest(h, h.limit-now) == nil {
 		wait = q.shutWait(h) // nothing it may run fits what is left of its window
 	}
 	return nil, wait

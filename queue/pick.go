@@ -19,13 +19,13 @@ const guessShare = 0.15
 
 func (r *run) remaining(now float64) float64 {
 	if r.queued {
-		return r.it.Work / r.h.speed // all of it, once a slot frees
+		return r.it.Work / r.speed() // all of it, once a slot frees
 	}
 	el := now - r.start
 	if p := r.progress; p > 0.02 && p < 1 {
 		return el * (1 - p) / p
 	}
-	pred := r.it.Work / r.h.speed
+	pred := r.it.Work / r.speed()
 	// A job overrunning its prediction is assumed to need ever more time,
 	// so that nothing waits forever for a stuck host.
 	return max(pred-el, 0.1*pred, 0.5*(el-pred))
@@ -106,7 +106,7 @@ func (q *Queue) horizon(now float64) float64 {
 				continue // a speculative copy adds no work
 			}
 			rem := r.remaining(now)
-			work += rem * h.speed
+			work += rem * r.speed()
 			if r.queued {
 				queued = true
 			} else {
@@ -129,12 +129,18 @@ type cursor struct {
 	c     *class // nil for the special list
 	holes int
 	max   float64 // larger items do not fit the host's window: skipped
+	// ok, with lanes, tells whether the host may take an item as far as
+	// lanes go (cap, window at the lane's speed); okAt is the last item
+	// it accepted.
+	ok   func(*Item) bool
+	okAt *Item
 }
 
 func (k *cursor) peek() *Item {
 	for k.i < len(k.items) {
 		if it := k.items[k.i]; k.c == nil && it.state == pending || k.c != nil && !hole(it) {
-			if it.Work <= k.max {
+			if it.Work <= k.max && (k.ok == nil || it == k.okAt || k.ok(it)) {
+				k.okAt = it
 				return it
 			}
 		} else {
@@ -162,6 +168,14 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 	h.force = false
 	fallback := h.fallback && !force  // Unstick lifts the fallback's reserve once
 	wcap := h.workCap(max(now, from)) // the host's window: larger items do not fit
+	lanes := q.laneFn != nil
+	var ok func(*Item) bool
+	if lanes {
+		// The window depends on each item's lane: ok checks it.
+		wcap = math.Inf(1)
+		at := max(now, from)
+		ok = func(it *Item) bool { return q.takes(h, it, at) }
+	}
 	var curs []cursor
 	var live int
 	for _, c := range h.classes {
@@ -174,7 +188,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 			c.items[c.head] = nil
 			c.head++
 		}
-		curs = append(curs, cursor{items: c.items, i: c.head, c: c, max: wcap})
+		curs = append(curs, cursor{items: c.items, i: c.head, c: c, max: wcap, ok: ok})
 	}
 	var spec []*Item
 	if len(q.special) > 0 {
@@ -195,7 +209,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		q.special = keep
 		if len(spec) > 0 {
 			sort.Slice(spec, func(i, j int) bool { return q.less(spec[i], spec[j]) })
-			curs = append(curs, cursor{items: spec, max: wcap})
+			curs = append(curs, cursor{items: spec, max: wcap, ok: ok})
 		}
 	}
 	defer func() {
@@ -237,18 +251,32 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		if q.capacity > 0 {
 			limit = guessShare * q.pendingWork / q.capacity * h.speed
 		}
+		// With lanes, an item h may not take is passed over (at most
+		// walkCap of them per scan, so a capped host stays cheap).
+		good := func(k cursor, it *Item, skips *int) bool {
+			if k.c == nil && it.state != pending || k.c != nil && hole(it) {
+				return false
+			}
+			if k.ok != nil && !k.ok(it) {
+				*skips++
+				return false
+			}
+			return true
+		}
 		var small, fit *Item
 		for _, k := range curs {
-			for i := len(k.items) - 1; i >= k.i; i-- {
-				if it := k.items[i]; k.c == nil && it.state == pending || k.c != nil && !hole(it) {
+			skips := 0
+			for i := len(k.items) - 1; i >= k.i && skips < walkCap; i-- {
+				if it := k.items[i]; good(k, it, &skips) {
 					if small == nil || q.less(small, it) {
 						small = it
 					}
 					break
 				}
 			}
-			for i := k.i; i < len(k.items); i++ {
-				if it := k.items[i]; (k.c == nil && it.state == pending || k.c != nil && !hole(it)) && it.Work <= limit {
+			skips = 0
+			for i := k.i; i < len(k.items) && skips < walkCap; i++ {
+				if it := k.items[i]; it.Work <= limit && good(k, it, &skips) {
 					if fit == nil || q.less(it, fit) {
 						fit = it
 					}
@@ -272,14 +300,14 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 	if strict {
 		tEnd = math.Inf(-1)
 	} else {
-		if now+first.Work/h.speed <= tEnd {
+		if now+first.Work/q.rate(first, h) <= tEnd {
 			return first, true, false
 		}
 		tEnd = q.horizon(now)
 		var fast float64
 		for _, g := range first.cls.hosts {
 			if g == h || q.willTake(first, g) {
-				fast = max(fast, g.speed)
+				fast = max(fast, q.rate(first, g))
 			}
 		}
 		if fast > 0 {
@@ -293,7 +321,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		if c == nil {
 			break
 		}
-		fh := max(now, from) + c.Work/h.speed
+		fh := max(now, from) + c.Work/q.rate(c, h)
 		if fh <= tEnd {
 			return c, true, false
 		}
@@ -304,8 +332,15 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 			if g == h || !q.willTake(c, g) {
 				continue
 			}
+			sg, free := g.speed, math.Inf(-1)
+			if lanes {
+				// A host at its session cap for c's family starts it only
+				// once a session frees.
+				l := q.laneFn(c, g.name)
+				sg, free = g.keySpeed(l.Key), g.famFree(l.Family, now)
+			}
 			for i, a := range q.avail(g, now) {
-				if f := a + c.Work/g.speed; f < bestF && f <= g.limit {
+				if f := max(a, free) + c.Work/sg; f < bestF && f <= g.limit {
 					bestF, bestI, bestG = f, i, g
 				}
 			}
@@ -323,24 +358,35 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		return nil, true, true
 	}
 	// The largest item h would still finish before the predicted end.
+	// With lanes, each item at its lane's speed: the search starts at h's
+	// fastest lane and looks at most walkCap items further.
 	limit := min((tEnd-now)*h.speed, wcap)
+	if lanes {
+		limit = (tEnd - now) * h.fastest()
+	}
+	finishes := func(it *Item) bool {
+		return !lanes || now+it.Work/q.rate(it, h) <= tEnd && ok(it)
+	}
 	var fit *Item
 	for _, c := range h.classes {
 		if c.pendingN == 0 {
 			continue
 		}
 		i := c.head + sort.Search(len(c.items)-c.head, func(k int) bool { return c.items[c.head+k].Work <= limit })
-		for ; i < len(c.items); i++ {
-			if !hole(c.items[i]) {
-				if fit == nil || q.less(c.items[i], fit) {
-					fit = c.items[i]
+		for n := 0; i < len(c.items) && n < walkCap; i++ {
+			if it := c.items[i]; !hole(it) {
+				if finishes(it) {
+					if fit == nil || q.less(it, fit) {
+						fit = it
+					}
+					break
 				}
-				break
+				n++
 			}
 		}
 	}
 	for _, s := range spec {
-		if s.Work <= limit && (fit == nil || q.less(s, fit)) {
+		if s.Work <= limit && finishes(s) && (fit == nil || q.less(s, fit)) {
 			fit = s
 		}
 	}

@@ -99,10 +99,10 @@ func (q *Queue) revoke(h *hostState, now float64) *Item {
 		}
 		queuedEnds(g, now, buf[:0], func(r *run, end float64) {
 			it := r.it
-			if len(it.runs) != 1 || !q.canRun(it, h) || q.heldBack(it, h) || !h.fits(it, now) {
+			if len(it.runs) != 1 || !q.canRun(it, h) || q.heldBack(it, h) || !q.fits(h, it, now) || h.capped(q.lane(it, h).Family) {
 				return
 			}
-			left, mine := end-now, it.Work/h.speed
+			left, mine := end-now, it.Work/q.rate(it, h)
 			if gain := left - mine; gain >= minGain && mine <= 0.8*left && gain > bestGain {
 				best, bestGain = r, gain
 			}

@@ -208,7 +208,8 @@ type Queue struct {
 	pendingWork float64
 	capacity    float64 // Σ live slots × speed
 	win         winState
-	gen         int // walk generation, for hostState scratch
+	gen         int                              // walk generation, for hostState scratch
+	laneFn      func(it *Item, host string) Lane // SetLanes; nil: every lane is Lane{}
 }
 
 // New returns an empty queue with the default options.

@@ -7,6 +7,7 @@ type run struct {
 	start    float64 // seconds since t0 (for a queued run: when it was handed out, until Begin)
 	progress float64 // 0..1, from Progress
 	queued   bool    // handed out by Prefetch; waits for a slot of h until Begin
+	lane     Lane    // the item's lane on h when handed out (queued: updated by LanesChanged)
 	lost     chan struct{}
 }
 
@@ -33,7 +34,7 @@ func (q *Queue) start(it *Item, h *hostState, now float64, queued bool) {
 }
 
 func (q *Queue) addRun(it *Item, h *hostState, now float64, queued bool) *run {
-	r := &run{it: it, h: h, start: now, queued: queued}
+	r := &run{it: it, h: h, start: now, queued: queued, lane: q.lane(it, h)}
 	it.runs = append(it.runs, r)
 	h.runs = append(h.runs, r)
 	q.sawBusy(h, 0)
@@ -120,7 +121,7 @@ func (q *Queue) finish(it *Item, winner *run) {
 	now := q.clock()
 	if winner != nil && !winner.queued { // a copy that never began says nothing of its host's speed
 		if el := now - winner.start; el > 0 {
-			q.observe(winner.h, it.Work/el)
+			q.observeKey(winner.h, winner.lane.Key, it.Work/el)
 		}
 	}
 	switch it.state {

@@ -37,10 +37,10 @@ func (q *Queue) speculate(h *hostState, now float64) *Item {
 	var bestGain float64
 	consider := func(r *run, end float64) {
 		it := r.it
-		if len(it.runs) != 1 || !q.canRun(it, h) || q.heldBack(it, h) || !h.fits(it, now) {
+		if len(it.runs) != 1 || !q.canRun(it, h) || q.heldBack(it, h) || !q.fits(h, it, now) || h.capped(q.lane(it, h).Family) {
 			return
 		}
-		left, mine := end-now, it.Work/h.speed
+		left, mine := end-now, it.Work/q.rate(it, h)
 		gain := left - mine
 		if left > q.opts.SpecRatio*mine && gain >= min(minGain, max(left/2, specFloor)) && gain > bestGain {
 			best, bestGain = it, gain

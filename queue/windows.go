@@ -177,8 +177,16 @@ func (h *hostState) workCap(from float64) float64 {
 }
 
 // fits reports whether h, started at from, is predicted to finish it
-// before its window closes.
-func (h *hostState) fits(it *Item, from float64) bool { return it.Work <= h.workCap(from) }
+// before its window closes (at the speed of it's lane there).
+func (q *Queue) fits(h *hostState, it *Item, from float64) bool {
+	if math.IsInf(h.limit, 1) {
+		return true
+	}
+	if q.laneFn == nil {
+		return it.Work <= h.workCap(from)
+	}
+	return it.Work <= (h.limit-from)*q.rate(it, h)
+}
 
 // shutWait is Next's wait for a host that is shut or has nothing that
 // fits: whether something may still come to it in this run. It may while a
@@ -187,7 +195,7 @@ func (h *hostState) fits(it *Item, from float64) bool { return it.Work <= h.work
 // window. Otherwise Next returns nil: a run with no --until does not wait
 // a day for a window, nor for ever for one nothing fits.
 func (q *Queue) shutWait(h *hostState) bool {
-	return q.runningN > 0 || q.shortest(h, q.nextCap(h)) != nil
+	return q.runningN > 0 || q.shortest(h, q.nextSpan(h)) != nil
 }
 
 // mayFit reports whether g may still take it in this run as far as
@@ -198,15 +206,15 @@ func (q *Queue) mayFit(g *hostState, it *Item) bool {
 	if !q.win.on {
 		return true
 	}
-	if !g.shut && g.fits(it, q.win.at) {
+	if !g.shut && q.fits(g, it, q.win.at) {
 		return true
 	}
-	return it.Work <= q.nextCap(g)
+	return it.Work <= q.nextSpan(g)*q.rate(it, g)
 }
 
-// nextCap is the most work h can do in its next window in this run (0:
+// nextSpan is how long h's next window in this run is, in seconds (0:
 // none before the deadline; without a deadline, none once h has been open).
-func (q *Queue) nextCap(h *hostState) float64 {
+func (q *Queue) nextSpan(h *hostState) float64 {
 	r := h.win.reopen
 	if math.IsInf(r, 1) || h.win.fn == nil || math.IsInf(q.win.deadline, 1) && h.win.seen {
 		return 0
@@ -215,7 +223,7 @@ func (q *Queue) nextCap(h *hostState) float64 {
 	if open, next := h.win.fn(q.absTime(r).Add(edge)); open {
 		end = min(q.win.deadline, q.relTime(next))
 	}
-	return (end - r) * h.speed
+	return end - r
 }
 
 // nearEnd reports whether h is in the last quarter of its window.
@@ -227,25 +235,50 @@ func (q *Queue) nearEnd(h *hostState, now float64) bool {
 	return span > 0 && h.limit-now < nearEnd*span
 }
 
-// shortest returns the smallest pending item h may take of at most wcap
-// work, or nil.
-func (q *Queue) shortest(h *hostState, wcap float64) *Item {
+// shortest returns the smallest pending item h may take that it would
+// finish within span seconds, or nil. With lanes, an item whose family is
+// at its cap on h is not one h may take, and the smallest that fits may
+// not be the class's smallest: the class is scanned from its end.
+func (q *Queue) shortest(h *hostState, span float64) *Item {
 	var best *Item
+	lanes := q.laneFn != nil
+	fits := func(it *Item) bool {
+		if !lanes {
+			return it.Work <= span*h.speed
+		}
+		l := q.laneFn(it, h.name)
+		return !h.capped(l.Family) && it.Work <= span*h.keySpeed(l.Key)
+	}
 	better := func(it *Item) bool {
-		return it.Work <= wcap && (best == nil || it.Work < best.Work || it.Work == best.Work && it.seq < best.seq)
+		return fits(it) && (best == nil || it.Work < best.Work || it.Work == best.Work && it.seq < best.seq)
 	}
 	for _, c := range h.classes {
 		if c.pendingN == 0 || h.fallback && q.liveRegular(c.hosts, h) {
 			continue
 		}
 		for i := len(c.items) - 1; i >= c.head; i-- {
-			if it := c.items[i]; it != nil && !hole(it) {
+			it := c.items[i]
+			if it == nil || hole(it) {
+				continue
+			}
+			if q.opts.Policy == FIFO {
 				if better(it) {
 					best = it
 				}
-				if q.opts.Policy != FIFO {
-					break // largest first: the last is the smallest
+				continue
+			}
+			// Largest first: the last that fits is the class's smallest.
+			if best != nil && it.Work > best.Work {
+				break
+			}
+			if fits(it) {
+				if better(it) {
+					best = it
 				}
+				break
+			}
+			if !lanes {
+				break // the smallest does not fit: nothing does
 			}
 		}
 	}
@@ -276,9 +309,9 @@ func (q *Queue) WindowStop(it *Item, host string) {
 		switch {
 		case el <= 0:
 		case r.progress > 0.02 && r.progress < 1:
-			q.observe(r.h, r.progress*it.Work/el)
-		case el >= it.Work/r.h.speed:
-			q.observe(r.h, it.Work/el)
+			q.observeKey(r.h, r.lane.Key, r.progress*it.Work/el)
+		case el >= it.Work/r.speed():
+			q.observeKey(r.h, r.lane.Key, it.Work/el)
 		}
 	}
 	q.removeRun(r)
