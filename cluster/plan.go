@@ -48,9 +48,13 @@ type Job struct {
 	Excluded map[string]string // host → why it cannot encode this file (missing encoder)
 	Work     float64
 
-	Split     *split.Plan // split mode: its segments; nil when encoded whole
-	SplitNote string      // why split mode was asked for but not used
-	splitTime time.Duration
+	Split *split.Plan // split mode: its segments; nil when encoded whole
+	// SplitVariant is the encoder variant every segment of a split film
+	// uses (zero for classic profiles); SplitWhy says why that one.
+	SplitVariant VariantChoice
+	SplitWhy     string
+	SplitNote    string // why split mode was asked for but not used
+	splitTime    time.Duration
 
 	// Set when the job cannot run: skipped by a rule, no rule, probe error…
 	Outcome     Outcome

@@ -175,6 +175,12 @@ type manager struct {
 	encMu    sync.Mutex
 	encoders map[string]*hosts.EncoderSet // per host that answered the check
 
+	varOnce      sync.Once
+	variants     *variantState         // encoder variants: tests, choices, demotions (variants.go)
+	profMu       sync.Mutex            //
+	planProfiles []planProfile         // profiles with variants the plan uses
+	hostDefs     map[string]*hosts.Def // every host of the run by name (for the lanes)
+
 	conns map[string]hosts.Transport // up hosts
 	calib *calibrator                // Options.Calibrate: the check-time test encodes (nil: off)
 
@@ -296,6 +302,7 @@ func (m *manager) resolve(items []WorkItem) (*hostSet, map[string][]*hosts.Def, 
 		}
 		clusterHosts[it.Cluster] = defs
 	}
+	m.hostDefs = hs.byName
 	if m.opts.OnlyHost != "" && len(hs.order) == 0 {
 		return nil, nil, nil, fmt.Errorf("--host %s: no enabled host of that name in the clusters named", m.opts.OnlyHost)
 	}
@@ -530,6 +537,7 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 			continue
 		}
 		j.Profile = prof
+		m.notePlanProfile(prof, it.Mixins, j.Info)
 		for _, h := range clusterHosts[it.Cluster] {
 			if !eligible(j, h) {
 				continue
@@ -665,6 +673,22 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		if runs[h.Name].transport() == nil {
 			q.SetDown(h.Name, true)
 		}
+		// Encoder variants: each host's speed per variant (what the
+		// journal remembers), and its hardware session caps.
+		for k, v := range known[h.Name] {
+			if variant, ok := strings.CutPrefix(k, laneSpeedKey("")); ok && variant != "" && v > 0 {
+				q.SetLaneSpeed(h.Name, variant, v)
+			}
+		}
+		for _, c := range h.Sessions {
+			q.SetSessionCap(h.Name, c.Family, c.N)
+		}
+	}
+	m.profMu.Lock()
+	anyVariants := len(m.planProfiles) > 0
+	m.profMu.Unlock()
+	if anyVariants {
+		q.SetLanes(m.lane)
 	}
 	defer func() {
 		if m.opts.Journal == nil {
@@ -673,6 +697,13 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		for h, v := range q.ObservedSpeeds() {
 			if err := m.opts.Journal.RecordSpeed(h, speedKey, v); err != nil {
 				m.logf("warning: journal: %v", err)
+			}
+		}
+		for h, lanes := range q.ObservedLaneSpeeds() {
+			for variant, v := range lanes {
+				if err := m.opts.Journal.RecordSpeed(h, laneSpeedKey(variant), v); err != nil {
+					m.logf("warning: journal: %v", err)
+				}
 			}
 		}
 	}()
