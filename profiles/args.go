@@ -20,16 +20,22 @@ type ArgPlan struct {
 // Plan builds the argv for encoding a file described by info with p as the
 // main profile. automap is the global config.automap; a profile-level
 // automap overrides it, as the pytranscoder docs describe. The error is
-// p.Validate()'s: a profile without an extension cannot be the main one.
+// p.Validate()'s (a profile without an extension cannot be the main one),
+// or says that p has encoders: and a variant must be chosen first
+// (ForVariant): which one depends on the host.
 func (p *Profile) Plan(info *media.Info, automap bool) (*ArgPlan, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
+	}
+	if p.variants != nil {
+		return nil, p.def.errorf("profile %s has encoders: (%s); its argv depends on the variant a host uses", p.Name, p.variantKeys())
 	}
 	return p.plan(info, automap), nil
 }
 
 // Args is Plan without the validation and notes. Callers that need the
-// extension check call Validate (or use Plan).
+// extension check call Validate (or use Plan). For a profile with
+// encoders:, call it on ForVariant's copy: p itself has no video section.
 func (p *Profile) Args(info *media.Info, automap bool) (in, out []string) {
 	pl := p.plan(info, automap)
 	return pl.In, pl.Out

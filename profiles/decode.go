@@ -22,12 +22,14 @@ const (
 	keySubtitle       = "subtitle"
 	keyAutomap        = "automap"
 	keySplit          = "split"
+	keyEncoders       = "encoders"
+	keyCRF            = "crf"
 )
 
 var profileKeys = []string{
 	"input_options", "output_options", "output_options_audio", "output_options_video",
 	"output_options_subtitle", keyExtension, keyQueue, keyThreshold, keyThresholdCheck,
-	"include", keyAudio, keySubtitle, keyAutomap, keySplit,
+	"include", keyAudio, keySubtitle, keyAutomap, keySplit, keyEncoders, keyCRF,
 }
 
 // DecodeProfiles decodes the profiles: section n (at key path, normally
@@ -65,8 +67,14 @@ func decodeProfile(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Profile, error) 
 		return nil, err
 	}
 	var parents []*Profile
-	var typo *yamlx.Pair
+	var typo, video, encoders *yamlx.Pair
 	for _, kv := range pairs {
+		switch kv.Key {
+		case "output_options_video":
+			video = &kv
+		case keyEncoders:
+			encoders = &kv
+		}
 		switch kv.Key {
 		case "include":
 			parents, err = decodeInclude(d, kv, set)
@@ -92,8 +100,24 @@ func decodeProfile(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Profile, error) 
 			return nil, err
 		}
 	}
+	if video != nil && encoders != nil {
+		return nil, d.Errorf(encoders.KeyN, encoders.Path, "output_options_video (line %d) and encoders: both set the video; choose one: "+
+			"output_options_video for one encoder, encoders: for a chain (each variant has its own options:)", video.KeyN.Line)
+	}
+	ownCRF := p.has[keyCRF] && p.crf != nil
 	for _, parent := range parents {
 		mergeParent(d, pr, p, parent)
+	}
+	if ownCRF && p.chain == nil {
+		what := "this profile has none (nor does any profile it includes)"
+		if p.Video.set {
+			what = "this profile's video is one section (output_options_video)"
+		}
+		return nil, p.crfAt.errorf("crf applies to the variants of encoders:, and %s; "+
+			"for one encoder, write its quality option in output_options_video (e.g. -crf 24)", what)
+	}
+	if err := p.resolveVariants(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -136,6 +160,12 @@ func decodeProfileKey(d *yamlx.Decoder, kv yamlx.Pair, p *Profile) error {
 		p.Automap, p.automapAt = &b, v
 	case keySplit:
 		p.Split, err = decodeSplit(d, v, path)
+	case keyEncoders:
+		p.chain, err = decodeEncoders(d, v, path)
+	case keyCRF:
+		var l crfLevel
+		l, err = decodeCRF(d, v, path)
+		p.crf, p.crfAt = l.v, l.at
 	default:
 		return d.Unknown(kv, suggest(kv.Key, profileKeys))
 	}
@@ -170,6 +200,7 @@ func decodeInclude(d *yamlx.Decoder, kv yamlx.Pair, set *Set) ([]*Profile, error
 // are copied, never shared (pytranscoder aliased them, so a later include
 // could modify an earlier profile).
 func mergeParent(d *yamlx.Decoder, pr yamlx.Pair, p, parent *Profile) {
+	mergeVideo(d, pr, p, parent)
 	for _, sec := range []struct {
 		name     string
 		dst, src *Options
@@ -178,6 +209,9 @@ func mergeParent(d *yamlx.Decoder, pr yamlx.Pair, p, parent *Profile) {
 		{"output_options_audio", &p.Audio, &parent.Audio}, {"output_options_video", &p.Video, &parent.Video},
 		{"output_options_subtitle", &p.Subtitle, &parent.Subtitle},
 	} {
+		if sec.dst == &p.Video && p.chain != nil {
+			continue // an encoders: chain is the video; see mergeVideo
+		}
 		if sec.dst.str && len(sec.dst.words) > 0 && len(sec.src.words) > 0 {
 			d.Warnf(pr.KeyN, pr.Path+"."+sec.name, "string-form section merged with %s's by flag name (pytranscoder 2.2.7 mangled string-form merges; its README said the parent's options are ignored)", parent.Name)
 		}
@@ -197,6 +231,33 @@ func mergeParent(d *yamlx.Decoder, pr yamlx.Pair, p, parent *Profile) {
 	inherit(keySubtitle, func() { p.SubtitleSel = parent.SubtitleSel.clone() })
 	inherit(keyAutomap, func() { v := *parent.Automap; p.Automap, p.automapAt = &v, parent.automapAt })
 	inherit(keySplit, func() { v := *parent.Split; p.Split = &v })
+	inherit(keyCRF, func() {
+		if parent.crf != nil {
+			v := *parent.crf
+			p.crf = &v
+		}
+		p.crfAt = parent.crfAt
+	})
+}
+
+// mergeVideo applies include to the video, which is either a video section
+// (output_options_video) or an encoders: chain. The nearest one wins, as
+// for other keys: the child's own, then its includes' left to right. A
+// chain is inherited whole, and is then re-resolved against the child's
+// crf; a video section set nearer replaces an included chain.
+func mergeVideo(d *yamlx.Decoder, pr yamlx.Pair, p, parent *Profile) {
+	if parent.chain == nil || p.chain != nil {
+		return
+	}
+	if p.Video.set {
+		if videoCodecFlag(p.Video) == "" && videoCodecFlag(p.Output) == "" {
+			d.Warnf(pr.KeyN, pr.Path+".output_options_video", "this video section replaces the encoders: of %s (line %d) and names no encoder (-c:v), so ffmpeg picks its default; "+
+				"to change the quality of every variant, set crf: instead", parent.Name, parent.def.line)
+		}
+		return
+	}
+	p.chain = slices.Clone(parent.chain)
+	p.has[keyEncoders] = true
 }
 
 // decodeOptions decodes an option section: a string is split shell-style; in

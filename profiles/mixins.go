@@ -15,6 +15,12 @@ type mixinSection struct {
 	get  func(*Profile) *Options
 }
 
+// setIn reports whether p sets the section; for video, an encoders: chain
+// counts (a mixin's video section replaces it).
+func (sec mixinSection) setIn(p *Profile) bool {
+	return sec.get(p).set || (sec.key == "output_options_video" && p.chain != nil)
+}
+
 var mixinSections = []mixinSection{
 	{"output_options_audio", "audio-codec", func(p *Profile) *Options { return &p.Audio }},
 	{"output_options_video", "video-codec", func(p *Profile) *Options { return &p.Video }},
@@ -58,7 +64,7 @@ func (s *Set) MixinWarnings(p *Profile, mixins []string, inCluster bool) []*yaml
 	for _, sec := range mixinSections {
 		var setters []*Profile
 		for _, m := range ms {
-			if sec.get(m).set {
+			if sec.setIn(m) {
 				setters = append(setters, m)
 			}
 		}
@@ -79,7 +85,7 @@ func (s *Set) MixinWarnings(p *Profile, mixins []string, inCluster bool) []*yaml
 				msg += fmt.Sprintf(", dropping %s", strings.Join(lost, " "))
 			}
 			warn(last, "%s", msg)
-		case !have.set:
+		case !sec.setIn(p):
 			msg := fmt.Sprintf("mixin %s sets %s, which profile %s (line %d) lacks: pytranscoder ignored the mixin's section; clustertx adds it",
 				last.Name, sec.key, p.Name, p.def.line)
 			if dup := sharedFlags(p, sec.get(last).words); len(dup) > 0 {

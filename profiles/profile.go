@@ -63,7 +63,19 @@ type Profile struct {
 	automapAt             *yaml.Node // where Automap was set (for WarnProfileAutomap)
 	Split                 *Split     // split mode (clustertx key); nil = off
 
+	// VariantKey is the variant a ForVariant copy was made for; "" for a
+	// profile as the config defines it.
+	VariantKey string
+
 	Pos string // "file:line" where defined
+
+	// The encoders: chain (clustertx key): as written (chain) and resolved
+	// against crf (variants). Both nil for a profile with one video
+	// section; see Variants.
+	chain    []variantSpec
+	variants []Variant
+	crf      *float64 // crf: the level mapped onto every variant without its own
+	crfAt    defSite
 
 	def      defSite
 	has      map[string]bool // scalar keys the config set (for include merging)
@@ -101,6 +113,14 @@ func (p *Profile) Clone() *Profile {
 	if p.Automap != nil {
 		v := *p.Automap
 		c.Automap = &v
+	}
+	if p.crf != nil {
+		v := *p.crf
+		c.crf = &v
+	}
+	c.chain = slices.Clone(p.chain) // specs are never modified after decoding
+	if p.variants != nil {
+		c.variants = p.Variants()
 	}
 	c.has = make(map[string]bool, len(p.has))
 	for k, v := range p.has {
@@ -146,6 +166,10 @@ func (s *Set) Names() []string { return slices.Clone(s.order) }
 // replaces the profile's even when the profile has no such section
 // (pytranscoder then ignored the mixin). input_options and output_options
 // are never touched. An unknown mixin is an error naming it.
+//
+// The video section and an encoders: chain are one section: a mixin's
+// output_options_video replaces p's chain (p then has one encoder, the
+// mixin's), and a mixin's chain replaces p's video section or chain.
 func (s *Set) WithMixins(p *Profile, mixins []string) (*Profile, error) {
 	c := p.Clone()
 	for _, name := range mixins {
@@ -159,6 +183,14 @@ func (s *Set) WithMixins(p *Profile, mixins []string) (*Profile, error) {
 			if sec.src.set {
 				*sec.dst = sec.src.clone()
 			}
+		}
+		switch {
+		case m.Video.set:
+			c.chain, c.variants, c.crf = nil, nil, nil
+		case m.chain != nil:
+			mc := m.Clone()
+			c.chain, c.variants, c.crf, c.crfAt = mc.chain, mc.variants, mc.crf, mc.crfAt
+			c.Video = Options{}
 		}
 	}
 	return c, nil
