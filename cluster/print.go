@@ -235,7 +235,7 @@ func (m *manager) printSplit(w io.Writer, j *Job) {
 			fmt.Fprintf(w, "      download %s -> %s\n", out, displayPath(local))
 		}
 	}
-	if plan, err := j.Profile.Plan(j.Info, m.automap(j.Profile)); err == nil {
+	if plan, err := m.sharedPlan(j.Profile, j.Info); err == nil {
 		fmt.Fprintf(w, "    manager, once:\n      rest     %s\n", showArgv(append([]string{m.cfg.FFmpeg}, split.RestArgs(plan.In, plan.Out, j.Item.Path, "REST"+j.Profile.Extension)...)))
 	}
 	fmt.Fprintf(w, "      join     %s\n", showArgv(append([]string{m.cfg.FFmpeg}, j.Split.JoinArgs("SEGMENTS.txt", "REST"+j.Profile.Extension, j.Item.Path, "OUTPUT"+j.Profile.Extension, strings.EqualFold(j.Profile.Extension, ".mkv"))...)))

@@ -70,7 +70,7 @@ func (m *manager) planSplit(ctx context.Context, j *Job, rule *profiles.Rule) {
 		j.SplitNote = "not split: no video stream"
 		return
 	}
-	plan, err := j.Profile.Plan(j.Info, m.automap(j.Profile))
+	plan, err := m.sharedPlan(j.Profile, j.Info)
 	if err != nil {
 		return // the job fails with this error when it runs
 	}
@@ -398,7 +398,7 @@ func (f *film) segmentDone(host string, i int, out, id string) bool {
 func (f *film) encodeRest() {
 	defer close(f.restDone)
 	j, m := f.job, f.m
-	plan, err := j.Profile.Plan(j.Info, m.automap(j.Profile))
+	plan, err := m.sharedPlan(j.Profile, j.Info) // the manager encodes no video: no variant
 	if err != nil {
 		f.restErr = err
 		return

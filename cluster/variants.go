@@ -43,23 +43,32 @@ import (
 // are per host and variant, and a host's sessions: caps the copies of a
 // hardware family it runs at once.
 
-// variantSpec is one encoder variant of a profile.
-type variantSpec struct {
-	Key, Encoder, Family string
-}
+// variantsOf lists p's encoder variants in chain order (profiles.Variant);
+// nil for a classic single-encoder profile.
+func variantsOf(p *profiles.Profile) []profiles.Variant { return p.Variants() }
 
-// variantsOf lists p's encoder variants in chain order; nil for a classic
-// single-encoder profile.
-func variantsOf(p *profiles.Profile) []variantSpec {
-	return nil
-}
-
-// forVariant is p with variant key's input and video sections.
+// forVariant is p with variant key's input and video sections
+// (profiles.ForVariant); p itself for key "" (a classic profile).
 func forVariant(p *profiles.Profile, key string) (*profiles.Profile, error) {
 	if key == "" {
 		return p, nil
 	}
-	return nil, fmt.Errorf("profile %s has no encoder variant %q", p.Name, key)
+	return p.ForVariant(key)
+}
+
+// sharedPlan is p's argument plan without choosing a variant: for a
+// profile with encoder variants, its argv with no video section (maps,
+// audio, subtitles, container: what every variant shares) and the
+// profile's own input options, without any variant's.
+func (m *manager) sharedPlan(p *profiles.Profile, info *media.Info) (*profiles.ArgPlan, error) {
+	if variantsOf(p) == nil {
+		return p.Plan(info, m.automap(p))
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	in, out := p.Args(info, m.automap(p))
+	return &profiles.ArgPlan{In: in, Out: out}, nil
 }
 
 // VariantChoice is, for one host and one profile with encoder variants,
