@@ -363,7 +363,8 @@ var driverFailures = []string{
 
 // driverFailure returns the stderr line that shows a hardware variant's
 // driver failing, or "" when err is something else (or the variant is
-// software: its failures are the file's).
+// software: its failures are the file's). A specific line wins over
+// "Error while opening encoder", which any hardware failure prints too.
 func driverFailure(err error, family string) string {
 	if family == "" || err == nil {
 		return ""
@@ -372,15 +373,22 @@ func driverFailure(err error, family string) string {
 	if !errors.As(err, &xe) {
 		return ""
 	}
-	stderr := xe.Stderr
-	for _, l := range strings.Split(stderr, "\n") {
+	generic := ""
+	for _, l := range strings.Split(strings.ReplaceAll(xe.Stderr, " | ", "\n"), "\n") {
+		l = hosts.ErrorLine(l)
 		for _, p := range driverFailures {
-			if strings.Contains(l, p) || (family == "nvenc" && strings.Contains(l, "out of memory")) {
-				return hosts.ErrorLine(stderr)
+			if !strings.Contains(l, p) && !(family == "nvenc" && strings.Contains(l, "out of memory")) {
+				continue
+			}
+			if p != "Error while opening encoder" {
+				return l
+			}
+			if generic == "" {
+				generic = l
 			}
 		}
 	}
-	return ""
+	return generic
 }
 
 // demoteAfter is how many driver failures of one variant on one host in a

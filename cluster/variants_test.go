@@ -246,3 +246,175 @@ func TestVariantCacheInvalidatedByFFmpegVersion(t *testing.T) {
 		t.Errorf("b should use NVENC on its new ffmpeg:\n%s", out)
 	}
 }
+
+// A variant whose test passed fails at run time with the driver's error:
+// the file is encoded again on the same host with its next variant, nothing
+// is lost (each source is replaced only by a verified output), the failure
+// is reported with host, variant and ffmpeg's line, and after two such
+// failures the host is demoted to its next variant for the rest of the run.
+func TestVariantRuntimeFallback(t *testing.T) {
+	l := newLab(t)
+	hw := hoststest.NewFakeHW(t)
+	hw.FailAfter(t, "nvenc", 0) // the test encode passes; every job fails
+	l.writeVariantConfig("",
+		l.nas.YAML("nas", "type: mounted", "ffmpeg: "+hw.Path, "path-substitutions:", "  - "+l.media+"/ "+l.view+"/"))
+	var paths []string
+	for _, name := range []string{"a.mp4", "b.mp4", "c.mp4", "d.mp4"} {
+		paths = append(paths, l.clip(name, testenv.Clip{Seconds: 1, AudioLangs: []string{"eng"}}))
+	}
+	rep, out, err := l.run(context.Background(), nil, items("lab", paths...)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, f := range rep.Files {
+		if f.Outcome != cluster.Done {
+			t.Errorf("%s: %s: %s\n%s", f.Path, f.Outcome, f.Reason, out)
+			continue
+		}
+		if _, err := os.Stat(f.Path); !os.IsNotExist(err) {
+			t.Errorf("source %s still there after a done encode", f.Path)
+		}
+		if got := fakeTag(t, f.Output); got != "hevc_qsv" {
+			t.Errorf("%s written by %q, want hevc_qsv (the next variant)", f.Output, got)
+		}
+		if d := probe(t, f.Output).Duration; d < 0.8 {
+			t.Errorf("%s: duration %.2f", f.Output, d)
+		}
+	}
+	if n := jobEncodes(hw, true)["hevc_nvenc"]; n != 2 {
+		t.Errorf("%d NVENC jobs failed, want 2 (then the host is demoted)", n)
+	}
+	if n := jobEncodes(hw, false)["hevc_nvenc"]; n != 0 {
+		t.Errorf("%d NVENC jobs succeeded, want none", n)
+	}
+	for _, want := range []string{
+		"warning: host nas: encoder variant hevc_nvenc failed on " + l.media,
+		".mp4: No NVENC capable devices found\n",
+		"host nas: retrying " + l.media,
+		"with encoder variant hevc_qsv",
+		"warning: host nas: encoder variant hevc_nvenc failed 2 times in this run; the host uses its next variant for the rest of the run",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log does not say %q:\n%s", want, out)
+		}
+	}
+	if left := leftovers(t, l.media); len(left) > 0 {
+		t.Errorf("temp files left: %q", left)
+	}
+}
+
+// When the host that failed has no other variant, the file goes to
+// another host (without counting an attempt); a source is never touched
+// by a failed encode.
+func TestVariantRuntimeFailureGoesElsewhere(t *testing.T) {
+	l := newLab(t)
+	hw := hoststest.NewFakeHW(t)
+	hw.FailAfter(t, "nvenc", 0)
+	l.writeVariantConfig("",
+		l.nas.YAML("nas", "type: mounted", "ffmpeg: "+hw.Path, "encoders: [hevc_nvenc]", "path-substitutions:", "  - "+l.media+"/ "+l.view+"/"),
+		"      manager:\n        type: local\n        fallback: yes\n")
+	src := l.clip("a.mkv", testenv.Clip{Seconds: 1, AudioLangs: []string{"eng"}})
+	rep, out, err := l.run(context.Background(), nil, items("lab", src)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done || f.Host != "manager" || f.Attempts != 1 {
+		t.Fatalf("%s: %s on %s after %d attempts (%s), want done on manager after 1\n%s", f.Path, f.Outcome, f.Host, f.Attempts, f.Reason, out)
+	}
+	if n := jobEncodes(hw, true)["hevc_nvenc"]; n != 1 {
+		t.Errorf("%d failed NVENC jobs on nas, want 1", n)
+	}
+	if !strings.Contains(out, "encoder variant hevc_nvenc failed on host nas: No NVENC capable devices found") {
+		t.Errorf("the failure is not reported with host, variant and ffmpeg's line:\n%s", out)
+	}
+}
+
+// sessions: {nvenc: 1} on a host with 3 slots: never two NVENC encodes at
+// once there.
+func TestVariantSessionCap(t *testing.T) {
+	l := newLab(t)
+	hw := hoststest.NewFakeHW(t)
+	l.writeVariantConfig("",
+		l.nas.YAML("nas", "type: mounted", "ffmpeg: "+hw.Path, "slots: 3", "sessions: {nvenc: 1}", "path-substitutions:", "  - "+l.media+"/ "+l.view+"/"))
+	var paths []string
+	for _, name := range []string{"a.mkv", "b.mkv", "c.mkv", "d.mkv"} {
+		paths = append(paths, l.clip(name, testenv.Clip{Seconds: 1}))
+	}
+	rep, out, err := l.run(context.Background(), nil, items("lab", paths...)...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, f := range rep.Files {
+		if f.Outcome != cluster.Done {
+			t.Errorf("%s: %s: %s", f.Path, f.Outcome, f.Reason)
+		}
+	}
+	most, total := hw.MaxConcurrent("nvenc")
+	if total != len(paths) || most != 1 {
+		t.Errorf("NVENC jobs: %d in all, at most %d at once; want %d, 1\n%s", total, most, len(paths), out)
+	}
+}
+
+// A split film's segments all use one variant: the one with the most
+// expected capacity among the hosts that use it (here NVENC, on nas and
+// gamer, over the manager's x265), and only those hosts take segments.
+func TestVariantSplitFilmOneVariant(t *testing.T) {
+	l := newLab(t)
+	nasHW, gamerHW := hoststest.NewFakeHW(t), hoststest.NewFakeHW(t)
+	splitProf := `
+profiles:
+  auto-split:
+    include: auto
+    split:
+      min_duration: 10s
+      segment: 4s
+`
+	l.writeVariantConfig(splitProf,
+		"      manager:\n        type: local\n        fallback: no\n        exclude_encoders: [hevc_nvenc, hevc_qsv]\n",
+		l.nas.YAML("nas", "type: mounted", "ffmpeg: "+nasHW.Path, "slots: 2", "path-substitutions:", "  - "+l.media+"/ "+l.view+"/"),
+		l.gamer.YAML("gamer", "type: streaming", "ffmpeg: "+gamerHW.Path, "working_dir: "+l.work))
+	src := l.clip("film.mkv", testenv.Clip{Seconds: 16, GOP: 25, AudioLangs: []string{"eng"}})
+	work := cluster.WorkItem{Path: src, Cluster: "lab", Profile: "auto-split"}
+	_, out, err := l.run(context.Background(), func(o *cluster.Options) { o.DryRun = true }, work)
+	if err != nil {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"split:    variant hevc_nvenc for every segment (the most expected capacity of: hevc_nvenc on gamer, nas; libx265 on manager)",
+		"nas (mounted, variant hevc_nvenc), segment #2:",
+		"gamer (streaming, variant hevc_nvenc), segment #2:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "manager (local") {
+		t.Errorf("the manager (x265) is given segments of an NVENC film:\n%s", out)
+	}
+	rep, out, err := l.run(context.Background(), nil, work)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done || f.Split == nil {
+		t.Fatalf("%s: %s (%s), want done split\n%s", f.Path, f.Outcome, f.Reason, out)
+	}
+	for h := range f.Split.HostSeconds {
+		if h == "manager" {
+			t.Errorf("the manager encoded segments: %v", f.Split.HostSeconds)
+		}
+	}
+	n := 0
+	for _, hw := range []*hoststest.FakeHW{nasHW, gamerHW} {
+		for enc, k := range jobEncodes(hw, false) {
+			if enc != "hevc_nvenc" {
+				t.Errorf("a segment was encoded with %s", enc)
+			}
+			n += k
+		}
+	}
+	if n < f.Split.Segments {
+		t.Errorf("%d NVENC segment encodes for %d segments", n, f.Split.Segments)
+	}
+}
