@@ -46,10 +46,8 @@ func (l *lab) writeVariantConfig(extraProfile string, hostsYAML ...string) {
 	for _, h := range hostsYAML {
 		b.WriteString(h)
 	}
-	b.WriteString(variantProfiles)
-	if extraProfile != "" {
-		b.WriteString(strings.Replace(extraProfile, "profiles:\n", "", 1))
-	}
+	extra := strings.TrimPrefix(strings.TrimPrefix(extraProfile, "\n"), "profiles:\n")
+	b.WriteString(strings.Replace(variantProfiles, "rules:\n", extra+"rules:\n", 1))
 	l.cfgPath = filepath.Join(l.dir, "transcode.yml")
 	must(l.t, os.WriteFile(l.cfgPath, []byte(b.String()), 0o644))
 }
@@ -416,5 +414,63 @@ profiles:
 	}
 	if n < f.Split.Segments {
 		t.Errorf("%d NVENC segment encodes for %d segments", n, f.Split.Segments)
+	}
+}
+
+// A split film's variant failing at run time on one host: its segments go
+// to another host with the same variant. When no host is left with it,
+// the film fails with the reason and the original is kept.
+func TestVariantSplitFilmRuntimeFailure(t *testing.T) {
+	l := newLab(t)
+	nasHW, gamerHW := hoststest.NewFakeHW(t), hoststest.NewFakeHW(t)
+	nasHW.FailAfter(t, "nvenc", 0)
+	splitProf := `
+profiles:
+  auto-split:
+    include: auto
+    split:
+      min_duration: 8s
+      segment: 4s
+`
+	l.writeVariantConfig(splitProf,
+		l.nas.YAML("nas", "type: mounted", "ffmpeg: "+nasHW.Path, "path-substitutions:", "  - "+l.media+"/ "+l.view+"/"),
+		l.gamer.YAML("gamer", "type: streaming", "ffmpeg: "+gamerHW.Path, "working_dir: "+l.work))
+	src := l.clip("film.mkv", testenv.Clip{Seconds: 12, GOP: 25, AudioLangs: []string{"eng"}})
+	work := cluster.WorkItem{Path: src, Cluster: "lab", Profile: "auto-split"}
+	rep, out, err := l.run(context.Background(), nil, work)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f := rep.Files[0]
+	if f.Outcome != cluster.Done || f.Split == nil {
+		t.Fatalf("%s: %s (%s), want done split\n%s", f.Path, f.Outcome, f.Reason, out)
+	}
+	if _, ok := f.Split.HostSeconds["nas"]; ok {
+		t.Errorf("nas's NVENC fails, yet it encoded segments: %v", f.Split.HostSeconds)
+	}
+	if n := jobEncodes(gamerHW, false); n["hevc_nvenc"] != f.Split.Segments || len(n) != 1 {
+		t.Errorf("gamer's segment encodes %v, want %d with hevc_nvenc only", n, f.Split.Segments)
+	}
+	if n := jobEncodes(nasHW, false); len(n) != 0 {
+		t.Errorf("nas finished segment encodes %v: with another variant than the film's?", n)
+	}
+
+	// No host left with the film's variant: the film fails, the original stays.
+	gamerHW.FailAfter(t, "nvenc", 0)
+	src2 := l.clip("film2.mkv", testenv.Clip{Seconds: 12, GOP: 25, AudioLangs: []string{"eng"}})
+	sum := fileHash(t, src2)
+	rep, out, err = l.run(context.Background(), nil, cluster.WorkItem{Path: src2, Cluster: "lab", Profile: "auto-split"})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f = rep.Files[0]
+	if f.Outcome != cluster.Failed || !strings.Contains(f.Reason, "variant hevc_nvenc") || !strings.Contains(f.Reason, "No NVENC capable devices found") {
+		t.Errorf("%s: %s (%s), want failed with the variant's failure\n%s", f.Path, f.Outcome, f.Reason, out)
+	}
+	if got := fileHash(t, src2); got != sum {
+		t.Error("the original changed")
+	}
+	if left := leftovers(t, l.media, l.work); len(left) > 0 {
+		t.Errorf("temp files left: %q", left)
 	}
 }
