@@ -3,7 +3,8 @@
 // parallel, runs one worker per host slot pulling from the shared queue,
 // and carries each job through its lifecycle: stage, encode, fetch, verify,
 // replace, report. It reaches hosts only through hosts.Transport and does
-// not know whether a host is SSH or local.
+// not know whether a host is SSH or local. For a profile with encoder
+// variants it decides which variant each host encodes with (variants.go).
 package cluster
 
 import (
