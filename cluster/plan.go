@@ -20,6 +20,7 @@ import (
 	"clustertx/internal/fileid"
 	"clustertx/media"
 	"clustertx/profiles"
+	"clustertx/queue"
 	"clustertx/split"
 )
 
@@ -54,8 +55,14 @@ type Job struct {
 	// uses (zero for classic profiles); SplitWhy says why that one.
 	SplitVariant VariantChoice
 	SplitWhy     string
-	SplitNote    string // why split mode was asked for but not used
-	splitTime    time.Duration
+	// hwFamily is the hardware family of a classic profile's encoder
+	// (-c:v hevc_nvenc: "nvenc"), for hosts' sessions: caps.
+	hwFamily string
+	// firstLane is, per host, the lane of the first variant its config
+	// allows: the queue's guess until the host's variant is known.
+	firstLane map[string]queue.Lane
+	SplitNote string // why split mode was asked for but not used
+	splitTime time.Duration
 
 	// Set when the job cannot run: skipped by a rule, no rule, probe error…
 	Outcome     Outcome

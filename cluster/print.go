@@ -161,7 +161,8 @@ func (m *manager) printHostCommand(w io.Writer, j *Job, h *hosts.Def) {
 	var t hosts.Transport = joinOnly{h}
 	variant := ""
 	if variantsOf(prof) != nil {
-		c, _ := m.standingVariant(h.Name, prof.Name, j.Item.Mixins)
+		c, ok := m.standingVariant(h.Name, prof.Name, j.Item.Mixins)
+		c.Unknown = c.Unknown || !ok
 		variant = c.Key
 		if c.Unknown || c.Key == "" {
 			fmt.Fprintf(w, "    %s (%s): encoder variant %s\n", h.Name, h.Type, c.Describe())

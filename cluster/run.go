@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"clustertx/config"
@@ -176,10 +177,11 @@ type manager struct {
 	encoders map[string]*hosts.EncoderSet // per host that answered the check
 
 	varOnce      sync.Once
-	variants     *variantState         // encoder variants: tests, choices, demotions (variants.go)
-	profMu       sync.Mutex            //
-	planProfiles []planProfile         // profiles with variants the plan uses
-	hostDefs     map[string]*hosts.Def // every host of the run by name (for the lanes)
+	variants     *variantState               // encoder variants: tests, choices, demotions (variants.go)
+	profMu       sync.Mutex                  //
+	planProfiles []planProfile               // profiles with variants the plan uses
+	hostDefs     map[string]*hosts.Def       // every host of the run by name (for the lanes)
+	q            atomic.Pointer[queue.Queue] // the run's queue, once it exists
 
 	conns map[string]hosts.Transport // up hosts
 	calib *calibrator                // Options.Calibrate: the check-time test encodes (nil: off)
@@ -538,6 +540,18 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 		}
 		j.Profile = prof
 		m.notePlanProfile(prof, it.Mixins, j.Info)
+		j.hwFamily = m.classicFamily(prof, j.Info)
+		if vs := variantsOf(prof); vs != nil {
+			j.firstLane = map[string]queue.Lane{}
+			for _, h := range clusterHosts[it.Cluster] {
+				for _, v := range vs {
+					if h.EncoderAllowed(v.Encoder) == "" {
+						j.firstLane[h.Name] = queue.Lane{Key: v.Key, Family: v.Family}
+						break
+					}
+				}
+			}
+		}
 		for _, h := range clusterHosts[it.Cluster] {
 			if !eligible(j, h) {
 				continue
@@ -629,6 +643,7 @@ const speedKey = "work"
 // while the host is up and re-probes it while it is down.
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
 	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Policy: m.opts.Policy, Now: m.opts.Now})
+	m.q.Store(q) // a variant chosen during the run updates its lanes
 	windows := m.setWindows(q, p.Hosts)
 	results := make([]*FileResult, len(p.Jobs))
 	m.results = results
@@ -685,9 +700,12 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		}
 	}
 	m.profMu.Lock()
-	anyVariants := len(m.planProfiles) > 0
+	lanes := len(m.planProfiles) > 0
 	m.profMu.Unlock()
-	if anyVariants {
+	for _, h := range p.Hosts {
+		lanes = lanes || len(h.Sessions) > 0
+	}
+	if lanes {
 		q.SetLanes(m.lane)
 	}
 	defer func() {

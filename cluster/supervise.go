@@ -186,7 +186,7 @@ func (m *manager) lacksEncoder(ctx context.Context, job *Job, h *hosts.Def) stri
 	set := m.encoders[h.Name]
 	t := m.conns[h.Name]
 	m.encMu.Unlock()
-	if set == nil || t == nil {
+	if t == nil {
 		return ""
 	}
 	prof, err := profileFor(m.cfg, job, h)
@@ -194,7 +194,12 @@ func (m *manager) lacksEncoder(ctx context.Context, job *Job, h *hosts.Def) stri
 		return ""
 	}
 	if variantsOf(prof) != nil {
+		// Chosen even when the encoder list could not be read: the test
+		// encodes decide.
 		return m.lacksVariant(ctx, job, h, t, set, prof)
+	}
+	if set == nil {
+		return ""
 	}
 	plan, err := prof.Plan(job.Info, m.automap(prof))
 	if err != nil {
@@ -231,7 +236,7 @@ func (m *manager) lacksVariant(ctx context.Context, job *Job, h *hosts.Def, t ho
 	}
 	var lacks []string
 	for _, enc := range hosts.EncodersIn(append(append([]string(nil), plan.In...), plan.Out...)) {
-		if enc != c.Encoder && !set.Listed(enc) {
+		if enc != c.Encoder && set != nil && !set.Listed(enc) {
 			lacks = append(lacks, enc+" (not in this host's ffmpeg -encoders)")
 		}
 	}

@@ -249,6 +249,9 @@ func (m *manager) chooseVariant(ctx context.Context, h *hosts.Def, t hosts.Trans
 		vs.mu.Lock()
 		vs.chosen[ident] = c
 		vs.mu.Unlock()
+		if q := m.q.Load(); q != nil { // chosen during the run: new lanes
+			q.LanesChanged(h.Name)
+		}
 	}
 	return c
 }
@@ -498,11 +501,37 @@ func (m *manager) lane(it *queue.Item, host string) queue.Lane {
 		if h := m.hostDefs[host]; h != nil && h.Profile != "" {
 			name = h.Profile
 		}
-		if c, ok := m.standingVariant(host, name, pl.Item.Mixins); ok && c.Key != "" {
-			return queue.Lane{Key: c.Key, Family: c.Family}
+		if c, ok := m.standingVariant(host, name, pl.Item.Mixins); ok {
+			if c.Key != "" {
+				return queue.Lane{Key: c.Key, Family: c.Family}
+			}
+		} else if l, ok := pl.firstLane[host]; ok && name == pl.Profile.Name {
+			// Not known yet (the host joined late): the first variant its
+			// config allows, so that its session cap holds from the start.
+			return l
 		}
+		return queue.Lane{Family: pl.hwFamily}
 	}
 	return queue.Lane{}
+}
+
+// classicFamily is the hardware family of the first hardware encoder a
+// profile without variants asks for ("" none), so that hosts' sessions:
+// caps apply to it too.
+func (m *manager) classicFamily(p *profiles.Profile, info *media.Info) string {
+	if variantsOf(p) != nil {
+		return ""
+	}
+	plan, err := p.Plan(info, m.automap(p))
+	if err != nil {
+		return ""
+	}
+	for _, enc := range hosts.EncodersIn(plan.Out) {
+		if f := familyOf(enc); f != "" {
+			return f
+		}
+	}
+	return ""
 }
 
 // laneSpeedKey is the journal's profile key for a host's speed with one
