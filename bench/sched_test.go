@@ -72,7 +72,14 @@ func cpuTime() time.Duration {
 // files through the real queue. Reports the manager's wall and CPU time for
 // the whole simulated batch (queue + simulator), the time spent inside queue
 // calls, and peak heap (target < 200 MB), with makespan ÷ lower bound.
-func BenchmarkSchedulerScale(b *testing.B) {
+func BenchmarkSchedulerScale(b *testing.B) { benchScale(b, false) }
+
+// BenchmarkSchedulerScaleLanes is BenchmarkSchedulerScale with encoder
+// lanes and session caps (SimOptions.Lanes): the cost of issue 16's
+// per-variant speeds on the same batch.
+func BenchmarkSchedulerScaleLanes(b *testing.B) { benchScale(b, true) }
+
+func benchScale(b *testing.B, lanes bool) {
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
 		var peakInuse, peakSys uint64
@@ -85,12 +92,12 @@ func BenchmarkSchedulerScale(b *testing.B) {
 		cpu0, wall0 := cpuTime(), time.Now()
 		batch := GenBatch(1, 100, 100_000, 0)
 		sample()
-		r := simulate(b, batch, SimOptions{Policy: queue.Smart, Seed: 1, MemSample: sample})
+		r := simulate(b, batch, SimOptions{Policy: queue.Smart, Seed: 1, MemSample: sample, Lanes: lanes})
 		sample()
 		wall, cpu := time.Since(wall0), cpuTime()-cpu0
 		mb := func(x uint64) float64 { return float64(x) / (1 << 20) }
-		b.Logf("100 hosts × 100,000 files: makespan/LB %.4f, %d events; wall %.2fs, CPU %.2fs, in queue calls %.2fs; peak heap in use %.0f MB (heap reserved %.0f MB; target < 200 MB)",
-			r.Ratio(), r.Events, wall.Seconds(), cpu.Seconds(), r.QueueTime.Seconds(), mb(peakInuse), mb(peakSys))
+		b.Logf("100 hosts × 100,000 files (lanes %v): makespan/LB %.4f, %d events; wall %.2fs, CPU %.2fs, in queue calls %.2fs; peak heap in use %.0f MB (heap reserved %.0f MB; target < 200 MB)",
+			lanes, r.Ratio(), r.Events, wall.Seconds(), cpu.Seconds(), r.QueueTime.Seconds(), mb(peakInuse), mb(peakSys))
 		b.ReportMetric(r.Ratio(), "ours/LB")
 		b.ReportMetric(wall.Seconds(), "wall-s")
 		b.ReportMetric(cpu.Seconds(), "cpu-s")

@@ -165,7 +165,12 @@ type SimOptions struct {
 	// priors are given as guesses: queue.SetHostGuess).
 	Cold, ShortFirst     bool
 	Calibrate, CalibCost float64
-	Seed                 uint64
+	// Lanes installs a lanes function (queue.SetLanes) and session caps,
+	// to measure their cost: on every other host, every other item runs
+	// in an NVENC lane (its own speed estimate, at the host's true speed)
+	// capped at all but one of the host's slots.
+	Lanes bool
+	Seed  uint64
 	// MemSample, if set, is called every 1,000 events (peak memory sampling).
 	MemSample func()
 }
@@ -290,6 +295,22 @@ func Simulate(b *Batch, o SimOptions) (SimResult, error) {
 		for s := 0; s < h.Slots; s++ {
 			slots = append(slots, &simSlot{h: i, pipe: o.Prefetch && h.Bandwidth > 0})
 		}
+	}
+	if o.Lanes {
+		nvenc := queue.Lane{Key: "hevc_nvenc", Family: "nvenc"}
+		timed(func() {
+			q.SetLanes(func(it *queue.Item, host string) queue.Lane {
+				if hostIdx[host]%2 == 0 && it.ID%2 == 0 {
+					return nvenc
+				}
+				return queue.Lane{}
+			})
+			for i, h := range b.Hosts {
+				if i%2 == 0 {
+					q.SetSessionCap(h.Name, nvenc.Family, max(1, h.Slots-1))
+				}
+			}
+		})
 	}
 	items := make([]*queue.Item, len(b.Jobs))
 	for i := range b.Jobs {

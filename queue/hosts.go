@@ -7,6 +7,7 @@ import (
 )
 
 type hostState struct {
+	q        *Queue
 	name     string
 	hash     uint64
 	weight   float64 // prior (relative)
@@ -16,6 +17,13 @@ type hostState struct {
 	speed    float64               // effective speed (the default lane)
 	lanes    map[string]*laneSpeed // lane key → speed (lanes.go); nil: none known
 	caps     map[string]int        // hardware family → session cap (SetSessionCap)
+	laneMax  float64               // fastest known lane speed (laneStats)
+	laneMean float64               // mean sampled lane speed; 0: none
+	laneIt   *Item                 // the item of the last lanes call for this host…
+	laneIs   Lane                  // …and its answer
+	famGen   int                   // famFree's walk…
+	famFam   string                // …family…
+	famAt    float64               // …and answer
 	slots    int                   // set by SetSlots (0: inferred)
 	seen     int                   // most slots seen busy or asking at once
 	down     bool
@@ -63,7 +71,7 @@ func (h *hostState) active() int {
 func (q *Queue) host(name string) *hostState {
 	h := q.hosts[name]
 	if h == nil {
-		h = &hostState{name: name, hash: maphash.String(q.seed, name) | 1, weight: 1, limit: math.Inf(1)}
+		h = &hostState{q: q, name: name, hash: maphash.String(q.seed, name) | 1, weight: 1, limit: math.Inf(1)}
 		q.hosts[name] = h
 		q.hostList = append(q.hostList, h)
 		q.updateSpeeds()

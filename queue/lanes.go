@@ -16,7 +16,8 @@ import (
 // the speed of SetHostSpeed, ObserveSpeed and HostSpeed), Family the
 // hardware family whose session cap applies ("" none: only slots do).
 // SetLanes installs the function that tells the lanes; without one every
-// item's lane is Lane{} everywhere and nothing below costs anything.
+// item's lane is Lane{} everywhere and what follows costs next to
+// nothing (BenchmarkSchedulerScale, with and without Lanes).
 //
 // Speeds are kept per host and lane key. An item's predicted time on h is
 // Work ÷ the speed of its lane on h, wherever the scheduler predicts: the
@@ -90,13 +91,16 @@ func (l *laneSpeed) known() (float64, bool) {
 // SetLanes installs fn, which the queue calls (under its lock; fn must be
 // fast, pure and not call the queue) to learn item it's lane on host. nil
 // = every item's lane is Lane{}: the host's default speed, no session cap.
+// The queue may keep an answer until LanesChanged(host) or SetLanes: when
+// fn's answer for a host changes (a demotion), call LanesChanged.
 func (q *Queue) SetLanes(fn func(it *Item, host string) Lane) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.laneFn = fn
 	for _, h := range q.hostList {
+		h.laneIt = nil
 		for _, r := range h.runs {
-			r.lane = q.lane(r.it, h)
+			r.lane = q.laneRef(q.lane(r.it, h))
 		}
 	}
 	q.updateSpeeds()
@@ -146,6 +150,7 @@ func (q *Queue) SetLaneSpeed(host, key string, speed float64) {
 	h := q.host(host)
 	l := h.laneOf(key)
 	l.prior = max(speed, 0)
+	h.laneStats()
 	q.updateSpeeds()
 	q.broadcast()
 }
@@ -192,16 +197,17 @@ func (q *Queue) LanesChanged(host string) {
 	if h == nil {
 		return
 	}
+	h.laneIt = nil
 	for _, r := range append([]*run(nil), h.runs...) {
 		if !r.queued {
 			continue
 		}
-		old := r.lane
-		r.lane = q.lane(r.it, h)
-		if r.lane.Family == "" || r.lane.Family == old.Family {
+		old := r.family()
+		r.lane = q.laneRef(q.lane(r.it, h))
+		if r.family() == "" || r.family() == old {
 			continue
 		}
-		if n := h.caps[r.lane.Family]; n > 0 && h.family(r.lane.Family) > n {
+		if n := h.caps[r.family()]; n > 0 && h.family(r.family()) > n {
 			it := r.it
 			q.removeRun(r)
 			r.drop()
@@ -216,28 +222,75 @@ func (q *Queue) LanesChanged(host string) {
 	q.broadcast()
 }
 
-// lane returns it's lane on h.
+// lane returns it's lane on h. A pick asks the same item's lane on the
+// same host several times in a row (may h take it, how fast): h keeps
+// the last answer, until LanesChanged or SetLanes.
 func (q *Queue) lane(it *Item, h *hostState) Lane {
 	if q.laneFn == nil {
 		return Lane{}
 	}
-	return q.laneFn(it, h.name)
+	if h.laneIt != it {
+		h.laneIt, h.laneIs = it, q.laneFn(it, h.name)
+	}
+	return h.laneIs
 }
 
-// rate is h's speed for it (work units per second).
+// rate is h's speed for it (work units per second). A host with no
+// lane speed known runs every lane at its default speed: the lanes
+// function is not asked.
 func (q *Queue) rate(it *Item, h *hostState) float64 {
-	if q.laneFn == nil {
+	if q.laneFn == nil || h.lanes == nil {
 		return h.speed
 	}
-	return h.keySpeed(q.laneFn(it, h.name).Key)
+	return q.laneRate(it, h)
 }
+
+// laneRate is rate's slow path, apart so that rate inlines.
+func (q *Queue) laneRate(it *Item, h *hostState) float64 { return h.keySpeed(q.lane(it, h).Key) }
 
 // speed is r's host's speed for r's lane.
 func (r *run) speed() float64 {
-	if r.lane.Key == "" {
+	if r.lane == 0 {
 		return r.h.speed
 	}
-	return r.h.keySpeed(r.lane.Key)
+	return r.h.keySpeed(r.key())
+}
+
+// laneRef returns l's index in the queue's table of lanes (0 for Lane{}):
+// a run holds 4 bytes beside its queued flag rather than two strings, so
+// that a run is no larger than before lanes (the 100k-file simulation
+// makes one per job).
+func (q *Queue) laneRef(l Lane) uint32 {
+	if l == (Lane{}) {
+		return 0
+	}
+	i, ok := q.laneIdx[l]
+	if !ok {
+		if q.laneIdx == nil {
+			q.laneIdx = map[Lane]uint32{}
+			q.laneTab = []Lane{{}}
+		}
+		i = uint32(len(q.laneTab))
+		q.laneTab = append(q.laneTab, l)
+		q.laneIdx[l] = i
+	}
+	return i
+}
+
+// key is r's lane key.
+func (r *run) key() string {
+	if r.lane == 0 {
+		return ""
+	}
+	return r.h.q.laneTab[r.lane].Key
+}
+
+// family is r's lane's family.
+func (r *run) family() string {
+	if r.lane == 0 {
+		return ""
+	}
+	return r.h.q.laneTab[r.lane].Family
 }
 
 func (h *hostState) laneOf(key string) *laneSpeed {
@@ -279,7 +332,28 @@ func (q *Queue) observeKey(h *hostState, key string, s float64) {
 		l.est += q.opts.Alpha * (s - l.est)
 	}
 	l.nobs++
+	h.laneStats()
 	q.updateSpeeds()
+}
+
+// laneStats updates h's figures over its lanes (updateSpeeds runs at
+// every sample, over every host): the fastest known lane speed, and the
+// mean of the sampled ones (0: none).
+func (h *hostState) laneStats() {
+	h.laneMax, h.laneMean = 0, 0
+	n := 0
+	for _, l := range h.lanes {
+		if v, ok := l.known(); ok {
+			h.laneMax = max(h.laneMax, v)
+		}
+		if l.nobs > 0 {
+			h.laneMean += l.est
+			n++
+		}
+	}
+	if n > 0 {
+		h.laneMean /= float64(n)
+	}
 }
 
 // laneScale returns, for updateSpeeds when no host has a sample of its
@@ -287,16 +361,8 @@ func (q *Queue) observeKey(h *hostState, key string, s float64) {
 // hosts with lane samples.
 func (q *Queue) laneScale() (obs, w float64) {
 	for _, h := range q.hostList {
-		var sum float64
-		n := 0
-		for _, l := range h.lanes {
-			if l.nobs > 0 {
-				sum += l.est
-				n++
-			}
-		}
-		if n > 0 {
-			obs += sum / float64(n)
+		if h.laneMean > 0 {
+			obs += h.laneMean
 			w += h.weight
 		}
 	}
@@ -304,21 +370,13 @@ func (q *Queue) laneScale() (obs, w float64) {
 }
 
 // fastest is h's fastest known speed over its lanes, for the capacity.
-func (h *hostState) fastest() float64 {
-	s := h.speed
-	for _, l := range h.lanes {
-		if v, ok := l.known(); ok {
-			s = max(s, v)
-		}
-	}
-	return s
-}
+func (h *hostState) fastest() float64 { return max(h.speed, h.laneMax) }
 
 // family returns how many copies on h have a lane of family fam.
 func (h *hostState) family(fam string) int {
 	n := 0
 	for _, r := range h.runs {
-		if r.lane.Family == fam {
+		if r.family() == fam {
 			n++
 		}
 	}
@@ -337,20 +395,34 @@ func (h *hostState) capped(fam string) bool {
 // famFree returns when h frees a session of family fam (seconds since t0):
 // -Inf if h is not at its cap for it, else the predicted end of the copy
 // of that family that frees one, queued copies placed as slotTimes
-// places them.
-func (h *hostState) famFree(fam string, now float64) float64 {
+// places them. It is asked for every item of a walk and every host, so
+// within one walk (q.gen) h keeps its last answer.
+func (q *Queue) famFree(h *hostState, fam string, now float64) float64 {
+	if fam == "" || h.caps == nil {
+		return math.Inf(-1)
+	}
+	if h.famGen == q.gen && h.famFam == fam {
+		return h.famAt
+	}
+	h.famGen, h.famFam, h.famAt = q.gen, fam, h.famEnd(fam, now)
+	return h.famAt
+}
+
+// famEnd is famFree without the cache.
+func (h *hostState) famEnd(fam string, now float64) float64 {
 	if !h.capped(fam) {
 		return math.Inf(-1)
 	}
-	var ends []float64
+	var endBuf [8]float64
+	ends := endBuf[:0]
 	for _, r := range h.runs {
-		if !r.queued && r.lane.Family == fam {
+		if !r.queued && r.family() == fam {
 			ends = append(ends, now+r.remaining(now))
 		}
 	}
 	var buf [8]float64
 	placeSlots(h, now, buf[:0], func(r *run, end float64) {
-		if r.lane.Family == fam {
+		if r.family() == fam {
 			ends = append(ends, end)
 		}
 	})
@@ -362,7 +434,10 @@ func (h *hostState) famFree(fam string, now float64) float64 {
 // from as far as lanes go: h is not at its cap for it's family, and it
 // fits h's window at the speed of its lane.
 func (q *Queue) takes(h *hostState, it *Item, from float64) bool {
-	l := q.laneFn(it, h.name)
+	if h.caps == nil && math.IsInf(h.limit, 1) {
+		return true
+	}
+	l := q.lane(it, h)
 	if h.capped(l.Family) {
 		return false
 	}

@@ -32,6 +32,16 @@ import (
 // then no host may be waiting, and none may take a left item now or in
 // its next window.
 //
+// In half the clusters items belong to profiles with encoder variants
+// (lanes): each host runs a profile's items with its own variant, at its
+// own true speed per variant, with priors per variant near or far from
+// the truth (or none), hardware session caps per host and family, and
+// demotions mid-run (a host moves to its next variant: LanesChanged).
+// There the check is also made directly: whenever a job is pending and a
+// host that may take it (a free slot, not at its cap for the job's family)
+// idles, some host starts a job by the time every copy running then has
+// ended; and no host ever holds more copies of a family than its cap.
+//
 // CI runs a fixed set of seeds; CLUSTERTX_STRESS=N runs N more, from a
 // seed printed on failure (CLUSTERTX_SEED=S replays one).
 func TestLivenessRandomClusters(t *testing.T) {
@@ -48,7 +58,7 @@ func TestLivenessRandomClusters(t *testing.T) {
 	if s, err := strconv.ParseUint(os.Getenv("CLUSTERTX_SEED"), 10, 64); err == nil {
 		seeds = []uint64{s}
 	}
-	var events, starts, left int
+	var events, starts, left, lanes, demotions, atCap int
 	for _, seed := range seeds {
 		st, err := runLiveness(seed)
 		if err != nil {
@@ -57,8 +67,12 @@ func TestLivenessRandomClusters(t *testing.T) {
 		events += st.events
 		starts += st.starts
 		left += st.left
+		lanes += st.lanes
+		demotions += st.demotions
+		atCap += st.atCap
 	}
 	t.Logf("%d random clusters, %d events, %d copies started, %d items left by windows", len(seeds), events, starts, left)
+	t.Logf("lanes in %d clusters: %d demotions, %d steps with a host at a session cap", lanes, demotions, atCap)
 }
 
 type lvHost struct {
@@ -110,6 +124,7 @@ type lvCopy struct {
 	slot       *lvSlot
 	start, end float64
 	fail       bool
+	family     string // the lane's hardware family when it began
 }
 
 type lvEvent struct {
@@ -118,7 +133,7 @@ type lvEvent struct {
 	h    *lvHost
 }
 
-type lvStats struct{ events, starts, left int }
+type lvStats struct{ events, starts, left, lanes, demotions, atCap int }
 
 func runLiveness(seed uint64) (lvStats, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x11fe))
@@ -250,10 +265,15 @@ func runLiveness(seed uint64) (lvStats, error) {
 		ext = append(ext, lvEvent{at: t, what: "up", h: h}, lvEvent{at: t, what: "release", h: h})
 		tEnd = max(tEnd, t)
 	}
+	lv := newLvLanes(seed, q, hs, items)
+	ext = append(ext, lv.demotions...)
 	sort.SliceStable(ext, func(i, j int) bool { return ext[i].at < ext[j].at })
 	q.Push(items...)
 
 	var st lvStats
+	if lv.on {
+		st.lanes = 1
+	}
 	var running []*lvCopy
 	now := 0.0
 	setNow := func(t float64) {
@@ -261,8 +281,9 @@ func runLiveness(seed uint64) (lvStats, error) {
 		clk.t = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(t * float64(time.Second)))
 	}
 	begin := func(s *lvSlot, it *Item) {
-		d := actual[it] / s.h.speed
-		c := &lvCopy{it: it, slot: s, start: now, end: now + d, fail: rng.Float64() < failP}
+		l := lv.lane(it, s.h.name)
+		d := actual[it] / (s.h.speed * lv.factor(s.h.name, l.Key))
+		c := &lvCopy{it: it, slot: s, start: now, end: now + d, fail: rng.Float64() < failP, family: l.Family}
 		s.cur = c
 		running = append(running, c)
 		st.starts++
@@ -351,8 +372,11 @@ func runLiveness(seed uint64) (lvStats, error) {
 		if h.down || h.held || !it.Eligible[h.name] || shut(h, now) {
 			return false
 		}
-		if it.Work/q.HostSpeed(h.name) > limit(h, now)-now {
+		if it.Work/lv.speed(it, h.name) > limit(h, now)-now {
 			return false // does not fit what is left of its window
+		}
+		if lv.capped(it, h) {
+			return false // no session free for its family
 		}
 		if it.FailedOn[h.name] {
 			for _, g := range hs {
@@ -383,7 +407,7 @@ func runLiveness(seed uint64) (lvStats, error) {
 		if g.win == nil && math.IsInf(deadline, 1) {
 			return true
 		}
-		sp := q.HostSpeed(g.name)
+		sp := lv.speed(it, g.name)
 		if !shut(g, now) && it.Work/sp <= limit(g, now)-now {
 			return true
 		}
@@ -422,20 +446,24 @@ func runLiveness(seed uint64) (lvStats, error) {
 			fmt.Fprintf(&b, "  %s speed=%.2f est=%.2f slots=%d fallback=%v prefetch=%v down=%v held=%v retired=%v win=%v shut=%v noWait=%v\n",
 				h.name, h.speed, q.HostSpeed(h.name), len(h.slots), h.fallback, h.prefetch, h.down, h.held, h.retired, h.win, shut(h, now), h.noWait)
 		}
+		if lv.on {
+			b.WriteString(lv.String())
+		}
 		for _, h := range hs {
 			it, wait := q.TryNext(h.name)
 			fmt.Fprintf(&b, "  TryNext(%s) = %v, %v; shut %v limit %.1f reopen %.1f\n", h.name, it, wait, q.hosts[h.name].shut, q.hosts[h.name].limit, q.hosts[h.name].win.reopen)
 		}
 		for _, it := range q.Pending() {
-			fmt.Fprintf(&b, "  item %d work=%.1f eligible=%v failedOn=%v state=%d", it.ID, it.Work, it.Eligible, it.FailedOn, it.state)
+			fmt.Fprintf(&b, "  item %d work=%.1f eligible=%v failedOn=%v state=%d profile=%v", it.ID, it.Work, it.Eligible, it.FailedOn, it.state, it.Payload)
 			for _, r := range it.runs {
-				fmt.Fprintf(&b, " run(%s queued=%v start=%.1f)", r.h.name, r.queued, r.start)
+				fmt.Fprintf(&b, " run(%s queued=%v start=%.1f lane=%s/%s)", r.h.name, r.queued, r.start, r.key(), r.family())
 			}
 			b.WriteString("\n")
 		}
 		return b.String()
 	}
 
+	watchUntil, watchStarts := math.NaN(), 0
 	ei := 0
 	for step := 0; ; step++ {
 		if step > 200000 {
@@ -449,6 +477,40 @@ func runLiveness(seed uint64) (lvStats, error) {
 		ask()
 		if violation != "" {
 			return st, fmt.Errorf("%s\n%s", violation, dump())
+		}
+		if lv.on {
+			full, err := lv.checkCaps()
+			if err != nil {
+				return st, fmt.Errorf("%v\n%s", err, dump())
+			}
+			if full {
+				st.atCap++
+			}
+			// Bounded wait: an idle host that may take a pending job
+			// waits at most until every copy running now has ended.
+			idle := ""
+			for _, it := range q.Pending() {
+				for _, h := range hs {
+					if it.state == pending && h.freeSlot() && mayTake(it, h) {
+						idle = fmt.Sprintf("item %d is pending and %s, idle, may take it", it.ID, h.name)
+						break
+					}
+				}
+				if idle != "" {
+					break
+				}
+			}
+			switch {
+			case idle == "" || st.starts > watchStarts:
+				watchUntil, watchStarts = math.NaN(), st.starts
+			case math.IsNaN(watchUntil):
+				watchUntil = now
+				for _, c := range running {
+					watchUntil = max(watchUntil, c.end)
+				}
+			case now > watchUntil:
+				return st, fmt.Errorf("%s since before %.1f, when every copy then running had ended, and no host started a job\n%s", idle, watchUntil, dump())
+			}
 		}
 		pendingN, runningN := q.Counts()
 		if pendingN == 0 && runningN == 0 {
@@ -537,6 +599,9 @@ func runLiveness(seed uint64) (lvStats, error) {
 			case "release":
 				h.held = false
 				q.SetHeld(h.name, false)
+			case "demote":
+				lv.demote(h.name)
+				st.demotions++
 			}
 			continue
 		}
@@ -598,4 +663,166 @@ func anyWindow(hs []*lvHost) bool {
 		}
 	}
 	return false
+}
+
+func (h *lvHost) freeSlot() bool {
+	for _, s := range h.slots {
+		if s.cur == nil && s.queued == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// lvLanes is a cluster's encoder variants: profiles, each host's variant
+// list per profile (the first that works there), how far each host has
+// been demoted, its true speed factor per variant, and its session caps.
+type lvLanes struct {
+	on        bool
+	q         *Queue
+	hs        []*lvHost
+	variants  map[string]map[string][]Lane // host → profile → variants
+	level     map[string]int               // host → demotions so far
+	speedF    map[string]map[string]float64
+	caps      map[string]map[string]int // host → family → cap
+	demotions []lvEvent
+}
+
+var lvVariants = []Lane{
+	{Key: "hevc_nvenc", Family: "nvenc"},
+	{Key: "hevc_qsv", Family: "qsv"},
+	{Key: "hevc_vaapi", Family: "vaapi"},
+	{Key: "libx265"},
+	{}, // the host's default
+}
+
+// newLvLanes draws lanes for half the clusters, from its own generator so
+// that the clusters without lanes stay those of the seeds before lanes.
+func newLvLanes(seed uint64, q *Queue, hs []*lvHost, items []*Item) *lvLanes {
+	lv := &lvLanes{q: q, hs: hs}
+	rng := rand.New(rand.NewPCG(seed, 0x1a4e))
+	if rng.IntN(2) == 0 {
+		return lv
+	}
+	lv.on = true
+	lv.variants, lv.level = map[string]map[string][]Lane{}, map[string]int{}
+	lv.speedF, lv.caps = map[string]map[string]float64{}, map[string]map[string]int{}
+	profiles := []string{"p0", "p1", "p2"}[:1+rng.IntN(3)]
+	for _, it := range items {
+		it.Payload = profiles[rng.IntN(len(profiles))]
+	}
+	for _, h := range hs {
+		lv.variants[h.name] = map[string][]Lane{}
+		lv.speedF[h.name] = map[string]float64{}
+		lv.caps[h.name] = map[string]int{}
+		for _, p := range profiles {
+			var list []Lane
+			for _, l := range lvVariants {
+				if rng.IntN(2) == 0 {
+					list = append(list, l)
+				}
+			}
+			lv.variants[h.name][p] = append(list, Lane{}) // the default always works
+		}
+		for _, l := range lvVariants {
+			if l.Key == "" {
+				continue
+			}
+			f := math.Pow(20, rng.Float64()*1.3-0.3) // 0.4× to 20× the default
+			lv.speedF[h.name][l.Key] = f
+			switch rng.IntN(3) {
+			case 0: // a prior near the truth (the journal)
+				q.SetLaneSpeed(h.name, l.Key, h.speed*f*(0.75+0.5*rng.Float64()))
+			case 1: // a prior far off
+				q.SetLaneSpeed(h.name, l.Key, h.speed*f*math.Pow(100, rng.Float64()-0.5))
+			}
+			if l.Family != "" && rng.IntN(2) == 0 {
+				n := 1 + rng.IntN(len(h.slots))
+				lv.caps[h.name][l.Family] = n
+				q.SetSessionCap(h.name, l.Family, n)
+			}
+		}
+		t := 0.0
+		for range rng.IntN(3) {
+			t += rng.ExpFloat64() * 300
+			lv.demotions = append(lv.demotions, lvEvent{at: t, what: "demote", h: h})
+		}
+	}
+	q.SetLanes(lv.lane)
+	return lv
+}
+
+// lane is the lanes function given to the queue.
+func (lv *lvLanes) lane(it *Item, host string) Lane {
+	if !lv.on {
+		return Lane{}
+	}
+	list := lv.variants[host][it.Payload.(string)]
+	return list[min(lv.level[host], len(list)-1)]
+}
+
+func (lv *lvLanes) demote(host string) {
+	lv.level[host]++
+	lv.q.LanesChanged(host)
+}
+
+// factor is host's true speed with variant key over its default speed.
+func (lv *lvLanes) factor(host, key string) float64 {
+	if f, ok := lv.speedF[host][key]; ok {
+		return f
+	}
+	return 1
+}
+
+// speed is the queue's speed estimate for it on host.
+func (lv *lvLanes) speed(it *Item, host string) float64 {
+	return lv.q.LaneSpeed(host, lv.lane(it, host).Key)
+}
+
+// holds returns how many copies on h have a lane of family fam: running
+// ones with the family they began with, queued ones with their lane now.
+func (lv *lvLanes) holds(h *lvHost, fam string) int {
+	n := 0
+	for _, s := range h.slots {
+		if s.cur != nil && s.cur.family == fam {
+			n++
+		}
+		if s.queued != nil && lv.lane(s.queued, h.name).Family == fam {
+			n++
+		}
+	}
+	return n
+}
+
+// capped reports whether h is at its cap for it's family there.
+func (lv *lvLanes) capped(it *Item, h *lvHost) bool {
+	if !lv.on {
+		return false
+	}
+	fam := lv.lane(it, h.name).Family
+	n := lv.caps[h.name][fam]
+	return fam != "" && n > 0 && lv.holds(h, fam) >= n
+}
+
+// checkCaps reports a host holding more copies of a family than its cap,
+// and whether a host is at a cap.
+func (lv *lvLanes) checkCaps() (full bool, err error) {
+	for _, h := range lv.hs {
+		for fam, n := range lv.caps[h.name] {
+			got := lv.holds(h, fam)
+			if got > n {
+				return full, fmt.Errorf("%s holds %d copies of family %s, cap %d", h.name, got, fam, n)
+			}
+			full = full || got == n
+		}
+	}
+	return full, nil
+}
+
+func (lv *lvLanes) String() string {
+	var b strings.Builder
+	for _, h := range lv.hs {
+		fmt.Fprintf(&b, "  lanes %s: level %d caps %v factors %v variants %v\n", h.name, lv.level[h.name], lv.caps[h.name], lv.speedF[h.name], lv.variants[h.name])
+	}
+	return b.String()
 }

@@ -129,18 +129,16 @@ type cursor struct {
 	c     *class // nil for the special list
 	holes int
 	max   float64 // larger items do not fit the host's window: skipped
-	// ok, with lanes, tells whether the host may take an item as far as
-	// lanes go (cap, window at the lane's speed); okAt is the last item
-	// it accepted.
-	ok   func(*Item) bool
-	okAt *Item
 }
 
-func (k *cursor) peek() *Item {
+// peek returns the cursor's next item. ok (nil: any), with lanes, tells
+// whether the host may take an item as far as lanes go (cap, window at
+// the lane's speed); it is pick's, not the cursor's, so that a cursor
+// stays as small as before lanes (pick allocates one per class).
+func (k *cursor) peek(ok func(*Item) bool) *Item {
 	for k.i < len(k.items) {
 		if it := k.items[k.i]; k.c == nil && it.state == pending || k.c != nil && !hole(it) {
-			if it.Work <= k.max && (k.ok == nil || it == k.okAt || k.ok(it)) {
-				k.okAt = it
+			if it.Work <= k.max && (ok == nil || ok(it)) {
 				return it
 			}
 		} else {
@@ -188,7 +186,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 			c.items[c.head] = nil
 			c.head++
 		}
-		curs = append(curs, cursor{items: c.items, i: c.head, c: c, max: wcap, ok: ok})
+		curs = append(curs, cursor{items: c.items, i: c.head, c: c, max: wcap})
 	}
 	var spec []*Item
 	if len(q.special) > 0 {
@@ -209,7 +207,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		q.special = keep
 		if len(spec) > 0 {
 			sort.Slice(spec, func(i, j int) bool { return q.less(spec[i], spec[j]) })
-			curs = append(curs, cursor{items: spec, max: wcap, ok: ok})
+			curs = append(curs, cursor{items: spec, max: wcap})
 		}
 	}
 	defer func() {
@@ -222,7 +220,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 	nextItem := func() *Item {
 		var best *Item
 		for i := range curs {
-			if c := curs[i].peek(); c != nil && (best == nil || q.less(c, best)) {
+			if c := curs[i].peek(ok); c != nil && (best == nil || q.less(c, best)) {
 				best = c
 			}
 		}
@@ -230,7 +228,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 	}
 	advance := func(it *Item) {
 		for i := range curs {
-			if curs[i].peek() == it {
+			if curs[i].peek(ok) == it {
 				curs[i].i++
 				return
 			}
@@ -257,7 +255,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 			if k.c == nil && it.state != pending || k.c != nil && hole(it) {
 				return false
 			}
-			if k.ok != nil && !k.ok(it) {
+			if ok != nil && !ok(it) {
 				*skips++
 				return false
 			}
@@ -333,14 +331,26 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 				continue
 			}
 			sg, free := g.speed, math.Inf(-1)
-			if lanes {
+			if lanes && (g.lanes != nil || g.caps != nil) {
+				// Even in its fastest lane from its first free slot g
+				// would not beat the best so far: do not ask its lane.
+				lo := math.Inf(1)
+				for _, a := range q.avail(g, now) {
+					lo = min(lo, a)
+				}
+				if lo+c.Work/g.fastest() >= min(bestF, fh) {
+					continue
+				}
 				// A host at its session cap for c's family starts it only
 				// once a session frees.
-				l := q.laneFn(c, g.name)
-				sg, free = g.keySpeed(l.Key), g.famFree(l.Family, now)
+				l := q.lane(c, g)
+				sg, free = g.keySpeed(l.Key), q.famFree(g, l.Family, now)
 			}
 			for i, a := range q.avail(g, now) {
-				if f := max(a, free) + c.Work/sg; f < bestF && f <= g.limit {
+				if a < free { // not the builtin max: this loop is the walk's hot path
+					a = free
+				}
+				if f := a + c.Work/sg; f < bestF && f <= g.limit {
 					bestF, bestI, bestG = f, i, g
 				}
 			}

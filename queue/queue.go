@@ -45,6 +45,19 @@
 // takes a job. TestLivenessRandomClusters checks this over random
 // clusters; Unstick is the runtime guard for what the queue cannot see.
 //
+// # Lanes and session caps
+//
+// With SetLanes, an item runs on each host in a lane: the encoder variant
+// whose speed applies there (kept per host and variant, so the NVENC box
+// gets the films) and the hardware family whose session cap
+// (SetSessionCap) applies. Every prediction above then uses the speed of
+// the item's lane on the host; a host at its cap for an item's family
+// does not take it but fills its free slots with other lanes' items, and
+// other hosts count its slot free for that item only when a session frees.
+// A capped host is busy with copies of that family, so liveness holds as
+// above. LanesChanged takes a demotion mid-run. See lanes.go for the
+// choices (an unknown lane's speed, what counts against a cap).
+//
 // # Cold start
 //
 // A host whose prior is only a guess (SetHostGuess: no weight, nothing
@@ -210,6 +223,8 @@ type Queue struct {
 	win         winState
 	gen         int                              // walk generation, for hostState scratch
 	laneFn      func(it *Item, host string) Lane // SetLanes; nil: every lane is Lane{}
+	laneTab     []Lane                           // laneRef's table (0: Lane{})…
+	laneIdx     map[Lane]uint32                  // …and index
 }
 
 // New returns an empty queue with the default options.

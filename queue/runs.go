@@ -7,7 +7,7 @@ type run struct {
 	start    float64 // seconds since t0 (for a queued run: when it was handed out, until Begin)
 	progress float64 // 0..1, from Progress
 	queued   bool    // handed out by Prefetch; waits for a slot of h until Begin
-	lane     Lane    // the item's lane on h when handed out (queued: updated by LanesChanged)
+	lane     uint32  // the item's lane on h when handed out (queued: updated by LanesChanged), in Queue.laneTab; 0: Lane{}
 	lost     chan struct{}
 }
 
@@ -34,7 +34,10 @@ func (q *Queue) start(it *Item, h *hostState, now float64, queued bool) {
 }
 
 func (q *Queue) addRun(it *Item, h *hostState, now float64, queued bool) *run {
-	r := &run{it: it, h: h, start: now, queued: queued, lane: q.lane(it, h)}
+	r := &run{it: it, h: h, start: now, queued: queued}
+	if q.laneFn != nil {
+		r.lane = q.laneRef(q.lane(it, h))
+	}
 	it.runs = append(it.runs, r)
 	h.runs = append(h.runs, r)
 	q.sawBusy(h, 0)
@@ -121,7 +124,7 @@ func (q *Queue) finish(it *Item, winner *run) {
 	now := q.clock()
 	if winner != nil && !winner.queued { // a copy that never began says nothing of its host's speed
 		if el := now - winner.start; el > 0 {
-			q.observeKey(winner.h, winner.lane.Key, it.Work/el)
+			q.observeKey(winner.h, winner.key(), it.Work/el)
 		}
 	}
 	switch it.state {

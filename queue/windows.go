@@ -246,7 +246,7 @@ func (q *Queue) shortest(h *hostState, span float64) *Item {
 		if !lanes {
 			return it.Work <= span*h.speed
 		}
-		l := q.laneFn(it, h.name)
+		l := q.lane(it, h)
 		return !h.capped(l.Family) && it.Work <= span*h.keySpeed(l.Key)
 	}
 	better := func(it *Item) bool {
@@ -309,9 +309,9 @@ func (q *Queue) WindowStop(it *Item, host string) {
 		switch {
 		case el <= 0:
 		case r.progress > 0.02 && r.progress < 1:
-			q.observeKey(r.h, r.lane.Key, r.progress*it.Work/el)
+			q.observeKey(r.h, r.key(), r.progress*it.Work/el)
 		case el >= it.Work/r.speed():
-			q.observeKey(r.h, r.lane.Key, it.Work/el)
+			q.observeKey(r.h, r.key(), it.Work/el)
 		}
 	}
 	q.removeRun(r)
