@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -281,6 +282,9 @@ func (p *Profile) resolve(i int, s variantSpec) (Variant, error) {
 			if !known {
 				return v, addAt.errorf("clustertx does not know how %s takes a quality level: write it in %s's options instead of crf:", s.encoder, name)
 			}
+			if q.Integer && *add != math.Trunc(*add) {
+				return v, addAt.errorf("crf %s: %s takes whole levels only (variant %s)", fmtLevel(*add), s.encoder, name)
+			}
 			return v, addAt.errorf("crf %s is outside %s's %s range %s–%s (variant %s)",
 				fmtLevel(*add), s.encoder, q.Flags[0], fmtLevel(q.Min), fmtLevel(q.Max), name)
 		}
@@ -407,6 +411,9 @@ func levelError(p *Profile, enc string, level float64) error {
 	q, ok := encoder.QualityOf(enc)
 	if !ok {
 		return fmt.Errorf("profile %q: clustertx does not know how %s takes a quality level", p.Name, enc)
+	}
+	if q.Integer && level != math.Trunc(level) {
+		return fmt.Errorf("profile %q: level %s: %s takes whole levels only", p.Name, fmtLevel(level), enc)
 	}
 	return fmt.Errorf("profile %q: level %s is outside %s's %s range %s–%s", p.Name, fmtLevel(level), enc, q.Flags[0], fmtLevel(q.Min), fmtLevel(q.Max))
 }

@@ -245,7 +245,7 @@ func TestWithLevel(t *testing.T) {
 		video string
 	}{
 		{"hevc_nvenc", 30, "-c:v hevc_nvenc -preset p5 -rc vbr -b:v 0 -cq 30"},
-		{"hevc_vaapi", 21.5, "-c:v hevc_vaapi -global_quality 30 -qp 21.5"},
+		{"hevc_vaapi", 21, "-c:v hevc_vaapi -global_quality 30 -qp 21"},
 		{"x265-fast", 20, "-c:v libx265 -preset fast -crf 20"},
 		{"hevc_videotoolbox", 70, "-c:v hevc_videotoolbox -q:v 70"},
 	} {
@@ -259,6 +259,9 @@ func TestWithLevel(t *testing.T) {
 	eqWords(t, "hevc's own variant after WithLevel", p.Variants()[0].Video.Args(), "-c:v hevc_nvenc -preset p5 -rc vbr -b:v 0 -cq 27")
 	if _, err := p.WithLevel("hevc_nvenc", 60); err == nil || !strings.Contains(err.Error(), "level 60 is outside hevc_nvenc's -cq range 1–51") {
 		t.Errorf("level out of range: %v", err)
+	}
+	if _, err := p.WithLevel("hevc_vaapi", 21.5); err == nil || !strings.Contains(err.Error(), "hevc_vaapi takes whole levels only") {
+		t.Errorf("a fractional level for VAAPI's -qp: %v", err)
 	}
 
 	// Without variants: the quality option already there gets the value,

@@ -7,6 +7,7 @@
 package encoder
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
@@ -61,25 +62,28 @@ type Quality struct {
 	// and bigger files (VideoToolbox's -q:v); for the rest a larger level
 	// means a smaller, worse output.
 	HigherIsBetter bool
+	// Integer is true where ffmpeg takes only whole levels (QSV's
+	// -global_quality, VAAPI's -qp, SVT-AV1's -crf…): a search must round.
+	Integer bool
 }
 
 // software encoders by name; hardware ones by family (below).
 var bySoftware = map[string]Quality{
 	"libx265":    {Flags: []string{"-crf"}, Min: 0, Max: 51},
 	"libx264":    {Flags: []string{"-crf"}, Min: 0, Max: 51},
-	"libsvtav1":  {Flags: []string{"-crf"}, Min: 1, Max: 63},
-	"libaom-av1": {Flags: []string{"-crf"}, Min: 0, Max: 63},
-	"libvpx-vp9": {Flags: []string{"-crf"}, Min: 0, Max: 63},
-	"libvvenc":   {Flags: []string{"-qp"}, Min: 0, Max: 63},
-	"librav1e":   {Flags: []string{"-qp"}, Min: 0, Max: 255},
+	"libsvtav1":  {Flags: []string{"-crf"}, Min: 1, Max: 63, Integer: true},
+	"libaom-av1": {Flags: []string{"-crf"}, Min: 0, Max: 63, Integer: true},
+	"libvpx-vp9": {Flags: []string{"-crf"}, Min: 0, Max: 63, Integer: true},
+	"libvvenc":   {Flags: []string{"-qp"}, Min: 0, Max: 63, Integer: true},
+	"librav1e":   {Flags: []string{"-qp"}, Min: 0, Max: 255, Integer: true},
 }
 
 var byFamily = map[string]Quality{
 	"nvenc":        {Flags: []string{"-cq"}, Min: 1, Max: 51},
-	"qsv":          {Flags: []string{"-global_quality"}, Min: 1, Max: 51},
-	"vaapi":        {Flags: []string{"-qp"}, Min: 1, Max: 51},
-	"amf":          {Flags: []string{"-qp_i", "-qp_p"}, Min: 0, Max: 51},
-	"videotoolbox": {Flags: []string{"-q:v"}, Min: 1, Max: 100, HigherIsBetter: true},
+	"qsv":          {Flags: []string{"-global_quality"}, Min: 1, Max: 51, Integer: true},
+	"vaapi":        {Flags: []string{"-qp"}, Min: 1, Max: 51, Integer: true},
+	"amf":          {Flags: []string{"-qp_i", "-qp_p"}, Min: 0, Max: 51, Integer: true},
+	"videotoolbox": {Flags: []string{"-q:v"}, Min: 1, Max: 100, HigherIsBetter: true, Integer: true},
 }
 
 // QualityOf returns how encoder name takes a constant-quality level, or
@@ -95,10 +99,11 @@ func QualityOf(name string) (Quality, bool) {
 
 // QualityArgs returns the options that set level v on encoder name
 // ("-crf 24" for libx265, "-cq 24" for hevc_nvenc), or false when the
-// encoder's quality option is unknown or v is outside its range.
+// encoder's quality option is unknown, v is outside its range, or v is
+// fractional where the encoder takes whole levels only.
 func QualityArgs(name string, v float64) ([]string, bool) {
 	q, ok := QualityOf(name)
-	if !ok || v < q.Min || v > q.Max {
+	if !ok || v < q.Min || v > q.Max || (q.Integer && v != math.Trunc(v)) {
 		return nil, false
 	}
 	s := strconv.FormatFloat(v, 'f', -1, 64)

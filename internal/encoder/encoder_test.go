@@ -38,7 +38,7 @@ func TestQualityArgs(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		v    float64
-	}{{"libx265", 52}, {"hevc_v4l2m2m", 20}, {"mystery", 20}, {"hevc_videotoolbox", 0}} {
+	}{{"libx265", 52}, {"hevc_v4l2m2m", 20}, {"mystery", 20}, {"hevc_videotoolbox", 0}, {"hevc_qsv", 24.5}, {"hevc_vaapi", 25.5}} {
 		if got, ok := QualityArgs(c.name, c.v); ok {
 			t.Errorf("QualityArgs(%q, %v) = %q, want refusal", c.name, c.v, got)
 		}
