@@ -339,7 +339,12 @@ func TestVariantSessionCap(t *testing.T) {
 	for _, name := range []string{"a.mkv", "b.mkv", "c.mkv", "d.mkv"} {
 		paths = append(paths, l.clip(name, testenv.Clip{Seconds: 1}))
 	}
-	rep, out, err := l.run(context.Background(), nil, items("lab", paths...)...)
+	j, err := journal.Open(filepath.Join(l.dir, "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	rep, out, err := l.run(context.Background(), func(o *cluster.Options) { o.Journal = j }, items("lab", paths...)...)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
@@ -347,6 +352,11 @@ func TestVariantSessionCap(t *testing.T) {
 		if f.Outcome != cluster.Done {
 			t.Errorf("%s: %s: %s", f.Path, f.Outcome, f.Reason)
 		}
+	}
+	// The speed observed is the host's speed with that variant, and the
+	// journal keeps it for the next run beside the host's own.
+	if v := j.Speeds()["nas"]["variant:hevc_nvenc"]; !(v > 0) {
+		t.Errorf("journal speeds %v: no speed of nas with hevc_nvenc", j.Speeds())
 	}
 	most, total := hw.MaxConcurrent("nvenc")
 	if total != len(paths) || most != 1 {
