@@ -128,9 +128,15 @@ type variantState struct {
 
 type variantTest struct {
 	once sync.Once
-	why  string // "" works
-	soft bool   // the test could not run: not remembered
+	why  string    // "" works
+	soft bool      // the test could not run: not in the journal, tried again after softRetry
+	at   time.Time // when it ran
 }
+
+// softRetry is how long a test that could not run (a connection failure, a
+// host that did not answer) stands before it is tried again: long enough
+// that planning many files does not wait on a dead host once per file.
+const softRetry = time.Minute
 
 func (m *manager) vars() *variantState {
 	m.varOnce.Do(func() {
@@ -276,47 +282,49 @@ func (m *manager) testVariant(ctx context.Context, h *hosts.Def, t hosts.Transpo
 	key := h.Name + "\x00" + sig
 	vs.mu.Lock()
 	vt := vs.tests[key]
-	if vt == nil {
+	if vt == nil || vt.soft && time.Since(vt.at) > softRetry {
 		vt = &variantTest{}
 		vs.tests[key] = vt
 	}
 	version := vs.ffmpeg[h.Name]
 	vs.mu.Unlock()
 	vt.once.Do(func() {
-		j := m.opts.Journal
-		if j != nil {
-			if r, ok := j.EncoderTest(h.Name, sig, version, time.Now()); ok {
-				if !r.OK {
-					vt.why = fmt.Sprintf("cached: failed on ffmpeg %s at %s: %s", r.FFmpeg, r.Time.Local().Format("2006-01-02 15:04"), r.Reason)
-				}
-				return
-			}
-		}
-		err := hosts.TestEncode(ctx, h, t, in, video)
-		var te *hosts.TestEncodeError
-		switch {
-		case err == nil:
-		case errors.As(err, &te):
-			vt.why = "test encode failed: " + te.Line
-		default:
-			vt.why, vt.soft = "test encode could not run: "+oneLine(err), true
-			return
-		}
-		if j != nil && !m.opts.DryRun && version != "" {
-			rec := journalTest(h.Name, sig, enc, version, te)
-			if err := j.RecordEncoderTest(rec); err != nil {
-				m.logf("warning: journal: %v", err)
-			}
-		}
-	})
-	if vt.soft { // let a later look try again
-		vs.mu.Lock()
-		if vs.tests[key] == vt {
-			delete(vs.tests, key)
-		}
+		why, soft := m.runVariantTest(ctx, h, t, enc, sig, version, in, video)
+		vs.mu.Lock() // soft and at are read under it (above)
+		vt.why, vt.soft, vt.at = why, soft, time.Now()
 		vs.mu.Unlock()
-	}
+	})
 	return vt.why, vt.soft
+}
+
+// runVariantTest answers from the journal, or runs the test encode and
+// records its result there (not in --dry-run, and not a test that could
+// not run).
+func (m *manager) runVariantTest(ctx context.Context, h *hosts.Def, t hosts.Transport, enc, sig, version string, in, video []string) (why string, soft bool) {
+	j := m.opts.Journal
+	if j != nil {
+		if r, ok := j.EncoderTest(h.Name, sig, version, time.Now()); ok {
+			if !r.OK {
+				why = fmt.Sprintf("cached: failed on ffmpeg %s at %s: %s", r.FFmpeg, r.Time.Local().Format("2006-01-02 15:04"), r.Reason)
+			}
+			return why, false
+		}
+	}
+	err := hosts.TestEncode(ctx, h, t, in, video)
+	var te *hosts.TestEncodeError
+	switch {
+	case err == nil:
+	case errors.As(err, &te):
+		why = "test encode failed: " + te.Line
+	default:
+		return "test encode could not run: " + oneLine(err), true
+	}
+	if j != nil && !m.opts.DryRun && version != "" {
+		if err := j.RecordEncoderTest(journalTest(h.Name, sig, enc, version, te)); err != nil {
+			m.logf("warning: journal: %v", err)
+		}
+	}
+	return why, false
 }
 
 // variantProfile resolves the variant host h uses for a whole file: the
