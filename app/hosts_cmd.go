@@ -37,6 +37,7 @@ func hostsCommand() *cli.Command {
 		Description: "Connects to every enabled host of the cluster (of every cluster without -c) at once, " +
 			"each within --check-timeout, and prints one row per host. Disabled hosts are listed, not contacted. " +
 			"Hardware encoders are those ffmpeg has and that encoded a test frame. " +
+			"For each profile with encoder variants (encoders:), the variant the host would use, each tested there to the null muxer, and why earlier ones were passed over. " +
 			"Exit codes: 0 all enabled hosts up, 3 some down, 1 config error.",
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
