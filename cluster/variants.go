@@ -364,9 +364,9 @@ var driverFailures = []string{
 	"Cannot load libnvidia-encode",
 	"OpenEncodeSessionEx failed",
 	"CUDA_ERROR_OUT_OF_MEMORY",
-	"Error creating a MFX session",
-	"Error initializing an MFX session",
+	"MFX session", // "Error creating a MFX session", "Error initializing an internal MFX session"
 	"Failed to initialise VAAPI",
+	"No VA display found",
 	"Device creation failed",
 	"incompatible client key",
 	"Error while opening encoder",

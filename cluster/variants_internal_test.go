@@ -24,6 +24,8 @@ func TestDriverFailure(t *testing.T) {
 		{"nvenc out of memory", exit("[hevc_nvenc @ 0x1] OpenEncodeSessionEx failed: out of memory (10): (no details)"), "nvenc",
 			"OpenEncodeSessionEx failed: out of memory (10): (no details)"},
 		{"qsv", exit("[hevc_qsv @ 0x1] Error creating a MFX session: -9.\nConversion failed!"), "qsv", "Error creating a MFX session: -9."},
+		{"qsv internal session", exit("[AVHWDeviceContext @ 0x1] Error initializing an internal MFX session: unsupported (-3)."), "qsv",
+			"Error initializing an internal MFX session: unsupported (-3)."},
 		{"vaapi", exit("[AVHWDeviceContext @ 0x1] Failed to initialise VAAPI connection: -1 (unknown libva error)."), "vaapi",
 			"Failed to initialise VAAPI connection: -1 (unknown libva error)."},
 		{"generic only", exit("[vost#0:0/hevc_qsv @ 0x2] Error while opening encoder - maybe incorrect parameters such as bit_rate\nConversion failed!"), "qsv",
