@@ -113,7 +113,7 @@ func (t *fileTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *Jo
 		return nil, nil, err
 	}
 	ji.Variant, ji.family = choice.Key, choice.Family
-	r.Profile, r.Host = prof.Name, h.Name
+	r.Profile, r.Host, r.Variant = prof.Name, h.Name, choice.Key
 	ji.Profile = prof.Name
 	final, err := outputPath(job.Item.Path, prof.Extension, w.m.opts.Keep)
 	if err != nil {

@@ -92,6 +92,7 @@ type FileResult struct {
 	Output  string // final output path (done) or where it would go (dry run)
 	Host    string
 	Profile string
+	Variant string // the encoder variant that wrote the output ("" for a classic profile)
 	Rule    string
 	Outcome Outcome
 	Reason  string
@@ -614,6 +615,7 @@ func (m *manager) resultOf(j *Job) *FileResult {
 	if j.Profile != nil {
 		r.Profile = j.Profile.Name
 	}
+	r.Variant = j.SplitVariant.Key // a split film's; a whole file's is set by its copy
 	return r
 }
 

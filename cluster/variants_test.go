@@ -152,6 +152,9 @@ func TestVariantsPerHost(t *testing.T) {
 		if got := fakeTag(t, f.Output); got != want[f.Host] {
 			t.Errorf("%s (host %s) was written by %q, want %q", f.Output, f.Host, got, want[f.Host])
 		}
+		if wantV := map[string]string{"nas": "hevc_nvenc", "gamer": "hevc_qsv", "manager": "libx265"}[f.Host]; f.Variant != wantV {
+			t.Errorf("%s: report says variant %q, host %s uses %q", f.Path, f.Variant, f.Host, wantV)
+		}
 		used[f.Host] = true
 	}
 	if len(used) < 2 {
