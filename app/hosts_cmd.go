@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"clustertx/cluster"
 	"clustertx/config"
 	"clustertx/hosts"
 	"clustertx/media"
@@ -36,6 +37,7 @@ func hostsCommand() *cli.Command {
 		Description: "Connects to every enabled host of the cluster (of every cluster without -c) at once, " +
 			"each within --check-timeout, and prints one row per host. Disabled hosts are listed, not contacted. " +
 			"Hardware encoders are those ffmpeg has and that encoded a test frame. " +
+			"For each profile with encoder variants (encoders:), the variant the host would use, each tested there to the null muxer, and why earlier ones were passed over. " +
 			"Exit codes: 0 all enabled hosts up, 3 some down, 1 config error.",
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
@@ -70,13 +72,16 @@ type HostRow struct {
 	Encoders   []string          `json:"encoders,omitempty"`
 	HWUnusable map[string]string `json:"hw_unusable,omitempty"`
 
-	Cores     int        `json:"cores,omitempty"`
-	Load      []float64  `json:"load,omitempty"` // 1, 5, 15 minutes
-	GPUs      []string   `json:"gpus"`
-	WorkDir   string     `json:"working_dir,omitempty"`
-	FreeBytes *int64     `json:"free_bytes,omitempty"`
-	Notes     []string   `json:"notes,omitempty"`
-	def       *hosts.Def `json:"-"`
+	Cores     int       `json:"cores,omitempty"`
+	Load      []float64 `json:"load,omitempty"` // 1, 5, 15 minutes
+	GPUs      []string  `json:"gpus"`
+	WorkDir   string    `json:"working_dir,omitempty"`
+	FreeBytes *int64    `json:"free_bytes,omitempty"`
+	Notes     []string  `json:"notes,omitempty"`
+	// Variants: for each profile with encoder variants, the variant this
+	// host uses and why it passed over the earlier ones.
+	Variants []cluster.VariantChoice `json:"variants,omitempty"`
+	def      *hosts.Def              `json:"-"`
 }
 
 func runHosts(ctx context.Context, c *cli.Command) error {
@@ -115,7 +120,7 @@ func runHosts(ctx context.Context, c *cli.Command) error {
 			fmt.Fprintf(stderr, "clustertx: debug: "+format+"\n", args...)
 		}
 	}
-	probeHosts(ctx, rows, sshOpts, timeout)
+	probeHosts(ctx, cfg, rows, sshOpts, timeout)
 	for _, r := range rows { // [] rather than null for scripts
 		for _, p := range []*[]string{&r.HWEncoders, &r.SWEncoders, &r.GPUs} {
 			if *p == nil {
@@ -201,7 +206,7 @@ func hostRows(cfg *config.Config, name string) ([]*HostRow, error) {
 
 // probeHosts connects to and inventories every enabled host at once, each
 // within timeout.
-func probeHosts(ctx context.Context, rows []*HostRow, sshOpts hosts.SSHOptions, timeout time.Duration) {
+func probeHosts(ctx context.Context, cfg *config.Config, rows []*HostRow, sshOpts hosts.SSHOptions, timeout time.Duration) {
 	var wg sync.WaitGroup
 	for _, r := range rows {
 		if r.Status == "disabled" {
@@ -212,13 +217,13 @@ func probeHosts(ctx context.Context, rows []*HostRow, sshOpts hosts.SSHOptions, 
 			defer wg.Done()
 			hctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			probeHost(hctx, r, sshOpts, timeout)
+			probeHost(hctx, cfg, r, sshOpts, timeout)
 		}()
 	}
 	wg.Wait()
 }
 
-func probeHost(ctx context.Context, r *HostRow, sshOpts hosts.SSHOptions, timeout time.Duration) {
+func probeHost(ctx context.Context, cfg *config.Config, r *HostRow, sshOpts hosts.SSHOptions, timeout time.Duration) {
 	r.Status = "down"
 	start := time.Now()
 	t, err := hosts.Connect(ctx, r.def, sshOpts)
@@ -248,6 +253,12 @@ func probeHost(ctx context.Context, r *HostRow, sshOpts hosts.SSHOptions, timeou
 	}
 	if inv.Up {
 		r.Status = "up"
+		// Profiles with encoder variants: the one this host would use,
+		// each tested here (test encodes to the null muxer).
+		if cfg != nil && inv.Encoders != nil {
+			set := hosts.NewEncoderSet(r.def, inv.Encoders)
+			r.Variants = cluster.HostVariants(ctx, cluster.Options{Config: cfg}, r.def, t, set)
+		}
 		return
 	}
 	r.Reason = inv.Reason
@@ -309,6 +320,15 @@ func printHostRows(w io.Writer, rows []*HostRow) {
 			r.Host, r.Type, r.Role, r.Status, lat, ff, hw, cores, load, gpu, free, windowCell(r), reason)
 	}
 	tw.Flush()
+	var lines []string
+	for _, r := range rows {
+		for _, v := range r.Variants {
+			lines = append(lines, fmt.Sprintf("  %s, profile %s: %s", r.Host, v.Profile, v.Describe()))
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(w, "\nencoder variants (the first that works on each host):\n%s\n", strings.Join(lines, "\n"))
+	}
 }
 
 func windowCell(r *HostRow) string {

@@ -70,6 +70,9 @@ func tableRows(t *testing.T, out string) map[string][]string {
 	rows := map[string][]string{}
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
+		if len(f) == 0 {
+			break // the table ends; the encoder variants may follow
+		}
 		rows[f[0]] = f
 	}
 	return rows
@@ -266,5 +269,53 @@ func TestHostsCommandParallelTimeout(t *testing.T) {
 	}
 	if took > 3*time.Second {
 		t.Errorf("took %v for four hosts with a 1s timeout: not probed in parallel", took)
+	}
+}
+
+// `clustertx hosts` shows, per profile with encoder variants, the variant
+// each host would use and why it passed over the earlier ones (each tested
+// there, to the null muxer); --json has the same.
+func TestHostsCommandVariants(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	freshHome(t)
+	hw := hoststest.NewFakeHW(t)
+	hw.FailTest(t, "nvenc", true)
+	dir := t.TempDir()
+	y := "config:\n  clusters:\n    solo:\n      box:\n        type: local\n        ffmpeg: " + hw.Path + "\n" +
+		"      cpu:\n        type: local\n        exclude_encoders: [hevc_nvenc, hevc_qsv]\n" +
+		"profiles:\n  auto:\n    extension: .mkv\n    crf: 28\n    encoders:\n" +
+		"      - encoder: hevc_nvenc\n        input_options: -hwaccel cuda\n      - hevc_qsv\n      - libx265\n"
+	cfg := filepath.Join(dir, "transcode.yml")
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := runCLI(t, "-y", cfg, "hosts")
+	if err != nil {
+		t.Fatalf("hosts: %v\n%s%s", err, out, errOut)
+	}
+	for _, want := range []string{
+		"encoder variants (the first that works on each host):",
+		"  box, profile auto: hevc_qsv (passed over hevc_nvenc: test encode failed: OpenEncodeSessionEx failed",
+		"  cpu, profile auto: libx265 (passed over hevc_nvenc: excluded by host config (exclude_encoders); hevc_qsv: excluded by host config (exclude_encoders))",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("hosts output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = runCLI(t, "-y", cfg, "hosts", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []HostRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, r := range rows {
+		if r.Host != "box" {
+			continue
+		}
+		if len(r.Variants) != 1 || r.Variants[0].Key != "hevc_qsv" || len(r.Variants[0].Passed) != 1 || r.Variants[0].Passed[0].Key != "hevc_nvenc" {
+			t.Errorf("box's variants in --json: %+v", r.Variants)
+		}
 	}
 }

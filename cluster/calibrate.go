@@ -128,6 +128,11 @@ func (c *calibrator) measure(ctx context.Context, def *hosts.Def, t hosts.Transp
 	if err != nil {
 		return
 	}
+	if variantsOf(prof) != nil {
+		// Which variant the host uses is decided after the checks.
+		r.CalibNote = "profile " + prof.Name + " has encoder variants: no calibration"
+		return
+	}
 	plan, err := prof.Plan(job.Info, c.m.automap(prof))
 	if err != nil {
 		return

@@ -22,6 +22,12 @@ type JobInfo struct {
 	// reported with JobFinished(info, nil), and its film's final outcome
 	// with Segments set and Segment 0.
 	Segment, Segments int
+	// Variant is the encoder variant this copy runs ("" for a classic
+	// profile).
+	Variant string
+
+	family string   // Variant's hardware family
+	skip   []string // variants this copy already failed with on its host
 }
 
 // Observer is told what happens during a run, for progress display,

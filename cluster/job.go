@@ -106,7 +106,14 @@ func (t *fileTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *Jo
 	if err != nil {
 		return nil, nil, err
 	}
-	r.Profile, r.Host = prof.Name, h.Name
+	// The encoder variant this host uses for the profile (the first that
+	// works there, less those this copy already failed with).
+	vprof, choice, err := w.m.variantProfile(ctx, h, w.t, job, prof, ji.skip)
+	if err != nil {
+		return nil, nil, err
+	}
+	ji.Variant, ji.family = choice.Key, choice.Family
+	r.Profile, r.Host, r.Variant = prof.Name, h.Name, choice.Key
 	ji.Profile = prof.Name
 	final, err := outputPath(job.Item.Path, prof.Extension, w.m.opts.Keep)
 	if err != nil {
@@ -125,7 +132,7 @@ func (t *fileTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *Jo
 	}
 	tok := token()
 	tmp := tempPath(final, tok)
-	argv, remoteIn, remoteOut, notes, err := w.m.commandFor(job, h, w.t, prof, tmp, tok)
+	argv, remoteIn, remoteOut, notes, err := w.m.commandFor(job, h, w.t, prof, choice.Key, tmp, tok)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -136,7 +143,7 @@ func (t *fileTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *Jo
 	if err != nil {
 		return nil, nil, managerErr("journal", err)
 	}
-	wk := &work{argv: argv, encJob: job, encProf: prof, upload: job.Item.Path, remoteIn: remoteIn, remoteOut: remoteOut,
+	wk := &work{argv: argv, encJob: job, encProf: vprof, upload: job.Item.Path, remoteIn: remoteIn, remoteOut: remoteOut,
 		local: tmp, size: job.Info.Size, final: final}
 	// Done: tmp was renamed into place, or linked there and unlinked; a
 	// name left behind goes now.
@@ -302,8 +309,13 @@ func safeExt(ext string) bool {
 }
 
 // commandFor returns the argv that host h runs for job, and the remote
-// paths involved, without touching anything. Used by the run and by --dry-run.
-func (m *manager) commandFor(job *Job, h *hosts.Def, t hosts.Transport, prof *profiles.Profile, tmp, tok string) (argv []string, remoteIn, remoteOut string, notes []string, err error) {
+// paths involved, without touching anything. Used by the run and by
+// --dry-run. variant is the encoder variant of prof that h uses ("" for a
+// classic profile): its input and video sections replace the profile's.
+func (m *manager) commandFor(job *Job, h *hosts.Def, t hosts.Transport, prof *profiles.Profile, variant, tmp, tok string) (argv []string, remoteIn, remoteOut string, notes []string, err error) {
+	if prof, err = forVariant(prof, variant); err != nil {
+		return nil, "", "", nil, err
+	}
 	plan, err := prof.Plan(job.Info, m.automap(prof))
 	if err != nil {
 		return nil, "", "", nil, err

@@ -3,7 +3,8 @@
 // parallel, runs one worker per host slot pulling from the shared queue,
 // and carries each job through its lifecycle: stage, encode, fetch, verify,
 // replace, report. It reaches hosts only through hosts.Transport and does
-// not know whether a host is SSH or local.
+// not know whether a host is SSH or local. For a profile with encoder
+// variants it decides which variant each host encodes with (variants.go).
 package cluster
 
 import (
@@ -19,6 +20,7 @@ import (
 	"clustertx/internal/fileid"
 	"clustertx/media"
 	"clustertx/profiles"
+	"clustertx/queue"
 	"clustertx/split"
 )
 
@@ -48,8 +50,18 @@ type Job struct {
 	Excluded map[string]string // host → why it cannot encode this file (missing encoder)
 	Work     float64
 
-	Split     *split.Plan // split mode: its segments; nil when encoded whole
-	SplitNote string      // why split mode was asked for but not used
+	Split *split.Plan // split mode: its segments; nil when encoded whole
+	// SplitVariant is the encoder variant every segment of a split film
+	// uses (zero for classic profiles); SplitWhy says why that one.
+	SplitVariant VariantChoice
+	SplitWhy     string
+	// hwFamily is the hardware family of a classic profile's encoder
+	// (-c:v hevc_nvenc: "nvenc"), for hosts' sessions: caps.
+	hwFamily string
+	// firstLane is, per host, the lane of the first variant its config
+	// allows: the queue's guess until the host's variant is known.
+	firstLane map[string]queue.Lane
+	SplitNote string // why split mode was asked for but not used
 	splitTime time.Duration
 
 	// Set when the job cannot run: skipped by a rule, no rule, probe error…

@@ -129,6 +129,7 @@ func (m *manager) printPlan(p *Plan) {
 		for _, h := range sortedKeys(j.Excluded) {
 			fmt.Fprintf(w, "  not on:   %s: %s\n", h, j.Excluded[h])
 		}
+		m.printVariants(w, j)
 		if j.SplitNote != "" {
 			fmt.Fprintf(w, "  split:    %s\n", j.SplitNote)
 		}
@@ -158,7 +159,17 @@ func (m *manager) printHostCommand(w io.Writer, j *Job, h *hosts.Def) {
 	tok := "XXXXXXXXXXXX"
 	tmp := tempPath(final, tok)
 	var t hosts.Transport = joinOnly{h}
-	argv, remoteIn, remoteOut, notes, err := m.commandFor(j, h, t, prof, tmp, tok)
+	variant := ""
+	if variantsOf(prof) != nil {
+		c, ok := m.standingVariant(h.Name, prof.Name, j.Item.Mixins)
+		c.Unknown = c.Unknown || !ok
+		variant = c.Key
+		if c.Unknown || c.Key == "" {
+			fmt.Fprintf(w, "    %s (%s): encoder variant %s\n", h.Name, h.Type, c.Describe())
+			return
+		}
+	}
+	argv, remoteIn, remoteOut, notes, err := m.commandFor(j, h, t, prof, variant, tmp, tok)
 	if err != nil {
 		fmt.Fprintf(w, "    %s: %v\n", h.Name, err)
 		return
@@ -166,6 +177,9 @@ func (m *manager) printHostCommand(w io.Writer, j *Job, h *hosts.Def) {
 	label := h.Name + " (" + string(h.Type)
 	if h.Profile != "" {
 		label += ", profile " + prof.Name
+	}
+	if variant != "" {
+		label += ", variant " + variant
 	}
 	label += ")"
 	fmt.Fprintf(w, "    %s:\n", label)
@@ -187,6 +201,9 @@ func (m *manager) printHostCommand(w io.Writer, j *Job, h *hosts.Def) {
 func (m *manager) printSplit(w io.Writer, j *Job) {
 	sp := j.Split
 	fmt.Fprintf(w, "  split:    %d segments, cut at keyframes (%d frames in all; video per segment, audio and subtitles once)\n", len(sp.Segments), sp.Frames)
+	if j.SplitWhy != "" {
+		fmt.Fprintf(w, "  split:    %s\n", j.SplitWhy)
+	}
 	for _, s := range sp.Segments {
 		seek := "start"
 		if s.Seek > 0 {
@@ -205,7 +222,11 @@ func (m *manager) printSplit(w io.Writer, j *Job) {
 			fmt.Fprintf(w, "    %s: %v\n", h.Name, err)
 			continue
 		}
-		fmt.Fprintf(w, "    %s (%s), segment #%d:\n", h.Name, h.Type, s.Index+1)
+		if v := j.SplitVariant.Key; v != "" {
+			fmt.Fprintf(w, "    %s (%s, variant %s), segment #%d:\n", h.Name, h.Type, v, s.Index+1)
+		} else {
+			fmt.Fprintf(w, "    %s (%s), segment #%d:\n", h.Name, h.Type, s.Index+1)
+		}
 		if h.Type == hosts.Streaming {
 			fmt.Fprintf(w, "      cut      %s\n", showArgv(append([]string{m.cfg.FFmpeg}, split.ExtractArgs(j.Item.Path, s, j.Info.Video.Index, "SEGMENT.mkv")...)))
 			fmt.Fprintf(w, "      upload   SEGMENT.mkv -> %s\n", in)
@@ -215,10 +236,26 @@ func (m *manager) printSplit(w io.Writer, j *Job) {
 			fmt.Fprintf(w, "      download %s -> %s\n", out, displayPath(local))
 		}
 	}
-	if plan, err := j.Profile.Plan(j.Info, m.automap(j.Profile)); err == nil {
+	if plan, err := m.sharedPlan(j.Profile, j.Info); err == nil {
 		fmt.Fprintf(w, "    manager, once:\n      rest     %s\n", showArgv(append([]string{m.cfg.FFmpeg}, split.RestArgs(plan.In, plan.Out, j.Item.Path, "REST"+j.Profile.Extension)...)))
 	}
 	fmt.Fprintf(w, "      join     %s\n", showArgv(append([]string{m.cfg.FFmpeg}, j.Split.JoinArgs("SEGMENTS.txt", "REST"+j.Profile.Extension, j.Item.Path, "OUTPUT"+j.Profile.Extension, strings.EqualFold(j.Profile.Extension, ".mkv"))...)))
+}
+
+// printVariants shows, for a file whose profile has encoder variants,
+// the variant each eligible host uses and why it passed over earlier ones.
+func (m *manager) printVariants(w io.Writer, j *Job) {
+	for _, h := range j.Eligible {
+		prof, err := profileFor(m.cfg, j, h)
+		if err != nil || variantsOf(prof) == nil {
+			continue
+		}
+		c, ok := m.standingVariant(h.Name, prof.Name, j.Item.Mixins)
+		if !ok {
+			c.Unknown = true
+		}
+		fmt.Fprintf(w, "  variant:  %s: %s\n", h.Name, c.Describe())
+	}
 }
 
 // hostCommand renders argv as host h receives it: for os: win10 hosts the

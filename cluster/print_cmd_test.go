@@ -54,7 +54,7 @@ config:
 		var buf bytes.Buffer
 		m.printHostCommand(&buf, j, h)
 		final, _ := outputPath(j.Item.Path, prof.Extension, false)
-		argv, _, _, _, err := m.commandFor(j, h, joinOnly{h}, prof, tempPath(final, "XXXXXXXXXXXX"), "XXXXXXXXXXXX")
+		argv, _, _, _, err := m.commandFor(j, h, joinOnly{h}, prof, "", tempPath(final, "XXXXXXXXXXXX"), "XXXXXXXXXXXX")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -49,7 +49,7 @@ func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, 
 		}
 	}
 	expect := media.ExpectFrom(job.Info)
-	if plan, err := prof.Plan(job.Info, m.automap(prof)); err == nil {
+	if plan, err := m.sharedPlan(prof, job.Info); err == nil {
 		// The audio streams this command maps (none with -an).
 		expect.Audio = expectedAudio(append(append([]string(nil), plan.In...), plan.Out...), job.Info)
 	}

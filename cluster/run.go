@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"clustertx/config"
@@ -91,6 +92,7 @@ type FileResult struct {
 	Output  string // final output path (done) or where it would go (dry run)
 	Host    string
 	Profile string
+	Variant string // the encoder variant that wrote the output ("" for a classic profile)
 	Rule    string
 	Outcome Outcome
 	Reason  string
@@ -174,6 +176,13 @@ type manager struct {
 
 	encMu    sync.Mutex
 	encoders map[string]*hosts.EncoderSet // per host that answered the check
+
+	varOnce      sync.Once
+	variants     *variantState               // encoder variants: tests, choices, demotions (variants.go)
+	profMu       sync.Mutex                  //
+	planProfiles []planProfile               // profiles with variants the plan uses
+	hostDefs     map[string]*hosts.Def       // every host of the run by name (for the lanes)
+	q            atomic.Pointer[queue.Queue] // the run's queue, once it exists
 
 	conns map[string]hosts.Transport // up hosts
 	calib *calibrator                // Options.Calibrate: the check-time test encodes (nil: off)
@@ -296,6 +305,7 @@ func (m *manager) resolve(items []WorkItem) (*hostSet, map[string][]*hosts.Def, 
 		}
 		clusterHosts[it.Cluster] = defs
 	}
+	m.hostDefs = hs.byName
 	if m.opts.OnlyHost != "" && len(hs.order) == 0 {
 		return nil, nil, nil, fmt.Errorf("--host %s: no enabled host of that name in the clusters named", m.opts.OnlyHost)
 	}
@@ -530,6 +540,19 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 			continue
 		}
 		j.Profile = prof
+		m.notePlanProfile(prof, it.Mixins, j.Info)
+		j.hwFamily = m.classicFamily(prof, j.Info)
+		if vs := variantsOf(prof); vs != nil {
+			j.firstLane = map[string]queue.Lane{}
+			for _, h := range clusterHosts[it.Cluster] {
+				for _, v := range vs {
+					if h.EncoderAllowed(v.Encoder) == "" {
+						j.firstLane[h.Name] = queue.Lane{Key: v.Key, Family: v.Family}
+						break
+					}
+				}
+			}
+		}
 		for _, h := range clusterHosts[it.Cluster] {
 			if !eligible(j, h) {
 				continue
@@ -592,6 +615,7 @@ func (m *manager) resultOf(j *Job) *FileResult {
 	if j.Profile != nil {
 		r.Profile = j.Profile.Name
 	}
+	r.Variant = j.SplitVariant.Key // a split film's; a whole file's is set by its copy
 	return r
 }
 
@@ -621,6 +645,7 @@ const speedKey = "work"
 // while the host is up and re-probes it while it is down.
 func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
 	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Policy: m.opts.Policy, Now: m.opts.Now})
+	m.q.Store(q) // a variant chosen during the run updates its lanes
 	windows := m.setWindows(q, p.Hosts)
 	results := make([]*FileResult, len(p.Jobs))
 	m.results = results
@@ -665,6 +690,25 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		if runs[h.Name].transport() == nil {
 			q.SetDown(h.Name, true)
 		}
+		// Encoder variants: each host's speed per variant (what the
+		// journal remembers), and its hardware session caps.
+		for k, v := range known[h.Name] {
+			if variant, ok := strings.CutPrefix(k, laneSpeedKey("")); ok && variant != "" && v > 0 {
+				q.SetLaneSpeed(h.Name, variant, v)
+			}
+		}
+		for _, c := range h.Sessions {
+			q.SetSessionCap(h.Name, c.Family, c.N)
+		}
+	}
+	m.profMu.Lock()
+	lanes := len(m.planProfiles) > 0
+	m.profMu.Unlock()
+	for _, h := range p.Hosts {
+		lanes = lanes || len(h.Sessions) > 0
+	}
+	if lanes {
+		q.SetLanes(m.lane)
 	}
 	defer func() {
 		if m.opts.Journal == nil {
@@ -673,6 +717,13 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		for h, v := range q.ObservedSpeeds() {
 			if err := m.opts.Journal.RecordSpeed(h, speedKey, v); err != nil {
 				m.logf("warning: journal: %v", err)
+			}
+		}
+		for h, lanes := range q.ObservedLaneSpeeds() {
+			for variant, v := range lanes {
+				if err := m.opts.Journal.RecordSpeed(h, laneSpeedKey(variant), v); err != nil {
+					m.logf("warning: journal: %v", err)
+				}
 			}
 		}
 	}()

@@ -70,7 +70,7 @@ func (m *manager) planSplit(ctx context.Context, j *Job, rule *profiles.Rule) {
 		j.SplitNote = "not split: no video stream"
 		return
 	}
-	plan, err := j.Profile.Plan(j.Info, m.automap(j.Profile))
+	plan, err := m.sharedPlan(j.Profile, j.Info)
 	if err != nil {
 		return // the job fails with this error when it runs
 	}
@@ -91,6 +91,29 @@ func (m *manager) planSplit(ctx context.Context, j *Job, rule *profiles.Rule) {
 		j.SplitNote = "not split: every eligible host encodes it with a profile of its own"
 		return
 	}
+	// Every segment must come from the same encoder too: one variant for
+	// the film, and only the hosts that use it.
+	var variant VariantChoice
+	var variantWhy string
+	if variantsOf(j.Profile) != nil {
+		variant, same, variantWhy = m.splitVariant(j, same)
+		if variant.Key == "" {
+			j.SplitNote = "not split: no eligible host's encoder variant is known yet (hosts down at plan time)"
+			return
+		}
+		vp, err := forVariant(j.Profile, variant.Key)
+		if err != nil {
+			return
+		}
+		vplan, err := vp.Plan(j.Info, m.automap(vp))
+		if err != nil {
+			return
+		}
+		if why := split.Unsplittable(vplan.In, vplan.Out); why != "" {
+			j.SplitNote = "not split: " + why + " (variant " + variant.Key + ")"
+			return
+		}
+	}
 	start := time.Now()
 	x, err := m.prober.VideoIndex(ctx, j.Item.Path, j.Info.Video.Index)
 	j.splitTime = time.Since(start)
@@ -104,6 +127,7 @@ func (m *manager) planSplit(ctx context.Context, j *Job, rule *profiles.Rule) {
 		return
 	}
 	j.Split, j.Eligible = sp, same
+	j.SplitVariant, j.SplitWhy = variant, variantWhy
 }
 
 // film is a split file during the run.
@@ -216,6 +240,16 @@ func (f *film) begin() {
 func (s *segmentTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *JobInfo) (*work, func(), error) {
 	f, h, ts := s.f, w.def, w.m.temps
 	job := f.job
+	if v := job.SplitVariant; v.Key != "" {
+		ji.Variant, ji.family = v.Key, v.Family
+		vs := w.m.vars()
+		vs.mu.Lock()
+		why := vs.demoted[h.Name+"\x00"+v.Key]
+		vs.mu.Unlock()
+		if why != "" {
+			return nil, nil, &variantError{host: h.Name, msg: fmt.Sprintf("host %s cannot take segments encoded with variant %s any more: it %s", h.Name, v.Key, why)}
+		}
+	}
 	f.begin()
 	copyTok := token()
 	local := f.segmentLocal(s.seg.Index, copyTok)
@@ -301,7 +335,11 @@ func (s *segmentTask) check(ctx context.Context, w *worker, wk *work, r *FileRes
 // local, the segment's output beside the source). Used by the run and by
 // --dry-run.
 func (m *manager) segmentArgv(job *Job, h *hosts.Def, t hosts.Transport, s split.Segment, local, copyTok string) (argv []string, in, out string, err error) {
-	plan, err := job.Profile.Plan(job.Info, m.automap(job.Profile))
+	prof, err := forVariant(job.Profile, job.SplitVariant.Key)
+	if err != nil {
+		return nil, "", "", err
+	}
+	plan, err := prof.Plan(job.Info, m.automap(prof))
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -360,7 +398,7 @@ func (f *film) segmentDone(host string, i int, out, id string) bool {
 func (f *film) encodeRest() {
 	defer close(f.restDone)
 	j, m := f.job, f.m
-	plan, err := j.Profile.Plan(j.Info, m.automap(j.Profile))
+	plan, err := m.sharedPlan(j.Profile, j.Info) // the manager encodes no video: no variant
 	if err != nil {
 		f.restErr = err
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"clustertx/hosts"
+	"clustertx/profiles"
 	"clustertx/queue"
 )
 
@@ -188,6 +189,7 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 	if loadErr == nil {
 		r.Load = load
 	}
+	m.setFFmpegVersion(def.Name, r.FFmpeg)
 	if setErr == nil {
 		m.encMu.Lock()
 		if m.encoders == nil {
@@ -207,11 +209,19 @@ func (m *manager) lacksEncoder(ctx context.Context, job *Job, h *hosts.Def) stri
 	set := m.encoders[h.Name]
 	t := m.conns[h.Name]
 	m.encMu.Unlock()
-	if set == nil || t == nil {
+	if t == nil {
 		return ""
 	}
 	prof, err := profileFor(m.cfg, job, h)
 	if err != nil {
+		return ""
+	}
+	if variantsOf(prof) != nil {
+		// Chosen even when the encoder list could not be read: the test
+		// encodes decide.
+		return m.lacksVariant(ctx, job, h, t, set, prof)
+	}
+	if set == nil {
 		return ""
 	}
 	plan, err := prof.Plan(job.Info, m.automap(prof))
@@ -228,6 +238,35 @@ func (m *manager) lacksEncoder(ctx context.Context, job *Job, h *hosts.Def) stri
 		return ""
 	}
 	return "lacks " + strings.Join(why, ", ")
+}
+
+// lacksVariant is lacksEncoder for a profile with encoder variants: why
+// no variant works on h, or an encoder besides the variant's (audio,
+// subtitles) that h's ffmpeg lacks; "" when h can take the file.
+func (m *manager) lacksVariant(ctx context.Context, job *Job, h *hosts.Def, t hosts.Transport, set *hosts.EncoderSet, prof *profiles.Profile) string {
+	m.notePlanProfile(prof, job.Item.Mixins, job.Info)
+	c := m.chooseVariant(ctx, h, t, prof, job.Item.Mixins, job.Info, nil)
+	if c.Key == "" {
+		return "no encoder variant of profile " + prof.Name + " works: " + c.Describe()
+	}
+	vp, err := forVariant(prof, c.Key)
+	if err != nil {
+		return err.Error()
+	}
+	plan, err := vp.Plan(job.Info, m.automap(vp))
+	if err != nil {
+		return ""
+	}
+	var lacks []string
+	for _, enc := range hosts.EncodersIn(append(append([]string(nil), plan.In...), plan.Out...)) {
+		if enc != c.Encoder && set != nil && !set.Listed(enc) {
+			lacks = append(lacks, enc+" (not in this host's ffmpeg -encoders)")
+		}
+	}
+	if len(lacks) == 0 {
+		return ""
+	}
+	return "lacks " + strings.Join(lacks, ", ")
 }
 
 // hasWorkFor reports whether any unfinished item may still go to host.

@@ -104,6 +104,12 @@ func (w *worker) runCopy(ctx context.Context, it *queue.Item) bool {
 	claim := func() bool { return win.claim(func() bool { return w.q.Finish(it, w.def.Name) }) }
 	w.busy.Add(1)
 	err := w.runTask(jctx, it, t, r, &ji, claim)
+	// A hardware variant whose driver failed: again on this host with its
+	// next working variant, when it has one (variants.go).
+	for err != nil && jctx.Err() == nil && !win.stopped() && w.variantFailed(jctx, it, t, &ji, &err) {
+		ji.Attempt = w.q.Attempts(it) + 1
+		err = w.runTask(jctx, it, t, r, &ji, claim)
+	}
 	w.busy.Add(-1)
 	r.Elapsed = time.Since(start) - w.encodeWait(it) // a prefetched job's wait for the slot is not its time
 	r.Host = w.def.Name

@@ -89,6 +89,13 @@ func (w *worker) jobFailed(it *queue.Item, err error) (retry, keepGoing bool) {
 		// The manager's own disk: another host would meet the same error.
 		return w.q.JobFailed(it, w.def.Name, 1), true
 	}
+	var ve *variantError
+	if errors.As(err, &ve) {
+		// The host's hardware, not the file: another host (for a split
+		// film's segment, one with the film's variant) tries it; the
+		// attempt counts only when no other host is left.
+		return w.q.Refused(it, w.def.Name, w.m.opts.MaxAttempts), true
+	}
 	var nv *notVisibleError
 	if errors.As(err, &nv) {
 		return w.q.Refused(it, w.def.Name, w.m.opts.MaxAttempts), w.cannotSee(nv)

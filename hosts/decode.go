@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"clustertx/internal/encoder"
 	"clustertx/internal/textx"
 	"clustertx/internal/yamlx"
 	"clustertx/window"
@@ -19,7 +20,7 @@ import (
 var hostKeys = []string{
 	"type", "status", "ip", "user", "port", "identity_file", "os", "ffmpeg",
 	"working_dir", "path-substitutions", "path-substitution", "queues", "slots", "weight", "fallback", "max_load",
-	"profiles", "profile", "window",
+	"profiles", "profile", "window", "encoders", "exclude_encoders", "sessions",
 }
 
 // deadHostKeys are keys of older pytranscoder versions that nothing reads
@@ -72,6 +73,7 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 		typeN, slotsN       *yaml.Node
 		subsN               []yamlx.Pair
 		haveQueues, haveSlo bool
+		encodersN, excludeN yamlx.Pair
 	)
 	for _, kv := range pairs {
 		var err error
@@ -175,6 +177,23 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 					def.Window = append(def.Window, w...)
 				}
 			}
+		case "encoders", "exclude_encoders":
+			var items []string
+			if items, err = d.Strings(kv.Value, kv.Path, true); err == nil {
+				var names []string
+				for _, it := range items {
+					names = append(names, strings.Fields(it)...)
+				}
+				if len(names) == 0 {
+					err = d.Errorf(kv.Value, kv.Path, "%s: needs at least one encoder name (ffmpeg's, e.g. hevc_nvenc, libx265)", kv.Key)
+				} else if kv.Key == "encoders" {
+					def.Encoders, encodersN = names, kv
+				} else {
+					def.ExcludeEncoders, excludeN = names, kv
+				}
+			}
+		case "sessions":
+			def.Sessions, err = decodeSessions(d, kv)
 		case "profile":
 			var s string
 			if s, err = d.String(kv.Value, kv.Path); err == nil {
@@ -199,6 +218,11 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 		return nil, d.Errorf(p.KeyN, p.Path+".ip", "%s host %s needs ip: (an address, host name or ~/.ssh/config alias)", def.Type, p.Key)
 	case def.Type == Streaming && def.WorkingDir == "":
 		return nil, d.Errorf(p.KeyN, p.Path+".working_dir", "streaming host %s needs working_dir: (the directory on %s where files are staged)", p.Key, p.Key)
+	}
+	for _, e := range def.ExcludeEncoders {
+		if slices.Contains(def.Encoders, e) {
+			return nil, d.Errorf(excludeN.Value, excludeN.Path, "%s is both in encoders: (%s) and in exclude_encoders:; keep it in one", e, encodersN.Path)
+		}
 	}
 	if def.Type != Streaming {
 		def.WorkingDir = "" // samples set it on mounted and local hosts; pytranscoder ignores it there too
@@ -331,6 +355,36 @@ func decodePathSub(d *yamlx.Decoder, n *yaml.Node, path string) (PathSub, error)
 		return s, d.Errorf(n, path, "a path substitution needs both src and dest; %s", pathSubForms)
 	}
 	return s, nil
+}
+
+// decodeSessions decodes `sessions: {nvenc: 3, qsv: 2}`: a hardware
+// family (as package encoder names them) → the most jobs of that family the
+// host runs at once (1 or more).
+func decodeSessions(d *yamlx.Decoder, kv yamlx.Pair) ([]FamilyCap, error) {
+	pairs, err := d.Mapping(kv.Value, kv.Path)
+	if err != nil {
+		return nil, err
+	}
+	var out []FamilyCap
+	for _, p := range pairs {
+		if !slices.Contains(encoder.Families(), p.Key) {
+			hint := textx.Suggest(p.Key, encoder.Families())
+			if hint != "" {
+				hint = " (" + hint + ")"
+			}
+			return nil, d.Errorf(p.KeyN, p.Path, "unknown hardware family %q%s; sessions: takes %s",
+				p.Key, hint, strings.Join(encoder.Families(), ", "))
+		}
+		n, err := d.Int(p.Value, p.Path)
+		if err != nil {
+			return nil, err
+		}
+		if n < 1 {
+			return nil, d.Errorf(p.Value, p.Path, "sessions for %s must be 1 or more, found %d (to keep a family off this host, use exclude_encoders:)", p.Key, n)
+		}
+		out = append(out, FamilyCap{Family: p.Key, N: n})
+	}
+	return out, nil
 }
 
 // DecodeQueues decodes a `queues: {name: slots}` mapping in file order.

@@ -239,6 +239,13 @@ func TestDecodeHostErrors(t *testing.T) {
 		{"path sub missing dest", "h:\n  type: mounted\n  ip: x\n  path-substitution:\n    src: /a/\n",
 			[]string{"test.yml:5:5: config.clusters.home.h.path-substitution: ", "needs both src and dest"}},
 		{"queues not a map", "h:\n  type: local\n  queues: [a, b]\n", []string{"test.yml:3:11: config.clusters.home.h.queues: ", "expected a mapping"}},
+		{"empty encoders", "h:\n  type: local\n  encoders: []\n", []string{"test.yml:3:13: config.clusters.home.h.encoders: ", "at least one encoder"}},
+		{"pinned and excluded", "h:\n  type: local\n  encoders: [hevc_qsv, libx265]\n  exclude_encoders: [hevc_qsv]\n",
+			[]string{"test.yml:4:21: config.clusters.home.h.exclude_encoders: ", "hevc_qsv is both in encoders:"}},
+		{"unknown family", "h:\n  type: local\n  sessions: {nvec: 2}\n",
+			[]string{"test.yml:3:14: config.clusters.home.h.sessions.nvec: ", `unknown hardware family "nvec"`, "did you mean nvenc?"}},
+		{"zero sessions", "h:\n  type: local\n  sessions:\n    qsv: 0\n",
+			[]string{"test.yml:4:10: config.clusters.home.h.sessions.qsv: ", "1 or more", "exclude_encoders"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := decodeHosts(t, false, tc.yaml)
@@ -322,6 +329,43 @@ func TestExpandHome(t *testing.T) {
 	} {
 		if got := ExpandHome(in, "/h"); got != want {
 			t.Errorf("ExpandHome(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// encoders: pins a host's variants (only those, the profile's order kept),
+// exclude_encoders: forbids some, sessions: caps hardware families.
+func TestDecodeHostEncoderKeys(t *testing.T) {
+	defs, _ := mustDecode(t, `
+gpu:
+  type: local
+  encoders: [hevc_qsv, libx265]
+  sessions: {nvenc: 3, qsv: 2}
+box:
+  type: local
+  exclude_encoders:
+    - hevc_vaapi
+`)
+	gpu, box := defs[0], defs[1]
+	if !reflect.DeepEqual(gpu.Encoders, []string{"hevc_qsv", "libx265"}) || gpu.ExcludeEncoders != nil {
+		t.Errorf("gpu: encoders %q, exclude %q", gpu.Encoders, gpu.ExcludeEncoders)
+	}
+	if want := []FamilyCap{{"nvenc", 3}, {"qsv", 2}}; !reflect.DeepEqual(gpu.Sessions, want) {
+		t.Errorf("gpu sessions %+v, want %+v", gpu.Sessions, want)
+	}
+	for _, c := range []struct {
+		def       *Def
+		enc, want string
+	}{
+		{gpu, "hevc_qsv", ""},
+		{gpu, "libx265", ""},
+		{gpu, "hevc_nvenc", "not in its encoders: list"},
+		{box, "hevc_vaapi", "exclude_encoders"},
+		{box, "hevc_nvenc", ""},
+	} {
+		got := c.def.EncoderAllowed(c.enc)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s.EncoderAllowed(%s) = %q, want %q", c.def.Name, c.enc, got, c.want)
 		}
 	}
 }

@@ -90,3 +90,16 @@ func Cores(ctx context.Context, t Transport) int {
 	}
 	return n
 }
+
+// Listed reports whether enc is in the host's `ffmpeg -encoders`.
+func (s *EncoderSet) Listed(enc string) bool { return s.listed[enc] }
+
+// NewEncoderSet is the EncoderSet of a host whose `ffmpeg -encoders` was
+// already read (Inventory's Encoders).
+func NewEncoderSet(def *Def, names []string) *EncoderSet {
+	s := &EncoderSet{def: def, listed: map[string]bool{}, tested: map[string]string{}}
+	for _, e := range names {
+		s.listed[e] = true
+	}
+	return s
+}

@@ -78,7 +78,45 @@ type Def struct {
 	// still running when it closes is stopped (after the run's grace).
 	Window window.Window
 
+	// Encoders pins the encoder variants this host may use (`encoders:
+	// [hevc_qsv, libx265]`): of a profile's variants only those whose
+	// encoder is listed, in the profile's order. Empty: any.
+	Encoders []string
+	// ExcludeEncoders forbids variants whose encoder is listed here
+	// (`exclude_encoders: [hevc_vaapi]`).
+	ExcludeEncoders []string
+	// Sessions caps the jobs that run at once per hardware family
+	// (`sessions: {nvenc: 3, qsv: 2}`), whatever the slots: consumer NVIDIA
+	// cards refuse a fourth (older drivers: third) NVENC session. Empty: no cap.
+	Sessions []FamilyCap
+
 	Pos string // file:line of the definition, for messages
+}
+
+// FamilyCap is one entry of a host's sessions: map, in file order.
+type FamilyCap struct {
+	Family string // hardware family: nvenc, qsv, vaapi, amf, videotoolbox…
+	N      int
+}
+
+// EncoderAllowed says why the host's config keeps encoder enc out
+// ("excluded by host config: …"), or "" when it may use it. Only
+// profiles with encoder variants are subject to it.
+func (d *Def) EncoderAllowed(enc string) string {
+	for _, e := range d.ExcludeEncoders {
+		if e == enc {
+			return "excluded by host config (exclude_encoders)"
+		}
+	}
+	if len(d.Encoders) == 0 {
+		return ""
+	}
+	for _, e := range d.Encoders {
+		if e == enc {
+			return ""
+		}
+	}
+	return "excluded by host config (not in its encoders: list)"
 }
 
 // FFmpegPath is the ffmpeg this host runs: its `ffmpeg:`, else DefaultFFmpeg.

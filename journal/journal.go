@@ -1,6 +1,7 @@
 // Package journal owns clustertx's persistent state between runs: the resume
 // journal (the outcome per source-file version, the temp files that may exist
-// somewhere, the per-host encode speeds observed so far) and the run lock that
+// somewhere, the per-host encode speeds observed so far, and the result of
+// each host's test encode of each encoder variant) and the run lock that
 // keeps two runs off the same journal.
 //
 // # Storage
@@ -8,14 +9,14 @@
 // The journal is an append-only JSON-lines file (default
 // $XDG_STATE_HOME/clustertx/journal.jsonl, see [DefaultPath]). Every line is
 // one self-contained record carrying "v":1 and a "type" ("entry", "temp",
-// "temp_done", "speed"), so `cat`, `grep` and `jq` work on it. A record is
+// "temp_done", "speed", "encoder_test"), so `cat`, `grep` and `jq` work on it. A record is
 // written with a single write(2) of the whole line including its '\n', then
 // fsync(2)'d, before the call that wrote it returns. Replay applies the lines
 // in order; the last record for a key wins.
 //
 // # What survives kill -9 (or a crash) at any instant
 //
-//   - Every record whose Record/AddTemp/DoneTemp/RecordSpeed call returned nil
+//   - Every record whose Record/AddTemp/DoneTemp/RecordSpeed/RecordEncoderTest call returned nil
 //     is on disk (fsync before return) and is seen by the next Open.
 //   - A kill in the middle of an append leaves at most one incomplete last
 //     line (no trailing '\n', or not valid JSON). Open detects it, drops it
@@ -78,6 +79,17 @@
 //   - kept, skipped: skipped until --force; failed: retried until
 //     --max-failed-runs; changed: the version is gone, a file with this Key
 //     is encoded as new.
+//
+// # Encoder variant tests
+//
+// An "encoder_test" record is what one host's test encode of one encoder
+// variant gave (see [EncoderTest]): keyed by host and the variant's
+// signature (its encoder and input/video arguments), with the ffmpeg
+// version it ran on. The last record per key wins. [Journal.EncoderTest]
+// answers only for the same ffmpeg version, so an upgraded ffmpeg (or
+// driver package that ships one) is tested again; a failure is also
+// forgotten after [EncoderTestFailTTL], so hardware that was missing for a
+// while (a driver not loaded yet) is tried again.
 //
 // The journal does not decide policy: callers compare an Entry's Outcome and
 // Attempts with --force and --max-attempts themselves, and remove pending
@@ -266,6 +278,7 @@ type Journal struct {
 	byPath  map[string]Key
 	temps   map[string]seqTemp
 	speeds  map[string]map[string]speedState
+	tests   map[testKey]EncoderTest
 	opaque  [][]byte // lines from a newer version, kept verbatim
 
 	warnings []string
@@ -319,6 +332,7 @@ func Open(path string) (*Journal, error) {
 		byPath:  map[string]Key{},
 		temps:   map[string]seqTemp{},
 		speeds:  map[string]map[string]speedState{},
+		tests:   map[testKey]EncoderTest{},
 	}
 	if err := j.open(); err != nil {
 		if j.f != nil {
@@ -350,6 +364,7 @@ func OpenReadOnly(path string) (*Journal, error) {
 		byPath:   map[string]Key{},
 		temps:    map[string]seqTemp{},
 		speeds:   map[string]map[string]speedState{},
+		tests:    map[testKey]EncoderTest{},
 	}
 	f, err := os.Open(abs)
 	if errors.Is(err, os.ErrNotExist) {
@@ -433,7 +448,7 @@ func (j *Journal) warn(format string, args ...any) {
 }
 
 func (j *Journal) live() int {
-	n := len(j.entries) + len(j.temps) + len(j.opaque)
+	n := len(j.entries) + len(j.temps) + len(j.opaque) + len(j.tests)
 	for _, m := range j.speeds {
 		n += len(m)
 	}
@@ -544,6 +559,15 @@ func (j *Journal) apply(line []byte) (problem string, ok bool) {
 		if err = json.Unmarshal(line, &r); err == nil {
 			if err = r.check(); err == nil {
 				j.applySpeed(r)
+			}
+		}
+	case "encoder_test":
+		var r encoderTestRec
+		if err = json.Unmarshal(line, &r); err == nil {
+			if r.Host == "" || r.Sig == "" {
+				err = errors.New("encoder_test without host or sig")
+			} else {
+				j.tests[testKey{r.Host, r.Sig}] = r.EncoderTest
 			}
 		}
 	default:
@@ -738,6 +762,70 @@ func (j *Journal) Speeds() map[string]map[string]float64 {
 	return out
 }
 
+// EncoderTest is the result of one host's test encode of one encoder
+// variant.
+type EncoderTest struct {
+	Host    string    `json:"host"`
+	Sig     string    `json:"sig"`     // the variant's signature: encoder, input and video arguments
+	Encoder string    `json:"encoder"` // for people reading the journal
+	FFmpeg  string    `json:"ffmpeg"`  // the host's ffmpeg version it ran on (first line of ffmpeg -version)
+	OK      bool      `json:"ok"`
+	Reason  string    `json:"reason,omitempty"` // why it failed: ffmpeg's stderr line
+	Time    time.Time `json:"time"`
+}
+
+// EncoderTestFailTTL is how long a failed test is believed: after it the
+// variant is tested again even on the same ffmpeg.
+const EncoderTestFailTTL = 7 * 24 * time.Hour
+
+type testKey struct{ host, sig string }
+
+type encoderTestRec struct {
+	V    int    `json:"v"`
+	Type string `json:"type"`
+	EncoderTest
+}
+
+// RecordEncoderTest records the result of a test encode (the last one per
+// host and signature wins).
+func (j *Journal) RecordEncoderTest(t EncoderTest) error {
+	if t.Host == "" || t.Sig == "" {
+		return errors.New("journal: RecordEncoderTest: empty host or signature")
+	}
+	if t.Time.IsZero() {
+		t.Time = time.Now()
+	}
+	t.Time = t.Time.Round(0)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	line, err := marshalLine(encoderTestRec{V: Version, Type: "encoder_test", EncoderTest: t})
+	if err != nil {
+		return err
+	}
+	if err := j.appendLocked(line); err != nil {
+		return err
+	}
+	j.tests[testKey{t.Host, t.Sig}] = t
+	return nil
+}
+
+// EncoderTest returns the remembered test of the variant with signature
+// sig on host, if it ran on the same ffmpeg version (a different version,
+// or a failure older than EncoderTestFailTTL at now, is no answer: test
+// again).
+func (j *Journal) EncoderTest(host, sig, ffmpeg string, now time.Time) (EncoderTest, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	t, ok := j.tests[testKey{host, sig}]
+	if !ok || t.FFmpeg != ffmpeg || ffmpeg == "" {
+		return EncoderTest{}, false
+	}
+	if !t.OK && now.Sub(t.Time) > EncoderTestFailTTL {
+		return EncoderTest{}, false
+	}
+	return t, true
+}
+
 // appendLocked writes one line and fsyncs it. On failure it truncates the
 // partial line away; if it cannot, the journal refuses further writes.
 func (j *Journal) appendLocked(line []byte) error {
@@ -834,6 +922,21 @@ func (j *Journal) compactLocked() error {
 			if err := add(speedRec{V: Version, Type: "speed", Host: h, Profile: p, Obs: s.obs, Speed: s.speed, N: s.n, Time: s.time}); err != nil {
 				return err
 			}
+		}
+	}
+	tks := make([]testKey, 0, len(j.tests))
+	for k := range j.tests {
+		tks = append(tks, k)
+	}
+	sort.Slice(tks, func(a, b int) bool {
+		if tks[a].host != tks[b].host {
+			return tks[a].host < tks[b].host
+		}
+		return tks[a].sig < tks[b].sig
+	})
+	for _, k := range tks {
+		if err := add(encoderTestRec{V: Version, Type: "encoder_test", EncoderTest: j.tests[k]}); err != nil {
+			return err
 		}
 	}
 	for _, o := range j.opaque {

@@ -914,3 +914,73 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Errorf("the locked writer after a read-only open: %v", err)
 	}
 }
+
+// An encoder variant's test result is remembered per host and signature,
+// survives reopening and compaction, and answers only for the ffmpeg
+// version it ran on; a failure is forgotten after EncoderTestFailTTL.
+func TestEncoderTestCache(t *testing.T) {
+	path := newPath(t)
+	j := mustOpen(t, path)
+	t0 := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	ok := EncoderTest{Host: "gpu", Sig: "hevc_nvenc|in|out", Encoder: "hevc_nvenc", FFmpeg: "6.1", OK: true, Time: t0}
+	bad := EncoderTest{Host: "gpu", Sig: "hevc_qsv|in|out", Encoder: "hevc_qsv", FFmpeg: "6.1", Reason: "Error creating a MFX session: -9.", Time: t0}
+	for _, r := range []EncoderTest{ok, bad} {
+		if err := j.RecordEncoderTest(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(j *Journal, when string) {
+		t.Helper()
+		got, hit := j.EncoderTest("gpu", ok.Sig, "6.1", t0.Add(time.Hour))
+		if !hit || !got.OK || got.Encoder != "hevc_nvenc" {
+			t.Errorf("%s: nvenc on 6.1: %+v, %v; want the passing record", when, got, hit)
+		}
+		if _, hit := j.EncoderTest("gpu", ok.Sig, "7.0", t0.Add(time.Hour)); hit {
+			t.Errorf("%s: a record of ffmpeg 6.1 answered for ffmpeg 7.0", when)
+		}
+		if _, hit := j.EncoderTest("other", ok.Sig, "6.1", t0.Add(time.Hour)); hit {
+			t.Errorf("%s: a record of host gpu answered for host other", when)
+		}
+		got, hit = j.EncoderTest("gpu", bad.Sig, "6.1", t0.Add(24*time.Hour))
+		if !hit || got.OK || got.Reason != bad.Reason || !got.Time.Equal(t0) {
+			t.Errorf("%s: qsv failure: %+v, %v", when, got, hit)
+		}
+		if _, hit := j.EncoderTest("gpu", bad.Sig, "6.1", t0.Add(EncoderTestFailTTL+time.Hour)); hit {
+			t.Errorf("%s: a failure older than the TTL still answered", when)
+		}
+		if _, hit := j.EncoderTest("gpu", ok.Sig, "6.1", t0.Add(EncoderTestFailTTL+time.Hour)); !hit {
+			t.Errorf("%s: a pass must not expire", when)
+		}
+	}
+	check(j, "same journal")
+	// A newer result replaces the older one.
+	bad2 := bad
+	bad2.OK, bad2.Reason = true, ""
+	if err := j.RecordEncoderTest(bad2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j.EncoderTest("gpu", bad.Sig, "6.1", t0); !got.OK {
+		t.Errorf("the later record should win: %+v", got)
+	}
+	if err := j.RecordEncoderTest(bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countLines(t, path); n != 2 {
+		t.Errorf("compacted journal has %d lines, want 2 (one per host and signature)", n)
+	}
+	j.Close()
+	j = mustOpen(t, path)
+	defer j.Close()
+	check(j, "reopened after compaction")
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(ro, "read-only")
+	if err := ro.RecordEncoderTest(ok); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("read-only RecordEncoderTest: %v, want ErrReadOnly", err)
+	}
+}

@@ -35,6 +35,7 @@ type File struct {
 	Output        string   `json:"output"`
 	Host          string   `json:"host"`
 	Profile       string   `json:"profile"`
+	Variant       string   `json:"variant"`
 	Rule          string   `json:"rule"`
 	Outcome       string   `json:"outcome"`
 	Reason        string   `json:"reason"`
@@ -125,7 +126,7 @@ func NewDocument(rep *cluster.Report, rec *Recorder) *Document {
 	}
 	for _, f := range rep.Files {
 		e := File{
-			Path: f.Path, Output: f.Output, Host: f.Host, Profile: f.Profile, Rule: f.Rule,
+			Path: f.Path, Output: f.Output, Host: f.Host, Profile: f.Profile, Variant: f.Variant, Rule: f.Rule,
 			Outcome: string(f.Outcome), Reason: f.Reason,
 			SourceBytes: f.SrcSize, OutputBytes: f.OutSize,
 			MediaSeconds: round(f.Duration, 3), EncodeSeconds: round(f.Elapsed.Seconds(), 3),

@@ -5,7 +5,9 @@
 // a fast transport without SSH whose death tests control; and
 // RunConformance, the one suite of hosts.Transport promises that the local
 // transport, Fake and SSH/SFTP all pass, so that tests using the Fake test
-// what production does.
+// what production does; and FakeHW, an ffmpeg wrapper that gives a test
+// host NVENC and QSV encoders (x265/x264 underneath) that fail like real
+// drivers on demand.
 //
 // Each server gets a temp directory with its config, host keys (ed25519,
 // ECDSA, RSA), authorized_keys and log. The client key (ed25519) is the

@@ -39,6 +39,15 @@ func Family(name string) string {
 	return ""
 }
 
+// Families lists the hardware families Family knows, in a fixed order.
+func Families() []string {
+	out := make([]string, len(families))
+	for i, f := range families {
+		out[i] = f.family
+	}
+	return out
+}
+
 // IsHardware reports whether name is a hardware encoder.
 func IsHardware(name string) bool { return Family(name) != "" }
 
