@@ -503,6 +503,8 @@ func (e *executor) fail(err error) {
 	}
 	if err == nil || errors.Is(err, io.EOF) {
 		err = errors.New("executor ended")
+	} else {
+		err = fmt.Errorf("executor ended: %w", err)
 	}
 	e.err = err
 	var pids []int
@@ -520,9 +522,9 @@ func (e *executor) fail(err error) {
 		return
 	}
 	if d := e.diag.Last(2); d != "" {
-		t.opts.Logf("ssh %s: executor ended: %v: %s", t.name, err, d)
+		t.opts.Logf("ssh %s: %v: %s", t.name, err, d)
 	} else {
-		t.opts.Logf("ssh %s: executor ended: %v", t.name, err)
+		t.opts.Logf("ssh %s: %v", t.name, err)
 	}
 	if len(pids) > 0 {
 		go func() {
