@@ -203,13 +203,14 @@ while (1) {
 const executorHello = "clustertx-exec 1"
 
 // executorCommand is the session command that starts the executor (through
-// the login shell, once).
+// the login shell, once). The script goes on one line: every statement
+// ends with ; or }, and a quoted newline upsets csh-family shells.
 func executorCommand() string {
 	lines := strings.Split(executorScript, "\n")
 	for i, l := range lines {
-		lines[i] = strings.TrimLeft(l, "\t")
+		lines[i] = strings.TrimSpace(l)
 	}
-	return "exec perl -e " + QuotePOSIX(strings.Join(lines, "\n"))
+	return "exec perl -e " + QuotePOSIX(strings.TrimSpace(strings.Join(lines, " ")))
 }
 
 // execStartTimeout bounds the executor's start: the login shell's dotfiles
