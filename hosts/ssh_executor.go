@@ -19,7 +19,15 @@ import (
 // with it the user's ~/.bashrc, which Debian's bash reads for every SSH
 // command) starts once per connection instead of once per command. On a
 // host whose dotfiles take 0.3 s (conda, pyenv, nvm init), a job used to
-// pay that two or three times over.
+// pay that once per command: the encode, and on streaming hosts the
+// remote SHA-256 checks of its transfers.
+//
+// Why not keep the sessions and skip the dotfiles instead: bash decides to
+// read ~/.bashrc from SSH_CLIENT and SHLVL, and sshd lets a client set
+// neither (AcceptEnv is LANG and LC_* on Debian); the login shell is the
+// user's, not ours. Why not pipeline commands through one shell: a shell
+// cannot carry several commands' stdout and stderr apart, binary-safe,
+// while they run.
 //
 // Why Perl: it is on every Debian, Ubuntu and Raspberry Pi OS (perl-base,
 // essential) and on macOS, and it has fork, setpgrp, pipes, select and
@@ -49,8 +57,8 @@ import (
 // kill sends the group SIGTERM and, a second later, SIGKILL (a forked
 // helper sleeps that second). When a command exits while its group still
 // has members, they get the same. The exit frame comes after both pipes
-// reached EOF (or 3 s after the exit, should something outside the group
-// hold them), so all of a command's output precedes its status.
+// reached EOF (or 2 to 3 s after the exit, should something outside the
+// group hold them), so all of a command's output precedes its status.
 //
 // When the executor's stdin reaches EOF (the manager closed it, or the
 // connection died and sshd closed the session), or on SIGHUP/SIGTERM, it
