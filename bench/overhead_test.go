@@ -55,13 +55,19 @@ type ovLab struct {
 }
 
 func newOvLab(b *testing.B, n int) *ovLab {
+	return newOvLabWith(b, make([]hoststest.Options, n)...)
+}
+
+// newOvLabWith is newOvLab with one server per element of opts, started
+// with those options.
+func newOvLabWith(b *testing.B, opts ...hoststest.Options) *ovLab {
 	l := &ovLab{dir: b.TempDir()}
 	l.media = filepath.Join(l.dir, "media")
 	if err := os.MkdirAll(l.media, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	for i := 0; i < n; i++ {
-		l.servers = append(l.servers, hoststest.StartSSHD(b, hoststest.Options{}))
+	for i, o := range opts {
+		l.servers = append(l.servers, hoststest.StartSSHD(b, o))
 		view := filepath.Join(l.dir, fmt.Sprintf("host%d-view", i))
 		if err := os.Symlink(l.media, view); err != nil {
 			b.Fatal(err)
@@ -197,9 +203,19 @@ func runCluster(b *testing.B, known string, cfg *config.Config, paths []string, 
 }
 
 func runBatch(b *testing.B, l *ovLab, cfg *config.Config, paths []string) clusterRun {
+	return runBatchWith(b, l, cfg, paths, nil)
+}
+
+// runBatchWith is runBatch with set applied to the run's options.
+func runBatchWith(b *testing.B, l *ovLab, cfg *config.Config, paths []string, set func(*cluster.Options)) clusterRun {
 	obs := &jobTimes{}
 	start := time.Now()
-	_, wall := runCluster(b, l.known, cfg, paths, func(o *cluster.Options) { o.Observer = obs })
+	_, wall := runCluster(b, l.known, cfg, paths, func(o *cluster.Options) {
+		o.Observer = obs
+		if set != nil {
+			set(o)
+		}
+	})
 	if obs.retried > 0 || obs.fail > 0 || len(obs.starts) != len(paths) {
 		b.Fatalf("run was not clean: %d jobs started for %d files, %d retried, %d not done", len(obs.starts), len(paths), obs.retried, obs.fail)
 	}

@@ -4,6 +4,12 @@
 // a host. All SSH and SFTP I/O lives here; nothing else imports
 // x/crypto/ssh or pkg/sftp. The manager (package cluster) sees a host only
 // through the Transport interface and does not know whether it is SSH or local.
+//
+// An SSH host runs its commands on an executor (ssh_executor.go): one
+// long-lived session per connection whose Perl program starts each command
+// in a process group of its own, so that the host's login shell, and the
+// ~/.bashrc it reads, runs once per connection rather than once per command.
+// Hosts without Perl and Windows hosts get one session per command.
 package hosts
 
 import (

@@ -56,6 +56,12 @@ type SSHOptions struct {
 	// KeepAliveMax is how many missed keepalives close the connection.
 	// Default 3.
 	KeepAliveMax int
+	// PerCommandSessions runs every command in an SSH session of its own,
+	// through the login shell, instead of on the host's executor (see
+	// ssh_executor.go): each command then pays the shell's start-up,
+	// ~/.bashrc included. Off by default; benchmarks and tests compare the
+	// two. Windows hosts always work this way.
+	PerCommandSessions bool
 	// Logf receives debug messages; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -170,6 +176,13 @@ type SSHTransport struct {
 	deadErr  error
 
 	closeOnce sync.Once
+
+	// The executor (ssh_executor.go): one session that runs every command.
+	execMu     sync.Mutex
+	exe        *executor     // running, or nil
+	execStart  chan struct{} // closed when the start under way ends; nil when none is
+	execOff    bool          // one session per command
+	execDeaths int           // executors that ended under the transport
 
 	killGrace time.Duration // wait after stdin EOF before kill(1); tests may shorten
 	// refusedPatience bounds retries of a refused session once no other
@@ -286,6 +299,11 @@ func (t *SSHTransport) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
 		t.markDead(errors.New("transport closed"))
+		t.execMu.Lock()
+		if t.exe != nil {
+			t.exe.close() // stdin EOF: it stops every command and exits
+		}
+		t.execMu.Unlock()
 		t.sftpMu.Lock()
 		if t.sftpc != nil {
 			_ = t.sftpc.Close()
@@ -646,6 +664,7 @@ func DialSSH(ctx context.Context, def *Def, opts SSHOptions) (*SSHTransport, err
 		spare:     make(chan struct{}, 1),
 		dead:      make(chan struct{}),
 		killGrace: 5 * time.Second,
+		execOff:   def.Windows() || opts.PerCommandSessions,
 
 		refusedPatience: 10 * time.Second,
 	}

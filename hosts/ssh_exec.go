@@ -72,8 +72,9 @@ func killGroup(sig, pid string) string {
 	return "kill -" + sig + " -" + pid + " 2>/dev/null || kill -" + sig + " " + pid + " 2>/dev/null"
 }
 
-// CommandLine is the exact string Exec sends to the host for argv (for
-// logs and tests).
+// CommandLine is the exact string Exec sends to the host for argv when the
+// command gets a session of its own (for logs and tests); on the host's
+// executor, argv goes as is and runs as this line would run it.
 func (t *SSHTransport) CommandLine(argv []string) (string, error) {
 	if t.windows {
 		return QuoteCmd(argv...)
@@ -81,12 +82,20 @@ func (t *SSHTransport) CommandLine(argv []string) (string, error) {
 	return posixWrapper(argv), nil
 }
 
-// Exec runs argv on the host. POSIX hosts run it under the stdin-EOF
-// watchdog wrapper, so cancelling ctx (or losing the connection) stops the
-// remote process and everything it started (its process group): SIGTERM
-// request, stdin closed (the watchdog signals the group), then after
-// killGrace `kill -TERM` and `kill -KILL` of the group from a second
-// session. Exec returns only when the session has ended.
+// Exec runs argv on the host. POSIX hosts run it on the host's executor
+// (ssh_executor.go), which starts with the connection's first command, so
+// that the login shell and its dotfiles run once per connection, not once
+// per command: argv in a process group of its own, stopped with everything
+// it started when ctx is cancelled (SIGTERM, SIGKILL a second later) or the
+// connection is lost (the executor sees its stdin close). Exec returns when
+// the command has ended.
+//
+// Without an executor (no Perl on the host, PerCommandSessions) each
+// command gets a session of its own and runs under the stdin-EOF watchdog
+// wrapper, with the same guarantees: SIGTERM request, stdin closed (the
+// watchdog signals the group), then after killGrace `kill -TERM` and
+// `kill -KILL` of the group from a second session. Exec returns only when
+// the session has ended.
 //
 // Windows hosts (cmd.exe) get no wrapper: on cancel the session is
 // signalled and closed, which does not reliably stop the remote process
@@ -103,6 +112,13 @@ func (t *SSHTransport) Exec(ctx context.Context, argv []string, stdout, stderr i
 		return fmt.Errorf("host %s: %w", t.name, err)
 	}
 	op := "exec " + path.Base(argv[0])
+	e, err := t.getExecutor(ctx)
+	if err != nil {
+		return fmt.Errorf("host %s: %s: waiting for the executor: %w", t.name, op, err)
+	}
+	if e != nil {
+		return t.execOn(ctx, e, op, argv, stdout, stderr)
+	}
 	release, err := t.acquire(ctx, op)
 	if err != nil {
 		return err
@@ -142,6 +158,25 @@ func (t *SSHTransport) Exec(ctx context.Context, argv []string, stdout, stderr i
 	_ = stdin.Close()
 	filter.Flush()
 	return t.execResult(op, err, tail)
+}
+
+// execOn is Exec on the executor.
+func (t *SSHTransport) execOn(ctx context.Context, e *executor, op string, argv []string, stdout, stderr io.Writer) error {
+	tail := &TailBuffer{Max: 20}
+	var errw io.Writer = tail
+	if stderr != nil {
+		errw = io.MultiWriter(stderr, tail)
+	}
+	code, err := e.run(ctx, op, argv, stdout, errw)
+	switch {
+	case ctx.Err() != nil && err != nil && !IsTransport(err):
+		return fmt.Errorf("host %s: %s stopped: %w", t.name, path.Base(argv[0]), ctx.Err())
+	case err != nil:
+		return err
+	case code != 0:
+		return &ExitError{Code: code, Stderr: tail.Last(3)}
+	}
+	return nil
 }
 
 func (t *SSHTransport) execResult(op string, err error, tail *TailBuffer) error {
@@ -293,7 +328,28 @@ func (f *pidFilter) Flush() {
 
 // output runs a short helper command (no wrapper) and returns its stdout.
 // code is the exit status (-1 if none).
+//
+// On the executor the line runs under /bin/sh (the helper lines are
+// POSIX sh) instead of the login shell.
 func (t *SSHTransport) output(ctx context.Context, op, line string) (out []byte, code int, err error) {
+	e, err := t.getExecutor(ctx)
+	if err != nil {
+		return nil, -1, fmt.Errorf("host %s: %s: waiting for the executor: %w", t.name, op, err)
+	}
+	if e != nil {
+		var so bytes.Buffer
+		tail := &TailBuffer{Max: 5}
+		code, err := e.run(ctx, op, []string{"/bin/sh", "-c", line}, &limitedBuffer{b: &so, max: 1 << 20}, tail)
+		switch {
+		case ctx.Err() != nil && err != nil && !IsTransport(err):
+			return nil, -1, fmt.Errorf("host %s: %s: %w", t.name, op, ctx.Err())
+		case err != nil:
+			return nil, -1, err
+		case code != 0:
+			return so.Bytes(), code, &ExitError{Code: code, Stderr: tail.Last(2)}
+		}
+		return so.Bytes(), 0, nil
+	}
 	release, err := t.acquire(ctx, op)
 	if err != nil {
 		return nil, -1, err

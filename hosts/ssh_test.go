@@ -489,12 +489,16 @@ func TestSSHConcurrentExecs(t *testing.T) {
 }
 
 // A server whose MaxSessions is below our budget refuses sessions; commands
-// wait for one of ours to end instead of failing. Once nothing of ours is
-// left to free a slot, the refusal is an error that names MaxSessions.
+// that get sessions of their own wait for one of ours to end instead of
+// failing. Once nothing of ours is left to free a slot, the refusal is an
+// error that names MaxSessions. (On the executor, commands need no session
+// of their own: see TestSSHExecutorOneSession.)
 func TestSSHSessionsRefusedByMaxSessions(t *testing.T) {
 	sshEnv(t)
 	s := hoststest.StartSSHD(t, hoststest.Options{ExtraConfig: []string{"MaxSessions 3"}})
-	tr := dial(t, s, baseOpts(khFile(t, s)))
+	opts := baseOpts(khFile(t, s))
+	opts.PerCommandSessions = true
+	tr := dial(t, s, opts)
 	ctx := context.Background()
 	if _, err := tr.FreeSpace(ctx, s.Dir); err != nil { // the SFTP session holds one of the 3
 		t.Fatal(err)

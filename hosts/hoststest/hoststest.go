@@ -57,6 +57,16 @@ type Options struct {
 	// harness defaults (sshd uses the first value it reads); Match blocks go
 	// after the defaults.
 	ExtraConfig []string
+	// SlowBashrc, when set, gives the server's sessions a ~/.bashrc of
+	// their own that takes this long, as conda, pyenv or nvm init does on
+	// real hosts: HOME is a folder of the server's whose .bashrc appends a
+	// line to SSHD.BashrcLog and sleeps, and sessions start as sshd starts
+	// them for real (SHLVL unset), so that bash reads it for every SSH
+	// command. The login shell must be bash (it is skipped otherwise).
+	SlowBashrc time.Duration
+	// Path, when set, is the sessions' PATH (a folder without perl, say,
+	// for a host that lacks it).
+	Path string
 }
 
 // SSHD is a running (or stopped) OpenSSH server on loopback.
@@ -71,6 +81,9 @@ type SSHD struct {
 	HostKeys       []ssh.PublicKey // ed25519, ecdsa, rsa host public keys
 	ConfigFile     string
 	LogFile        string
+	// BashrcLog gets a line each time a session's shell reads ~/.bashrc
+	// (Options.SlowBashrc; "" otherwise).
+	BashrcLog string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -187,6 +200,9 @@ func StartSSHD(t testing.TB, opts Options) *SSHD {
 		t.Fatal(err)
 	}
 	s.LogFile = filepath.Join(s.Dir, "sshd.log")
+	if opts.SlowBashrc > 0 {
+		s.writeBashrc(t, opts.SlowBashrc)
+	}
 	s.ConfigFile = filepath.Join(s.Dir, "sshd_config")
 
 	var lastErr error
@@ -268,18 +284,67 @@ func (s *SSHD) writeConfig(keyFiles []string, opts Options) error {
 		"StrictModes no\n" +
 		"PrintMotd no\n" +
 		"UseDNS no\n" +
-		"LogLevel VERBOSE\n" +
+		"LogLevel VERBOSE\n")
+	// One SetEnv line: sshd ignores all but the first.
+	var env []string
+	if s.BashrcLog != "" {
+		env = append(env, "HOME="+filepath.Join(s.Dir, "home"))
+	} else {
 		// The test hosts run as the user running the tests, whose ~/.bashrc
 		// may do slow or lock-taking things (pyenv rehash, here: a session
 		// killed mid-rehash by a host-death test leaves a lock that makes
 		// every later command wait 60 s). Bash reads ~/.bashrc for ssh
 		// commands only when SHLVL was unset: start sessions at level 1.
-		"SetEnv SHLVL=1\n")
+		env = append(env, "SHLVL=1")
+	}
+	if opts.Path != "" {
+		env = append(env, "PATH="+opts.Path)
+	}
+	fmt.Fprintf(&b, "SetEnv %s\n", strings.Join(env, " "))
 	fmt.Fprintf(&b, "Subsystem sftp %s\n", SFTPServerPath)
 	for _, l := range match {
 		b.WriteString(l + "\n")
 	}
 	return os.WriteFile(s.ConfigFile, []byte(b.String()), 0o644)
+}
+
+// writeBashrc makes the slow ~/.bashrc of Options.SlowBashrc.
+func (s *SSHD) writeBashrc(t testing.TB, d time.Duration) {
+	t.Helper()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh := loginShell(u.Username); filepath.Base(sh) != "bash" {
+		SkipOrFail(t, "a slow ~/.bashrc needs bash as the login shell, not %q", sh)
+	}
+	home := filepath.Join(s.Dir, "home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.BashrcLog = filepath.Join(s.Dir, "bashrc.log")
+	rc := fmt.Sprintf("echo \"$$ $SHLVL\" >> %s\nsleep %.3f\n", hosts.QuotePOSIX(s.BashrcLog), d.Seconds())
+	if err := os.WriteFile(filepath.Join(home, ".bashrc"), []byte(rc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BashrcRuns is how many times sessions' shells have read ~/.bashrc
+// (Options.SlowBashrc).
+func (s *SSHD) BashrcRuns() int {
+	b, _ := os.ReadFile(s.BashrcLog)
+	return bytes.Count(b, []byte{'\n'})
+}
+
+// loginShell is user's login shell from /etc/passwd ("" if not found).
+func loginShell(name string) string {
+	b, _ := os.ReadFile("/etc/passwd")
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Split(l, ":"); len(f) == 7 && f[0] == name {
+			return f[6]
+		}
+	}
+	return ""
 }
 
 // start runs sshd and waits until the port accepts connections.
