@@ -22,12 +22,13 @@ const (
 	keySubtitle       = "subtitle"
 	keyAutomap        = "automap"
 	keySplit          = "split"
+	keyQuality        = "quality"
 )
 
 var profileKeys = []string{
 	"input_options", "output_options", "output_options_audio", "output_options_video",
 	"output_options_subtitle", keyExtension, keyQueue, keyThreshold, keyThresholdCheck,
-	"include", keyAudio, keySubtitle, keyAutomap, keySplit,
+	"include", keyAudio, keySubtitle, keyAutomap, keySplit, keyQuality,
 }
 
 // DecodeProfiles decodes the profiles: section n (at key path, normally
@@ -136,6 +137,8 @@ func decodeProfileKey(d *yamlx.Decoder, kv yamlx.Pair, p *Profile) error {
 		p.Automap, p.automapAt = &b, v
 	case keySplit:
 		p.Split, err = decodeSplit(d, v, path)
+	case keyQuality:
+		p.Quality, err = decodeQuality(d, v, path)
 	default:
 		return d.Unknown(kv, suggest(kv.Key, profileKeys))
 	}
@@ -197,6 +200,7 @@ func mergeParent(d *yamlx.Decoder, pr yamlx.Pair, p, parent *Profile) {
 	inherit(keySubtitle, func() { p.SubtitleSel = parent.SubtitleSel.clone() })
 	inherit(keyAutomap, func() { v := *parent.Automap; p.Automap, p.automapAt = &v, parent.automapAt })
 	inherit(keySplit, func() { v := *parent.Split; p.Split = &v })
+	inherit(keyQuality, func() { p.Quality = parent.Quality.Clone() })
 }
 
 // decodeOptions decodes an option section: a string is split shell-style; in

@@ -91,6 +91,9 @@ func (c *Config) Check() error {
 	if c.Metric == "" {
 		return fmt.Errorf("metric is required (ssim, vmaf or xpsnr)")
 	}
+	if c.Target == 0 {
+		return fmt.Errorf("target is required (e.g. target: 95 for VMAF, 0.98 for SSIM)")
+	}
 	if err := c.Metric.valid(c.Target); err != nil {
 		return err
 	}
