@@ -19,6 +19,7 @@ import (
 	"clustertx/internal/fileid"
 	"clustertx/media"
 	"clustertx/profiles"
+	"clustertx/quality"
 	"clustertx/split"
 )
 
@@ -47,6 +48,9 @@ type Job struct {
 	Eligible []*hosts.Def      // enabled hosts that may take it
 	Excluded map[string]string // host → why it cannot encode this file (missing encoder)
 	Work     float64
+
+	Quality *quality.Config // quality: key (rule's, else profile's, --target applied); nil = encode at the profile's level
+	qstats  *QualityStats   // the search's result, once it chose a level
 
 	Split     *split.Plan // split mode: its segments; nil when encoded whole
 	SplitNote string      // why split mode was asked for but not used

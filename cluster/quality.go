@@ -243,15 +243,15 @@ func (m *manager) cutSamples(ctx context.Context, sr *search, dir, tok string) e
 }
 
 // sampleArgv is the command that encodes a sample (input) at level into
-// output with the ffmpeg at bin.
-func (sr *search) sampleArgv(bin string, level float64, input, output string, automap bool) ([]string, error) {
+// output: head (the program and its fixed flags), then the profile's
+// options with the level set.
+func (sr *search) sampleArgv(head []string, level float64, input, output string, automap bool) ([]string, error) {
 	p := sr.knob.With(level)
 	plan, err := p.Plan(sr.job.Info, automap)
 	if err != nil {
 		return nil, err
 	}
-	argv := managerHead(bin)
-	return append(argv, quality.EncodeArgs(plan.In, plan.Out, input, output)...), nil
+	return append(head, quality.EncodeArgs(plan.In, plan.Out, input, output)...), nil
 }
 
 // measureArgv measures distorted against reference with the ffmpeg at bin
@@ -288,6 +288,13 @@ func (sr *search) observe(level float64, got []sampleScore) quality.Obs {
 
 // result is the search's QualityResult.
 func (sr *search) result() *QualityResult {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	return sr.resultLocked()
+}
+
+// resultLocked is result with sr.mu held.
+func (sr *search) resultLocked() *QualityResult {
 	j := sr.job
 	d := sr.s.Decide()
 	r := &QualityResult{File: j.Item.Path, Profile: j.Profile.Name, Encoder: sr.knob.Encoder(), Option: sr.knob.Option(),
@@ -302,11 +309,9 @@ func (sr *search) result() *QualityResult {
 	for _, o := range sr.s.Observations() {
 		r.Rounds = append(r.Rounds, Round{Level: o.Level, Score: o.Score, SizePct: o.SizePct()})
 	}
-	sr.mu.Lock()
 	for h := range sr.hosts {
 		r.Hosts = append(r.Hosts, h)
 	}
-	sr.mu.Unlock()
 	slices.Sort(r.Hosts)
 	if d.Met {
 		v := d.Level
@@ -429,7 +434,7 @@ func (m *manager) searchLocal(ctx context.Context, j *Job, cfg *quality.Config) 
 		got := make([]sampleScore, len(sr.samples))
 		for i, in := range sr.paths {
 			out := filepath.Join(dir, fmt.Sprintf("%s%s-q%02d-%s.mkv", TempMarker, tok, i, quality.FormatLevel(level)))
-			argv, err := sr.sampleArgv(m.cfg.FFmpeg, level, in, out, m.automap(j.Profile))
+			argv, err := sr.sampleArgv(managerHead(m.cfg.FFmpeg), level, in, out, m.automap(j.Profile))
 			if err != nil {
 				return nil, err
 			}
@@ -530,9 +535,4 @@ func PlanQuality(ctx context.Context, opts Options, items []WorkItem, target *Qu
 		fmt.Fprintf(w, "  hosts: %s\n", hostNames(j.Eligible))
 	}
 	return nil
-}
-
-// SearchQualityCluster runs the search on the cluster's hosts.
-func SearchQualityCluster(ctx context.Context, opts Options, items []WorkItem, target *QualityTarget) ([]*QualityResult, error) {
-	return nil, fmt.Errorf("quality -c: searching on a cluster is not available yet; run without -c to search on this machine")
 }

@@ -201,3 +201,154 @@ func TestQualityCommandLocal(t *testing.T) {
 		}
 	}
 }
+
+// reportQuality is the part of --report's file entries the cluster test
+// reads.
+type reportQuality struct {
+	Files []struct {
+		Path    string `json:"path"`
+		Output  string `json:"output"`
+		Outcome string `json:"outcome"`
+		Reason  string `json:"reason"`
+		Quality *struct {
+			Option         string       `json:"option"`
+			Value          *float64     `json:"value"`
+			PredictedScore *float64     `json:"predicted_score"`
+			SampleEncodes  int          `json:"sample_encodes"`
+			SamplesAt      [][2]float64 `json:"samples_at"`
+			Hosts          []string     `json:"hosts"`
+			SearchShare    float64      `json:"search_share"`
+		} `json:"quality"`
+	} `json:"files"`
+}
+
+// ssimOnSpans measures an encoded file against its source on the given
+// spans (decoded, accurate seeks on both), weighted by their length.
+func ssimOnSpans(t *testing.T, out, src string, spans [][2]float64) float64 {
+	t.Helper()
+	re := regexp.MustCompile(`All:([0-9.]+)`)
+	var sum, w float64
+	for _, s := range spans {
+		ss, d := strconv.FormatFloat(s[0], 'f', 3, 64), strconv.FormatFloat(s[1], 'f', 3, 64)
+		o := runFF(t, "-nostdin", "-hide_banner", "-nostats", "-ss", ss, "-t", d, "-i", out, "-ss", ss, "-t", d, "-i", src,
+			"-lavfi", "[0:v]setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS[r];[d][r]ssim", "-f", "null", "-")
+		m := re.FindStringSubmatch(o)
+		if m == nil {
+			t.Fatalf("no SSIM in %s", o)
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		sum += v * s[1]
+		w += s[1]
+	}
+	return sum / w
+}
+
+// TestQualityCluster is issue 17's "done when" on real sshd hosts: a
+// search over a mounted and a streaming host with SSIM spreads its samples
+// over both, chooses a -crf within the bounds, and the file encoded at it
+// meets the target on its samples; a file that cannot meet the target
+// within its size cap keeps its original, with the reason. `clustertx
+// quality -c` runs the same search on the hosts and changes nothing.
+func TestQualityCluster(t *testing.T) {
+	l := newLab(t, true)
+	l.cfgPath = filepath.Join(l.dir, "transcode.yml")
+	cfg := "config:\n  ffmpeg: ffmpeg\n  clusters:\n    lab:\n" +
+		l.nas.YAML("nas", "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+l.view+"/") +
+		l.gamer.YAML("gamer", "type: streaming", "working_dir: "+l.work) + `
+profiles:
+  x264:
+    # A keyframe every 2 s, as long as the samples of a 20 s film: each
+    # sample then holds one keyframe, as the film does per 2 s. (With
+    # x264's default of one per 10 s, 2 s samples hold five times the
+    # film's share of keyframes and score higher than the film.)
+    output_options: -c:v libx264 -preset ultrafast -g 50 -crf 23 -c:a copy
+    extension: .mkv
+    quality:
+      metric: ssim
+      target: 0.97
+      min: 14
+      max: 40
+      samples: 4
+rules:
+  tight:
+    profile: x264
+    quality: {metric: ssim, target: 0.97, min: 14, max: 40, max_size: 5}
+    criteria:
+      path: /tight/
+  all:
+    profile: x264
+`
+	must(t, os.WriteFile(l.cfgPath, []byte(cfg), 0o644))
+	must(t, os.MkdirAll(filepath.Join(l.media, "tight"), 0o755))
+	film := qualityClip(t, filepath.Join(l.media, "film.mkv"), 20)
+	tight := qualityClip(t, filepath.Join(l.media, "tight", "film.mkv"), 20)
+	tightBefore, err := os.Stat(tight)
+	must(t, err)
+	orig := filepath.Join(l.dir, "film-source.mkv") // the film is replaced by its output
+	data, err := os.ReadFile(film)
+	must(t, err)
+	must(t, os.WriteFile(orig, data, 0o644))
+
+	// Only the search, on the hosts: nothing changes.
+	p := startBinary(t, l.dir, env(l.home, l.state), l.args("quality", "-c", "lab", "--json", film)...)
+	if code := p.wait(5 * time.Minute); code != 0 {
+		t.Fatalf("quality -c: exit %d\nstdout:\n%s\nstderr:\n%s", code, p.stdout, p.stderr)
+	}
+	res := decodeQuality(t, p.stdout.String())
+	if len(res) != 1 || res[0].Value == nil || *res[0].Value < 14 || *res[0].Value > 40 || len(res[0].Hosts) != 2 {
+		t.Errorf("quality -c: want a -crf in 14..40 from samples on both hosts, got %s\nstderr:\n%s", p.stdout, p.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(l.media, "film.mkv")); err != nil {
+		t.Fatalf("quality -c changed the film: %v", err)
+	}
+
+	// The run: search, then encode at the level found.
+	rep := filepath.Join(l.dir, "report.json")
+	p = startBinary(t, l.dir, env(l.home, l.state), l.args("-c", "lab", "--report", rep, film, tight)...)
+	if code := p.wait(5 * time.Minute); code != 0 {
+		t.Fatalf("run: exit %d\nstdout:\n%s\nstderr:\n%s", code, p.stdout, p.stderr)
+	}
+	t.Logf("summary:\n%s", p.stdout)
+	data, err = os.ReadFile(rep)
+	must(t, err)
+	var r reportQuality
+	must(t, json.Unmarshal(data, &r))
+	if len(r.Files) != 2 {
+		t.Fatalf("report: %s", data)
+	}
+	f := r.Files[0]
+	q := f.Quality
+	if f.Outcome != "done" || q == nil || q.Value == nil || *q.Value < 14 || *q.Value > 40 || q.Option != "-crf" {
+		t.Fatalf("film: %s", data)
+	}
+	if len(q.Hosts) != 2 {
+		t.Errorf("film: samples encoded on %v, want both hosts", q.Hosts)
+	}
+	if q.SampleEncodes < len(q.SamplesAt) || q.SearchShare <= 0 || q.SearchShare >= 1 {
+		t.Errorf("film: %d sample encodes of %d samples, search share %v", q.SampleEncodes, len(q.SamplesAt), q.SearchShare)
+	}
+	got := ssimOnSpans(t, f.Output, orig, q.SamplesAt)
+	t.Logf("film: %s %v, predicted SSIM %.4f, measured on the output %.4f", q.Option, *q.Value, *q.PredictedScore, got)
+	if got < 0.97 {
+		t.Errorf("film: the output's SSIM on its samples is %.4f, below the target 0.97", got)
+	}
+
+	k := r.Files[1]
+	if k.Outcome != "kept" || !strings.Contains(k.Reason, "max_size 5%") || k.Quality == nil || k.Quality.Value != nil {
+		t.Errorf("tight: want kept for the size cap, got %s %q", k.Outcome, k.Reason)
+	}
+	after, err := os.Stat(tight)
+	must(t, err)
+	if after.Size() != tightBefore.Size() || !after.ModTime().Equal(tightBefore.ModTime()) {
+		t.Errorf("tight: the original changed")
+	}
+	for _, d := range []string{l.media, filepath.Join(l.media, "tight"), l.work} {
+		es, err := os.ReadDir(d)
+		must(t, err)
+		for _, e := range es {
+			if strings.Contains(e.Name(), ".clustertx-") || strings.HasPrefix(e.Name(), "clustertx-") {
+				t.Errorf("temporary file left: %s", filepath.Join(d, e.Name()))
+			}
+		}
+	}
+}
