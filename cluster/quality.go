@@ -516,23 +516,30 @@ func PlanQuality(ctx context.Context, opts Options, items []WorkItem, target *Qu
 			fmt.Fprintf(w, "  no search: profile %s has no quality: key (give one, or --target METRIC=VALUE)\n", j.Profile.Name)
 			continue
 		}
-		sr, err := m.newSearch(ctx, j, cfg)
-		if err != nil {
-			fmt.Fprintf(w, "  no search: %v\n", err)
-			continue
-		}
-		lo, hi := sr.s.Range()
-		fmt.Fprintf(w, "  profile %s, %s %s: %s %s, levels %s to %s, first %s; at most %d rounds; max_size %s%%\n",
-			j.Profile.Name, sr.knob.Encoder(), sr.knob.Option(), cfg.Metric.Label(), quality.FormatScore(cfg.Metric, cfg.Target),
-			quality.FormatLevel(lo), quality.FormatLevel(hi), quality.FormatLevel(sr.s.Start()), quality.MaxRounds, quality.FormatLevel(cfg.MaxSizePct))
-		for _, s := range sr.samples {
-			if s.Whole {
-				fmt.Fprintf(w, "  sample: the whole film (%s)\n", media.FormatDuration(s.Duration))
-				continue
-			}
-			fmt.Fprintf(w, "  sample %d: %s from the keyframe at %s\n", s.Index+1, media.FormatDuration(s.Duration), media.FormatDuration(s.Start))
-		}
-		fmt.Fprintf(w, "  hosts: %s\n", hostNames(j.Eligible))
+		fmt.Fprintf(w, "  profile:  %s\n", j.Profile.Name)
+		m.printSearch(ctx, w, j, cfg)
+		fmt.Fprintf(w, "  hosts:    %s\n", hostNames(j.Eligible))
 	}
 	return nil
+}
+
+// printSearch writes a file's search plan for --dry-run: the target, the
+// encoder option, the levels it may try and the first, and its samples.
+func (m *manager) printSearch(ctx context.Context, w io.Writer, j *Job, cfg *quality.Config) {
+	sr, err := m.newSearch(ctx, j, cfg)
+	if err != nil {
+		fmt.Fprintf(w, "  quality:  no search: %v\n", err)
+		return
+	}
+	lo, hi := sr.s.Range()
+	fmt.Fprintf(w, "  quality:  %s %s with %s %s: levels %s to %s, first %s, at most %d rounds, max_size %s%%\n",
+		cfg.Metric.Label(), quality.FormatScore(cfg.Metric, cfg.Target), sr.knob.Encoder(), sr.knob.Option(),
+		quality.FormatLevel(lo), quality.FormatLevel(hi), quality.FormatLevel(sr.s.Start()), quality.MaxRounds, quality.FormatLevel(cfg.MaxSizePct))
+	for _, s := range sr.samples {
+		if s.Whole {
+			fmt.Fprintf(w, "  sample:   the whole film (%s)\n", media.FormatDuration(s.Duration))
+			continue
+		}
+		fmt.Fprintf(w, "  sample %d: %s from the keyframe at %s\n", s.Index+1, strconv.FormatFloat(s.Duration, 'f', -1, 64)+"s", media.FormatDuration(s.Start))
+	}
 }

@@ -71,8 +71,8 @@ type runSearch struct {
 	el      map[string]bool
 	tok     string
 
-	cutOnce []sync.Once
-	cutErr  []error
+	cutMu   []sync.Mutex // per sample: its cut
+	cutDone []bool
 	cutIDs  []string
 
 	// under search.mu
@@ -119,7 +119,7 @@ func (m *manager) startSearch(ctx context.Context, q *queue.Queue, idx int, j *J
 	j.Eligible = same
 	n := len(sr.samples)
 	rs := &runSearch{search: sr, m: m, idx: idx, ctx: ctx, q: q, results: results, el: el, tok: token(),
-		cutOnce: make([]sync.Once, n), cutErr: make([]error, n), cutIDs: make([]string, n)}
+		cutMu: make([]sync.Mutex, n), cutDone: make([]bool, n), cutIDs: make([]string, n)}
 	sr.paths, sr.srcSize = make([]string, n), make([]int64, n)
 	dir := filepath.Dir(j.Item.Path)
 	for i := range sr.samples {
@@ -149,38 +149,57 @@ func (rs *runSearch) roundItems(level float64) []*queue.Item {
 	return rs.items
 }
 
-// cut makes sample i on the manager (once per search).
-func (rs *runSearch) cut(ctx context.Context, i int) error {
-	rs.cutOnce[i].Do(func() {
-		p := rs.paths[i]
+// cut makes sample i on the manager, once per search. It runs on the
+// run's context, not the copy's: a copy stopped meanwhile (its prefetch
+// reservation taken over) must not fail the sample for the copies that
+// wait for it. A failed cut is not remembered: the next copy tries again.
+func (rs *runSearch) cut(i int) error {
+	rs.mu.Lock()
+	over := rs.over
+	rs.mu.Unlock()
+	if over {
+		return errLost // a copy that outlived its search
+	}
+	rs.cutMu[i].Lock()
+	defer rs.cutMu[i].Unlock()
+	if rs.cutDone[i] {
+		return nil
+	}
+	p := rs.paths[i]
+	if rs.cutIDs[i] == "" {
 		id, err := rs.m.temps.add("", p)
 		if err != nil {
-			rs.cutErr[i] = managerErr("journal", err)
-			return
+			return managerErr("journal", err)
 		}
 		rs.cutIDs[i] = id
-		j := rs.job
-		argv := append(managerHead(rs.m.cfg.FFmpeg), quality.CutArgs(j.Item.Path, rs.samples[i], j.Info.Video.Index, p)...)
-		stderr := &hosts.TailBuffer{Max: 20}
-		if err := rs.m.local().Exec(ctx, argv, nil, stderr); err != nil {
-			rs.cutErr[i] = managerErr(fmt.Sprintf("cutting sample %d out of the source", i+1), fmt.Errorf("%v: %s", err, stderr.Last(3)))
-			return
+	}
+	j := rs.job
+	argv := append(managerHead(rs.m.cfg.FFmpeg), quality.CutArgs(j.Item.Path, rs.samples[i], j.Info.Video.Index, p)...)
+	stderr := &hosts.TailBuffer{Max: 20}
+	if err := rs.m.local().Exec(rs.ctx, argv, nil, stderr); err != nil {
+		if rs.ctx.Err() != nil {
+			return rs.ctx.Err()
 		}
-		size, _ := fileSize(p)
-		rs.mu.Lock()
-		rs.srcSize[i] = size
-		rs.mu.Unlock()
-	})
-	return rs.cutErr[i]
+		return managerErr(fmt.Sprintf("cutting sample %d out of the source", i+1), fmt.Errorf("%v: %s", err, stderr.Last(3)))
+	}
+	// srcSize[i] is written under cutMu[i] only: readers reach it after a
+	// cut of their own returned, or under rs.mu after the sample was
+	// recorded (which came after its cut). Taking rs.mu here would order
+	// the locks against decide's (rs.mu, then cutMu in removeSamples).
+	rs.srcSize[i], _ = fileSize(p)
+	rs.cutDone[i] = true
+	return nil
 }
 
 // removeSamples removes the cut samples (the search is over).
 func (rs *runSearch) removeSamples() {
 	for i, p := range rs.paths {
+		rs.cutMu[i].Lock()
 		if rs.cutIDs[i] != "" {
 			rs.m.temps.removeLocal(p, rs.cutIDs[i], rs.m.logf)
-			rs.cutIDs[i] = ""
+			rs.cutIDs[i], rs.cutDone[i] = "", false
 		}
+		rs.cutMu[i].Unlock()
 	}
 }
 
@@ -374,7 +393,7 @@ func (s *sampleTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *
 		rs.first = time.Now()
 	}
 	rs.mu.Unlock()
-	if err := rs.cut(ctx, s.i); err != nil {
+	if err := rs.cut(s.i); err != nil {
 		return nil, nil, err
 	}
 	sample := rs.paths[s.i]
@@ -411,10 +430,7 @@ func (s *sampleTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *
 	wk := &work{argv: argv, encJob: &Job{ID: s.id, Item: rs.job.Item, Info: &media.Info{Duration: rs.samples[s.i].Duration}},
 		encProf: &noThreshold, remoteIn: in, remoteOut: out, local: local, localID: localID, state: st}
 	if h.Type == hosts.Streaming {
-		wk.upload = sample
-		rs.mu.Lock()
-		wk.size = rs.srcSize[s.i]
-		rs.mu.Unlock()
+		wk.upload, wk.size = sample, rs.srcSize[s.i] // set by the cut above
 	}
 	if h.Type != hosts.Local && w.m.hostMetrics(ctx, h, w.t)[rs.cfg.Metric] {
 		wk.measure = func(ctx context.Context) error {

@@ -195,7 +195,7 @@ func TestQualityCommandLocal(t *testing.T) {
 	if code := p.wait(time.Minute); code != 0 {
 		t.Fatalf("dry run: exit %d\n%s", code, p.stderr)
 	}
-	for _, want := range []string{"libx264 -crf: SSIM 0.9700, levels 14 to 40, first 23", "sample 1:", "hosts: local"} {
+	for _, want := range []string{"SSIM 0.9700 with libx264 -crf: levels 14 to 40, first 23", "sample 1:", "hosts:    local"} {
 		if !strings.Contains(p.stdout.String(), want) {
 			t.Errorf("dry run lacks %q:\n%s", want, p.stdout)
 		}
@@ -289,8 +289,19 @@ rules:
 	must(t, err)
 	must(t, os.WriteFile(orig, data, 0o644))
 
+	// --dry-run shows the search plan: samples, first level, hosts.
+	p := startBinary(t, l.dir, env(l.home, l.state), l.args("-c", "lab", "--dry-run", film)...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("dry run: exit %d\n%s", code, p.stderr)
+	}
+	for _, want := range []string{"quality:  SSIM 0.9700 with libx264 -crf: levels 14 to 40, first 23", "sample 4: 2s from the keyframe at", "hosts:    gamer, nas"} {
+		if !strings.Contains(p.stdout.String(), want) {
+			t.Errorf("dry run lacks %q:\n%s", want, p.stdout)
+		}
+	}
+
 	// Only the search, on the hosts: nothing changes.
-	p := startBinary(t, l.dir, env(l.home, l.state), l.args("quality", "-c", "lab", "--json", film)...)
+	p = startBinary(t, l.dir, env(l.home, l.state), l.args("quality", "-c", "lab", "--json", film)...)
 	if code := p.wait(5 * time.Minute); code != 0 {
 		t.Fatalf("quality -c: exit %d\nstdout:\n%s\nstderr:\n%s", code, p.stdout, p.stderr)
 	}

@@ -59,7 +59,7 @@ func f(v float64) *float64 { return &v }
 // (smallest-output) level that passes, or one within the tolerance of the
 // target, and never leaves the bounds.
 func TestSearchConvergesOnMonotoneCurves(t *testing.T) {
-	worst := 0
+	worst, total, runs := 0, 0, 0
 	for _, c := range crfCurves {
 		for _, want := range []float64{14, 20, 24, 28, 32} { // the level that should be found
 			target := c.score(want + 0.4) // just below the score at want: want passes, want+1 fails
@@ -69,6 +69,8 @@ func TestSearchConvergesOnMonotoneCurves(t *testing.T) {
 			for _, start := range []float64{math.NaN(), 24, 18} {
 				d, levels := run(t, c, cfg, x265, start)
 				worst = max(worst, len(levels))
+				total += len(levels)
+				runs++
 				if !d.Met {
 					t.Errorf("%s target %v start %v: not met: %s", c.name, target, start, d.Reason)
 					continue
@@ -89,7 +91,7 @@ func TestSearchConvergesOnMonotoneCurves(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("most rounds on any curve: %d", worst)
+	t.Logf("rounds: at most %d, mean %.2f over %d searches", worst, float64(total)/float64(runs), runs)
 }
 
 func TestSearchHigherIsBetterEncoder(t *testing.T) {
