@@ -146,7 +146,7 @@ func BenchmarkQuality(b *testing.B) {
 		minFixed = math.Min(minFixed, fs)
 		rows = append(rows, fmt.Sprintf("%-7s -crf %-3v predicted %.4f measured %.4f  %8d bytes; fixed -crf %v: %.4f %8d bytes; search %s of %s",
 			qualityClips[i].name, f.Quality.Level, f.Quality.PredictedScore, got, f.OutSize, strictest, fs, st.Size(),
-			f.Quality.Search.Round(100*time.Millisecond), (f.Quality.Search + f.Elapsed).Round(100*time.Millisecond)))
+			f.Quality.Search.Round(100*time.Millisecond), (f.Quality.Search+f.Elapsed).Round(100*time.Millisecond)))
 	}
 	b.Logf("SSIM target %.2f, %d s clips at 480x270:\n%s", qualityTarget, qualitySeconds, strings.Join(rows, "\n"))
 	b.Logf("search wall: 1 host %s, 3 hosts %s", wall1.Round(100*time.Millisecond), wall3.Round(100*time.Millisecond))
