@@ -95,13 +95,41 @@ type sampleItem struct {
 	id    int // JobInfo ID
 }
 
-// startSearch makes j's search and returns its first round's items; an
-// error fails the file.
-func (m *manager) startSearch(ctx context.Context, q *queue.Queue, idx int, j *Job, results []*FileResult) ([]*queue.Item, error) {
-	sr, err := m.newSearch(ctx, j, j.Quality)
-	if err != nil {
-		return nil, err
+// prepareSearches reads the keyframes of the files to search and places
+// their samples, ProbeWorkers at a time (a film's packet list takes a
+// few seconds to read). The result is by job index; a file whose search
+// cannot run has its error instead.
+func (m *manager) prepareSearches(ctx context.Context, jobs []*Job) (map[int]*search, map[int]error) {
+	out, errs := map[int]*search{}, map[int]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, m.opts.ProbeWorkers))
+	for i, j := range jobs {
+		if j.Outcome != "" || j.Quality == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			sr, err := m.newSearch(ctx, j, j.Quality)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[i] = err
+			} else {
+				out[i] = sr
+			}
+		}()
 	}
+	wg.Wait()
+	return out, errs
+}
+
+// startSearch queues search sr of job j (index idx) and returns its first
+// round's items; an error fails the file.
+func (m *manager) startSearch(ctx context.Context, q *queue.Queue, idx int, j *Job, results []*FileResult, sr *search) ([]*queue.Item, error) {
 	// Every sample, and the file, must be encoded with the profile the
 	// search ran with: hosts with a fixed profile of their own that
 	// differs are left out (as for split films).

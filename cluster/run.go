@@ -654,6 +654,7 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	var films []*film
 	nextID := len(p.Jobs) // segment JobInfo IDs come after the files'
 	var searching []*Job
+	searches, searchErrs := m.prepareSearches(ctx, p.Jobs)
 	for i, j := range p.Jobs {
 		results[i] = m.resultOf(j)
 		if j.Outcome != "" {
@@ -663,9 +664,17 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 			// Its first round's samples go to the queue; the file follows
 			// when the search has chosen its level (quality_run.go).
 			m.nextID.Store(int64(nextID))
-			si, err := m.startSearch(ctx, q, i, j, results)
+			var si []*queue.Item
+			err := searchErrs[i]
+			if err == nil {
+				si, err = m.startSearch(ctx, q, i, j, results, searches[i])
+			}
 			nextID = int(m.nextID.Load())
-			if err != nil {
+			switch {
+			case err != nil && ctx.Err() != nil:
+				results[i].Outcome, results[i].Reason = NotRun, "interrupted"
+				continue
+			case err != nil:
 				results[i].Outcome, results[i].Reason = Failed, "quality: "+oneLine(err)
 				m.record(j, results[i])
 				continue
