@@ -24,8 +24,9 @@ const (
 	edgeShare = 0.05
 	// budgetShare bounds what one round encodes: the samples together
 	// take at most this share of the film (a search of four rounds then
-	// costs about a fifth of the full encode), never less than one
-	// MinSampleSeconds sample each.
+	// encodes about a fifth of the film's length; each sample's fixed
+	// costs, a connection, ffmpeg's start, the measurement, come on top),
+	// never less than one MinSampleSeconds sample each.
 	budgetShare = 1.0 / 20
 )
 
