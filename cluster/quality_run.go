@@ -57,6 +57,11 @@ type QualityStats struct {
 	SamplesAt      []Span
 	Hosts          []string      // hosts whose sample encodes counted
 	Search         time.Duration // from the first sample's start to the decision
+	// Measured is the finished file's score on the samples' stretches,
+	// measured on the manager before it replaces the original (nil: not
+	// measured: no level chosen, the manager's ffmpeg lacks the metric,
+	// or the measurement failed, which is logged).
+	Measured *float64
 }
 
 // runSearch is a search during a run: the search proper and its place in
@@ -542,4 +547,58 @@ func SearchQualityCluster(ctx context.Context, opts Options, items []WorkItem, t
 		out = append(out, res)
 	}
 	return out, err
+}
+
+// checkPrediction measures the finished output (tmp) against the source
+// on the stretches the samples were cut from, on the manager, and records
+// the score beside the prediction. The output is still under its
+// temporary name and the source in place. A failure only loses the
+// figure.
+func (m *manager) checkPrediction(ctx context.Context, job *Job, tmp string, r *FileResult) {
+	q := r.Quality
+	if q == nil || !q.Met || len(q.SamplesAt) == 0 {
+		return
+	}
+	metric := quality.Metric(q.Metric)
+	m.searchMu.Lock()
+	have, ok := m.metrics[""] // "": the manager
+	m.searchMu.Unlock()
+	if !ok {
+		var err error
+		if have, err = localMetrics(ctx, m.cfg.FFmpeg); err != nil {
+			m.logf("warning: %s: checking the predicted score: %v", job.Item.Path, err)
+			return
+		}
+		m.searchMu.Lock()
+		m.metrics[""] = have
+		m.searchMu.Unlock()
+	}
+	if !have[metric] {
+		return
+	}
+	bin := m.cfg.FFmpeg
+	if bin == "" {
+		bin = hosts.DefaultFFmpeg
+	}
+	var sum, w float64
+	for _, s := range q.SamplesAt {
+		argv := append([]string{bin, "-nostdin", "-hide_banner", "-nostats"},
+			quality.MeasureSpanArgs(metric, tmp, job.Item.Path, s.Start, s.Duration, job.Info.Width(), job.Info.Height())...)
+		var errb limitedBuffer
+		if err := m.local().Exec(ctx, argv, nil, &errb); err != nil {
+			m.logf("warning: %s: checking the predicted score: %v: %s", job.Item.Path, err, media.LastLine(errb.String()))
+			return
+		}
+		v, err := quality.ParseScore(metric, errb.String())
+		if err != nil {
+			m.logf("warning: %s: checking the predicted score: %v", job.Item.Path, err)
+			return
+		}
+		sum += v * s.Duration
+		w += s.Duration
+	}
+	if w > 0 {
+		v := sum / w
+		q.Measured = &v
+	}
 }

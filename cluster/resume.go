@@ -168,6 +168,9 @@ func (m *manager) record(job *Job, r *FileResult) {
 		e.Quality = &journal.Quality{Metric: q.Metric, Target: q.Target, Option: q.Option, Level: q.Level,
 			PredictedScore: q.PredictedScore, PredictedBytes: q.PredictedBytes, SampleEncodes: q.SampleEncodes,
 			SearchSeconds: q.Search.Seconds()}
+		if q.Measured != nil {
+			e.Quality.MeasuredScore = *q.Measured
+		}
 	}
 	if out == journal.Failed {
 		if prev, ok := j.Lookup(e.Key); ok && prev.Outcome == journal.Failed {

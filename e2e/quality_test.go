@@ -218,6 +218,7 @@ type reportQuality struct {
 			SamplesAt      [][2]float64 `json:"samples_at"`
 			Hosts          []string     `json:"hosts"`
 			SearchShare    float64      `json:"search_share"`
+			MeasuredScore  *float64     `json:"measured_score"`
 		} `json:"quality"`
 	} `json:"files"`
 }
@@ -342,6 +343,10 @@ rules:
 	t.Logf("film: %s %v, predicted SSIM %.4f, measured on the output %.4f", q.Option, *q.Value, *q.PredictedScore, got)
 	if got < 0.97 {
 		t.Errorf("film: the output's SSIM on its samples is %.4f, below the target 0.97", got)
+	}
+	// The run checked its own prediction the same way.
+	if m := q.MeasuredScore; m == nil || *m-got > 0.001 || got-*m > 0.001 {
+		t.Errorf("film: the run's measured score %v, measured here %.4f", m, got)
 	}
 
 	k := r.Files[1]

@@ -980,6 +980,7 @@ type Quality struct {
 	PredictedBytes int64   `json:"predicted_bytes,omitempty"`
 	SampleEncodes  int     `json:"sample_encodes"`
 	SearchSeconds  float64 `json:"search_seconds"`
+	MeasuredScore  float64 `json:"measured_score,omitempty"` // the finished file's, on the samples' stretches; 0: not measured
 }
 
 func entryRecOf(e Entry) entryRec {

@@ -62,6 +62,17 @@ func MeasureArgs(m Metric, distorted, reference string, w, h, threads int) []str
 	return []string{"-i", "file:" + distorted, "-i", "file:" + reference, "-lavfi", graph, "-f", "null", "-"}
 }
 
+// MeasureSpanArgs is MeasureArgs on one stretch of two full-length files
+// (a finished encode against its source): both are decoded from start for
+// dur seconds (an exact seek on each, so their frames pair up as in the
+// source).
+func MeasureSpanArgs(m Metric, distorted, reference string, start, dur float64, w, h int) []string {
+	all := MeasureArgs(m, distorted, reference, w, h, 0)
+	ss, t := split.Seconds(start), split.Seconds(dur)
+	args := []string{"-ss", ss, "-t", t, all[0], all[1], "-ss", ss, "-t", t}
+	return append(args, all[2:]...)
+}
+
 var (
 	// [Parsed_ssim_3 @ 0x…] SSIM Y:0.987305 (18.963804) U:… V:… All:0.987297 (18.961059)
 	ssimRe = regexp.MustCompile(`SSIM Y:.*\bAll:([0-9.]+)`)

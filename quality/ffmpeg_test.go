@@ -93,6 +93,12 @@ func TestArgs(t *testing.T) {
 	if g := m[5]; g != "[0:v]scale=1920:1080:flags=bicubic,setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS[r];[d][r]libvmaf=n_threads=2" {
 		t.Errorf("vmaf graph %q", g)
 	}
+	span := MeasureSpanArgs(SSIM, "out.mkv", "src.mkv", 60, 10, 0, 0)
+	wantSpan := []string{"-ss", "60.000000", "-t", "10.000000", "-i", "file:out.mkv", "-ss", "60.000000", "-t", "10.000000", "-i", "file:src.mkv",
+		"-lavfi", "[0:v]setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS[r];[d][r]ssim", "-f", "null", "-"}
+	if !slices.Equal(span, wantSpan) {
+		t.Errorf("span:\n got %q\nwant %q", span, wantSpan)
+	}
 	if m[1] != "file:e.mkv" || m[3] != "file:s.mkv" {
 		t.Errorf("distorted first, reference second (libvmaf's order): %q", m)
 	}

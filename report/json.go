@@ -63,6 +63,7 @@ type Quality struct {
 	SampleEncodes  int          `json:"sample_encodes"`
 	SamplesAt      [][2]float64 `json:"samples_at"`
 	Hosts          []string     `json:"hosts"`
+	MeasuredScore  *float64     `json:"measured_score"`
 	SearchSeconds  float64      `json:"search_seconds"`
 	SearchShare    float64      `json:"search_share"`
 }
@@ -169,6 +170,9 @@ func NewDocument(rep *cluster.Report, rec *Recorder) *Document {
 			e.Quality = &Quality{Metric: q.Metric, Target: q.Target, Encoder: q.Encoder, Option: q.Option,
 				Samples: q.Samples, SampleEncodes: q.SampleEncodes, Hosts: append([]string{}, q.Hosts...),
 				SearchSeconds: round(q.Search.Seconds(), 3), SearchShare: round(SearchShare(f), 3)}
+			if q.Measured != nil {
+				e.Quality.MeasuredScore = ptr(*q.Measured)
+			}
 			if q.Met {
 				e.Quality.Value, e.Quality.PredictedScore, e.Quality.PredictedBytes = ptr(q.Level), ptr(q.PredictedScore), &q.PredictedBytes
 			}

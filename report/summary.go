@@ -248,8 +248,12 @@ func writeQuality(w io.Writer, rep *cluster.Report) {
 				clean(base(f.Path)), target, q.SampleEncodes, fmtDur(q.Search))
 			continue
 		}
-		fmt.Fprintf(w, "  %s: %s %s for %s: predicted %.4g, %s (%.0f%%); %d sample encodes in %s (%.0f%% of its time)\n",
-			clean(base(f.Path)), q.Option, strconv.FormatFloat(q.Level, 'f', -1, 64), target, q.PredictedScore,
+		measured := ""
+		if q.Measured != nil {
+			measured = fmt.Sprintf(" (measured %.4g)", *q.Measured)
+		}
+		fmt.Fprintf(w, "  %s: %s %s for %s: predicted %.4g%s, %s (%.0f%%); %d sample encodes in %s (%.0f%% of its time)\n",
+			clean(base(f.Path)), q.Option, strconv.FormatFloat(q.Level, 'f', -1, 64), target, q.PredictedScore, measured,
 			fmtBytes(q.PredictedBytes), q.PredictedPct, q.SampleEncodes, fmtDur(q.Search), 100*SearchShare(f))
 	}
 }
