@@ -294,6 +294,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Usage: "batch-transcode a media library across every machine you own, over SSH",
 		UsageText: "clustertx [flags] [-c CLUSTER] [-p PROFILE] [-m MIXINS] FILE|DIR... [-c CLUSTER2 FILE...]\n" +
 			"clustertx hosts [-c CLUSTER] [--json]\n" +
+			"clustertx quality [-c CLUSTER] [-p PROFILE] [--target METRIC=VALUE] [--json] [--dry-run] FILE...\n" +
 			"clustertx completion bash|zsh|fish|pwsh",
 		Description: "Reads pytranscoder's transcode.yml (without one, a built-in default encodes on this machine: " +
 			"HEVC and AV1 sources are skipped, everything else goes to HEVC). " +

@@ -8,5 +8,6 @@ import "github.com/urfave/cli/v3"
 func commands() []*cli.Command {
 	return []*cli.Command{
 		hostsCommand(),
+		qualityCommand(),
 	}
 }

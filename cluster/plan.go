@@ -20,6 +20,7 @@ import (
 	"clustertx/internal/fileid"
 	"clustertx/media"
 	"clustertx/profiles"
+	"clustertx/quality"
 	"clustertx/queue"
 	"clustertx/split"
 )
@@ -49,6 +50,9 @@ type Job struct {
 	Eligible []*hosts.Def      // enabled hosts that may take it
 	Excluded map[string]string // host → why it cannot encode this file (missing encoder)
 	Work     float64
+
+	Quality *quality.Config // quality: key (rule's, else profile's, --target applied); nil = encode at the profile's level
+	qstats  *QualityStats   // the search's result, once it chose a level
 
 	Split *split.Plan // split mode: its segments; nil when encoded whole
 	// SplitVariant is the encoder variant every segment of a split film

@@ -360,7 +360,7 @@ func (w *worker) underMaxLoad(ctx context.Context) bool {
 // prefetching slot one at a time.
 func pipelined(it *queue.Item) bool {
 	switch it.Payload.(type) {
-	case *Job, *segment:
+	case *Job, *segment, *sampleItem:
 		return true
 	}
 	return false
@@ -381,6 +381,10 @@ func itemSize(it *queue.Item) int64 {
 		if in := pl.f.job.Info; in != nil && in.Duration > 0 {
 			return int64(float64(in.Size) * min(1, pl.seg.Duration/in.Duration))
 		}
+	case *sampleItem:
+		if in := pl.rs.job.Info; in != nil && in.Duration > 0 {
+			return int64(float64(in.Size) * min(1, pl.rs.samples[pl.i].Duration/in.Duration))
+		}
 	}
 	return 0
 }
@@ -391,6 +395,8 @@ func jobPath(it *queue.Item) string {
 		return pl.Item.Path
 	case *segment:
 		return fmt.Sprintf("segment %d of %s", pl.seg.Index+1, pl.f.job.Item.Path)
+	case *sampleItem:
+		return searchLabel(pl)
 	}
 	return fmt.Sprint(it.ID)
 }

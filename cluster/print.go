@@ -130,6 +130,11 @@ func (m *manager) printPlan(p *Plan) {
 			fmt.Fprintf(w, "  not on:   %s: %s\n", h, j.Excluded[h])
 		}
 		m.printVariants(w, j)
+		if j.Quality != nil {
+			// The search reads the keyframes (read-only, like the probe).
+			m.printSearch(context.Background(), w, j, j.Quality)
+			fmt.Fprintf(w, "  (the commands below run at the level the search chooses)\n")
+		}
 		if j.SplitNote != "" {
 			fmt.Fprintf(w, "  split:    %s\n", j.SplitNote)
 		}

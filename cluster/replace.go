@@ -63,6 +63,7 @@ func (m *manager) finish(ctx context.Context, job *Job, prof *profiles.Profile, 
 	if !claim() {
 		return errLost
 	}
+	m.checkPrediction(ctx, job, tmp, r)
 	if prof.Threshold > 0 && job.Info.Size > 0 {
 		saved := 100 - int(out.Size*100/job.Info.Size)
 		if saved < prof.Threshold {

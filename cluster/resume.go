@@ -164,6 +164,14 @@ func (m *manager) record(job *Job, r *FileResult) {
 		}
 	}
 	e := journal.Entry{Outcome: out, Output: r.Output, Reason: r.Reason, Host: r.Host, Profile: r.Profile, Attempts: 1}.WithVersion(v)
+	if q := r.Quality; q != nil {
+		e.Quality = &journal.Quality{Metric: q.Metric, Target: q.Target, Option: q.Option, Level: q.Level,
+			PredictedScore: q.PredictedScore, PredictedBytes: q.PredictedBytes, SampleEncodes: q.SampleEncodes,
+			SearchSeconds: q.Search.Seconds()}
+		if q.Measured != nil {
+			e.Quality.MeasuredScore = *q.Measured
+		}
+	}
 	if out == journal.Failed {
 		if prev, ok := j.Lookup(e.Key); ok && prev.Outcome == journal.Failed {
 			e.Attempts = prev.Attempts + 1

@@ -19,6 +19,7 @@ import (
 	"clustertx/journal"
 	"clustertx/media"
 	"clustertx/profiles"
+	"clustertx/quality"
 	"clustertx/queue"
 )
 
@@ -82,8 +83,15 @@ type Options struct {
 	Journal       *journal.Journal // resume journal (nil: none)
 	Force         bool             // redo files the journal says are done or kept
 	MaxFailedRuns int              // skip files that failed in this many earlier runs (0: never skip)
-	Out           io.Writer        // plan, host table, summary
-	Log           io.Writer        // progress log lines
+
+	// QualityTarget (--target) replaces the metric and target of every
+	// file's quality: key, or gives one to files without. QualityOnly runs
+	// only the searches (`clustertx quality -c`): no file is encoded, and
+	// files without a quality: key are skipped.
+	QualityTarget *QualityTarget
+	QualityOnly   bool
+	Out           io.Writer // plan, host table, summary
+	Log           io.Writer // progress log lines
 }
 
 // FileResult is one file's line in the report.
@@ -105,7 +113,8 @@ type FileResult struct {
 	Elapsed      time.Duration
 	Attempts     int
 	Item         WorkItem
-	Split        *SplitStats // split mode only
+	Split        *SplitStats   // split mode only
+	Quality      *QualityStats // files with a quality: key: the search
 }
 
 // SplitStats is where a split file's time went besides its segments'
@@ -186,6 +195,13 @@ type manager struct {
 
 	conns map[string]hosts.Transport // up hosts
 	calib *calibrator                // Options.Calibrate: the check-time test encodes (nil: off)
+
+	nextID    atomic.Int64                       // JobInfo IDs of segments and samples (after the files')
+	searchMu  sync.Mutex                         // the fields below (quality_run.go)
+	searches  []*runSearch                       // quality searches of the run
+	lateFilms []*film                            // split films pushed after their search
+	metrics   map[string]map[quality.Metric]bool // per host: what its ffmpeg can measure
+	qresults  map[int]*QualityResult             // QualityOnly: per job index
 
 	seenMu    sync.Mutex        // unseen's memory (visibility.go)
 	seenOK    map[string]bool   // host + path substitution: a file was readable there
@@ -287,7 +303,7 @@ func WritePlan(w io.Writer, opts Options, p *Plan) {
 
 func newManager(opts Options) *manager {
 	return &manager{opts: opts, cfg: opts.Config, prober: &media.Prober{FFprobe: opts.Config.FFprobe},
-		temps: &temps{j: opts.Journal}}
+		temps: &temps{j: opts.Journal}, metrics: map[string]map[quality.Metric]bool{}, qresults: map[int]*QualityResult{}}
 }
 
 // resolve expands the items and finds the hosts of every cluster named.
@@ -553,6 +569,11 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 				}
 			}
 		}
+		j.Quality = qualityOf(rule, prof, m.opts.QualityTarget)
+		if m.opts.QualityOnly && j.Quality == nil {
+			j.Outcome, j.Reason = Skipped, fmt.Sprintf("profile %s has no quality: key (give one, or --target METRIC=VALUE)", prof.Name)
+			continue
+		}
 		for _, h := range clusterHosts[it.Cluster] {
 			if !eligible(j, h) {
 				continue
@@ -616,6 +637,10 @@ func (m *manager) resultOf(j *Job) *FileResult {
 		r.Profile = j.Profile.Name
 	}
 	r.Variant = j.SplitVariant.Key // a split film's; a whole file's is set by its copy
+	if j.qstats != nil {
+		st := *j.qstats
+		r.Quality = &st
+	}
 	return r
 }
 
@@ -652,9 +677,34 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	var items []*queue.Item
 	var films []*film
 	nextID := len(p.Jobs) // segment JobInfo IDs come after the files'
+	var searching []*Job
+	searches, searchErrs := m.prepareSearches(ctx, p.Jobs)
 	for i, j := range p.Jobs {
 		results[i] = m.resultOf(j)
 		if j.Outcome != "" {
+			continue
+		}
+		if j.Quality != nil {
+			// Its first round's samples go to the queue; the file follows
+			// when the search has chosen its level (quality_run.go).
+			m.nextID.Store(int64(nextID))
+			var si []*queue.Item
+			err := searchErrs[i]
+			if err == nil {
+				si, err = m.startSearch(ctx, q, i, j, results, searches[i])
+			}
+			nextID = int(m.nextID.Load())
+			switch {
+			case err != nil && ctx.Err() != nil:
+				results[i].Outcome, results[i].Reason = NotRun, "interrupted"
+				continue
+			case err != nil:
+				results[i].Outcome, results[i].Reason = Failed, "quality: "+oneLine(err)
+				m.record(j, results[i])
+				continue
+			}
+			searching = append(searching, j)
+			items = append(items, si...)
 			continue
 		}
 		if j.Split != nil {
@@ -727,8 +777,12 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 			}
 		}
 	}()
+	m.nextID.Store(int64(nextID))
 	var secs float64
-	nfiles := 0
+	nfiles := len(searching)
+	for _, j := range searching {
+		secs += j.Info.Duration
+	}
 	for _, it := range items {
 		switch pl := it.Payload.(type) {
 		case *Job:
@@ -763,6 +817,7 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	wg.Wait()
 	m.joins.Wait()
 	close(done)
+	m.cleanupSearches()
 	for _, f := range films { // unfinished films: their parts go
 		f.mu.Lock()
 		over := f.over
@@ -780,6 +835,8 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 			j = pl
 		case *segment:
 			j = pl.f.job
+		case *sampleItem:
+			j = pl.rs.job
 		}
 		r := results[it.ID]
 		r.Outcome = NotRun

@@ -22,8 +22,8 @@ import (
 // (prepare), what makes its output good (check), and what success and a
 // failure for good mean (succeeded, failed).
 
-// task is one queue item's work: *fileTask (job.go) or *segmentTask
-// (split.go).
+// task is one queue item's work: *fileTask (job.go), *segmentTask
+// (split.go) or *sampleTask (quality_run.go).
 type task interface {
 	// info describes this copy for the observer.
 	info(w *worker, it *queue.Item) JobInfo
@@ -61,6 +61,11 @@ type work struct {
 	kept                bool   // the output was handed on (a segment's, to its film)
 	final               string // a file's: where the output goes
 	size                int64  // bytes to stage (space checks)
+	// measure (if set) runs on the host after a successful encode, before
+	// the output is fetched (a quality sample's metric); state is the
+	// task's own, from prepare to check.
+	measure func(ctx context.Context) error
+	state   any
 }
 
 func taskOf(it *queue.Item) task {
@@ -69,6 +74,8 @@ func taskOf(it *queue.Item) task {
 		return (*segmentTask)(p)
 	case *Job:
 		return (*fileTask)(p)
+	case *sampleItem:
+		return (*sampleTask)(p)
 	}
 	panic(fmt.Sprintf("cluster: queue item of unknown kind %T", it.Payload))
 }
@@ -217,6 +224,11 @@ func (w *worker) runTask(ctx context.Context, it *queue.Item, t task, r *FileRes
 	w.releaseEncode(ctx, encErr)
 	if encErr != nil {
 		return w.mountProblem(encErr, wk.remoteIn, wk.remoteOut)
+	}
+	if wk.measure != nil {
+		if err := wk.measure(ctx); err != nil {
+			return err
+		}
 	}
 	if r.Outcome == Kept { // the threshold check stopped the encode
 		if !claim() {

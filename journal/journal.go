@@ -180,6 +180,7 @@ type Entry struct {
 	Profile  string
 	Attempts int       // Failed: attempts so far (the caller accumulates them)
 	Time     time.Time // zero: set to now by Record
+	Quality  *Quality  // files with a quality target: what the search chose
 
 	// The version's device, inode and inode change time, where the platform
 	// has them (zero: unknown). Replacing records carry them: resume removes
@@ -1068,6 +1069,21 @@ type entryRec struct {
 	Profile  string    `json:"profile,omitempty"`
 	Attempts int       `json:"attempts,omitempty"`
 	Time     time.Time `json:"time"`
+	Quality  *Quality  `json:"quality,omitempty"`
+}
+
+// Quality is what a quality search chose for a file (issue 17): the level,
+// what it predicted, and what the search cost.
+type Quality struct {
+	Metric         string  `json:"metric"`
+	Target         float64 `json:"target"`
+	Option         string  `json:"option,omitempty"` // "-crf"; empty when no level met the target
+	Level          float64 `json:"level,omitempty"`
+	PredictedScore float64 `json:"predicted_score,omitempty"`
+	PredictedBytes int64   `json:"predicted_bytes,omitempty"`
+	SampleEncodes  int     `json:"sample_encodes"`
+	SearchSeconds  float64 `json:"search_seconds"`
+	MeasuredScore  float64 `json:"measured_score,omitempty"` // the finished file's, on the samples' stretches; 0: not measured
 }
 
 func entryRecOf(e Entry) entryRec {
@@ -1076,7 +1092,7 @@ func entryRecOf(e Entry) entryRec {
 		Path: pathStr(e.Path), Size: e.Size, MtimeNs: e.MtimeNs,
 		Outcome: e.Outcome, Output: pathStr(e.Output), Source: pathStr(e.Source),
 		Dev: e.Dev, Ino: e.Ino, CtimeNs: e.CtimeNs, Reason: e.Reason,
-		Host: e.Host, Profile: e.Profile, Attempts: e.Attempts, Time: e.Time,
+		Host: e.Host, Profile: e.Profile, Attempts: e.Attempts, Time: e.Time, Quality: e.Quality,
 	}
 }
 
@@ -1091,7 +1107,7 @@ func (r entryRec) entry() (Entry, error) {
 		Key:     Key{Path: string(r.Path), Size: r.Size, MtimeNs: r.MtimeNs},
 		Outcome: r.Outcome, Output: string(r.Output), Source: string(r.Source),
 		Dev: r.Dev, Ino: r.Ino, CtimeNs: r.CtimeNs, Reason: r.Reason,
-		Host: r.Host, Profile: r.Profile, Attempts: r.Attempts, Time: r.Time,
+		Host: r.Host, Profile: r.Profile, Attempts: r.Attempts, Time: r.Time, Quality: r.Quality,
 	}
 	// Journals written before the lifecycle had states of its own said
 	// "done" for three things; the reason tells them apart.

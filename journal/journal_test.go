@@ -34,7 +34,10 @@ func mustOpen(t *testing.T, path string) *Journal {
 func sameEntry(a, b Entry) bool {
 	ta, tb := a.Time, b.Time
 	a.Time, b.Time = time.Time{}, time.Time{}
-	return a == b && ta.Equal(tb)
+	qa, qb := a.Quality, b.Quality
+	a.Quality, b.Quality = nil, nil
+	sameQ := qa == qb || qa != nil && qb != nil && *qa == *qb
+	return a == b && ta.Equal(tb) && sameQ
 }
 
 func countLines(t *testing.T, path string) int {
@@ -63,7 +66,9 @@ func TestRoundTrip(t *testing.T) {
 	k2 := Key{Path: "/media/caf\xe9.avi", Size: 7, MtimeNs: 3} // Latin-1 name, not UTF-8
 	recs := []Entry{
 		{Key: k1, Outcome: Failed, Reason: "ffmpeg exit 1", Host: "nas", Profile: "hevc", Attempts: 1},
-		{Key: k1, Outcome: Done, Output: "/media/a.mp4", Host: "box", Profile: "hevc", Attempts: 2},
+		{Key: k1, Outcome: Done, Output: "/media/a.mp4", Host: "box", Profile: "hevc", Attempts: 2,
+			Quality: &Quality{Metric: "ssim", Target: 0.98, Option: "-crf", Level: 27, PredictedScore: 0.9812,
+				PredictedBytes: 123456, SampleEncodes: 12, SearchSeconds: 31.5}},
 		{Key: k2, Outcome: Kept, Output: "/media/caf\xe9.mkv", Profile: "hevc"},
 		{Key: k1b, Outcome: Skipped, Reason: "rule small"},
 	}

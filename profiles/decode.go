@@ -24,12 +24,13 @@ const (
 	keySplit          = "split"
 	keyEncoders       = "encoders"
 	keyCRF            = "crf"
+	keyQuality        = "quality"
 )
 
 var profileKeys = []string{
 	"input_options", "output_options", "output_options_audio", "output_options_video",
 	"output_options_subtitle", keyExtension, keyQueue, keyThreshold, keyThresholdCheck,
-	"include", keyAudio, keySubtitle, keyAutomap, keySplit, keyEncoders, keyCRF,
+	"include", keyAudio, keySubtitle, keyAutomap, keySplit, keyEncoders, keyCRF, keyQuality,
 }
 
 // DecodeProfiles decodes the profiles: section n (at key path, normally
@@ -166,6 +167,8 @@ func decodeProfileKey(d *yamlx.Decoder, kv yamlx.Pair, p *Profile) error {
 		var l crfLevel
 		l, err = decodeCRF(d, v, path)
 		p.crf, p.crfAt = l.v, l.at
+	case keyQuality:
+		p.Quality, err = decodeQuality(d, v, path)
 	default:
 		return d.Unknown(kv, suggest(kv.Key, profileKeys))
 	}
@@ -238,6 +241,7 @@ func mergeParent(d *yamlx.Decoder, pr yamlx.Pair, p, parent *Profile) {
 		}
 		p.crfAt = parent.crfAt
 	})
+	inherit(keyQuality, func() { p.Quality = parent.Quality.Clone() })
 }
 
 // mergeVideo applies include to the video, which is either a video section

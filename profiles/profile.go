@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"clustertx/internal/yamlx"
+	"clustertx/quality"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -59,9 +60,10 @@ type Profile struct {
 	ThresholdCheck int    // % done at which to check the threshold early, 100 = off
 
 	AudioSel, SubtitleSel *LangSelect
-	Automap               *bool      // profile-level automap; nil = use the global one
-	automapAt             *yaml.Node // where Automap was set (for WarnProfileAutomap)
-	Split                 *Split     // split mode (clustertx key); nil = off
+	Automap               *bool           // profile-level automap; nil = use the global one
+	automapAt             *yaml.Node      // where Automap was set (for WarnProfileAutomap)
+	Split                 *Split          // split mode (clustertx key); nil = off
+	Quality               *quality.Config // quality-targeted encoding (clustertx key, quality.go); nil = off
 
 	// VariantKey is the variant a ForVariant copy was made for; "" for a
 	// profile as the config defines it.
@@ -110,6 +112,7 @@ func (p *Profile) Clone() *Profile {
 	c.Input, c.Output = p.Input.clone(), p.Output.clone()
 	c.Audio, c.Video, c.Subtitle = p.Audio.clone(), p.Video.clone(), p.Subtitle.clone()
 	c.AudioSel, c.SubtitleSel = p.AudioSel.clone(), p.SubtitleSel.clone()
+	c.Quality = p.Quality.Clone()
 	if p.Automap != nil {
 		v := *p.Automap
 		c.Automap = &v

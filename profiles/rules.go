@@ -9,6 +9,7 @@ import (
 
 	"clustertx/internal/yamlx"
 	"clustertx/media"
+	"clustertx/quality"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -21,7 +22,8 @@ type Rule struct {
 	Skip     bool
 	Pos      string // "file:line"
 	Criteria []*Predicate
-	Split    *Split // split mode for files this rule matches (overrides the profile's)
+	Split    *Split          // split mode for files this rule matches (overrides the profile's)
+	Quality  *quality.Config // quality target for files this rule matches (overrides the profile's)
 }
 
 // Match reports whether every criterion matches info.
@@ -260,7 +262,7 @@ func DecodeRules(d *yamlx.Decoder, n *yaml.Node, path string, set *Set) ([]*Rule
 	return rules, nil
 }
 
-var ruleKeys = []string{"profile", "criteria", "split"}
+var ruleKeys = []string{"profile", "criteria", "split", "quality"}
 
 // unknownInRule says why an unknown key in a rule is an error, not a
 // warning: a misspelt criteria: leaves a rule that matches every file.
@@ -283,6 +285,8 @@ func decodeRule(d *yamlx.Decoder, pr yamlx.Pair, set *Set) (*Rule, error) {
 			r.Criteria, err = decodeCriteria(d, kv)
 		case "split":
 			r.Split, err = decodeSplit(d, kv.Value, kv.Path)
+		case "quality":
+			r.Quality, err = decodeQuality(d, kv.Value, kv.Path)
 		case "rules":
 			err = d.UnknownFatal(kv, "did you mean criteria? (pytranscoder before 1.4.6 called it rules:)", unknownInRule)
 		default:

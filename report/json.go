@@ -47,6 +47,26 @@ type File struct {
 	Speed         *float64 `json:"speed"`
 	Attempts      int      `json:"attempts"`
 	Split         *Split   `json:"split"`
+	Quality       *Quality `json:"quality"`
+}
+
+// Quality is the quality search of a file with a quality: key (see
+// cluster.QualityStats).
+type Quality struct {
+	Metric         string       `json:"metric"`
+	Target         float64      `json:"target"`
+	Encoder        string       `json:"encoder"`
+	Option         string       `json:"option"`
+	Value          *float64     `json:"value"`
+	PredictedScore *float64     `json:"predicted_score"`
+	PredictedBytes *int64       `json:"predicted_bytes"`
+	Samples        int          `json:"samples"`
+	SampleEncodes  int          `json:"sample_encodes"`
+	SamplesAt      [][2]float64 `json:"samples_at"`
+	Hosts          []string     `json:"hosts"`
+	MeasuredScore  *float64     `json:"measured_score"`
+	SearchSeconds  float64      `json:"search_seconds"`
+	SearchShare    float64      `json:"search_share"`
 }
 
 // Split is a split file's entry: how it was split and where the split-mode
@@ -145,6 +165,20 @@ func NewDocument(rep *cluster.Report, rec *Recorder) *Document {
 				JoinSeconds: round(sp.Join.Seconds(), 3), CheckSeconds: round(sp.Verify.Seconds(), 3)}
 			for h, v := range sp.HostSeconds {
 				e.Split.HostSeconds[h] = round(v, 3)
+			}
+		}
+		if q := f.Quality; q != nil {
+			e.Quality = &Quality{Metric: q.Metric, Target: q.Target, Encoder: q.Encoder, Option: q.Option,
+				Samples: q.Samples, SampleEncodes: q.SampleEncodes, Hosts: append([]string{}, q.Hosts...),
+				SearchSeconds: round(q.Search.Seconds(), 3), SearchShare: round(SearchShare(f), 3)}
+			if q.Measured != nil {
+				e.Quality.MeasuredScore = ptr(*q.Measured)
+			}
+			if q.Met {
+				e.Quality.Value, e.Quality.PredictedScore, e.Quality.PredictedBytes = ptr(q.Level), ptr(q.PredictedScore), &q.PredictedBytes
+			}
+			for _, s := range q.SamplesAt {
+				e.Quality.SamplesAt = append(e.Quality.SamplesAt, [2]float64{round(s.Start, 3), round(s.Duration, 3)})
 			}
 		}
 		d.Files = append(d.Files, e)

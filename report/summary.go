@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -69,6 +70,7 @@ func WriteSummary(w io.Writer, rep *cluster.Report) {
 	if rep.Interrupted {
 		fmt.Fprintln(w, "the run was interrupted")
 	}
+	writeQuality(w, rep)
 	shares := hostShares(rep)
 	if len(shares) > 0 && t.mediaSeconds > 0 {
 		fmt.Fprintln(w, "\nshare of the work:")
@@ -225,4 +227,42 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// writeQuality lists the files whose quality search ran: the level chosen,
+// what it predicted, and what the search cost.
+func writeQuality(w io.Writer, rep *cluster.Report) {
+	first := true
+	for _, f := range rep.Files {
+		q := f.Quality
+		if q == nil {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nquality searches:")
+			first = false
+		}
+		target := strings.ToUpper(q.Metric) + " " + strconv.FormatFloat(q.Target, 'f', -1, 64)
+		if !q.Met {
+			fmt.Fprintf(w, "  %s: %s not met within the size cap: original kept; %d sample encodes in %s\n",
+				clean(base(f.Path)), target, q.SampleEncodes, fmtDur(q.Search))
+			continue
+		}
+		measured := ""
+		if q.Measured != nil {
+			measured = fmt.Sprintf(" (measured %.4g)", *q.Measured)
+		}
+		fmt.Fprintf(w, "  %s: %s %s for %s: predicted %.4g%s, %s (%.0f%%); %d sample encodes in %s (%.0f%% of its time)\n",
+			clean(base(f.Path)), q.Option, strconv.FormatFloat(q.Level, 'f', -1, 64), target, q.PredictedScore, measured,
+			fmtBytes(q.PredictedBytes), q.PredictedPct, q.SampleEncodes, fmtDur(q.Search), 100*SearchShare(f))
+	}
+}
+
+// SearchShare is the share of a file's time spent searching its quality
+// level: the search's wall time over the search's and the encode's.
+func SearchShare(f *cluster.FileResult) float64 {
+	if f.Quality == nil || f.Quality.Search+f.Elapsed <= 0 {
+		return 0
+	}
+	return f.Quality.Search.Seconds() / (f.Quality.Search + f.Elapsed).Seconds()
 }

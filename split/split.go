@@ -129,7 +129,7 @@ func EncodeArgs(in, out []string, input string, s Segment, stream int) []string 
 		args = append(args, "-seek_timestamp", "1", "-ss", Seconds(s.Seek))
 	}
 	args = append(args, "-i", "file:"+input)
-	args = append(args, withoutMaps(out)...)
+	args = append(args, WithoutMaps(out)...)
 	return append(args, "-map", "0:"+strconv.Itoa(stream), "-an", "-sn", "-dn",
 		"-frames:v", strconv.Itoa(s.Frames), "-map_metadata", "-1", "-map_chapters", "-1")
 }
@@ -223,9 +223,9 @@ func plainName(f string) bool {
 	return true
 }
 
-// withoutMaps drops the stream-selection options a segment must not carry
+// WithoutMaps drops the stream-selection options a segment must not carry
 // (it selects its video stream itself).
-func withoutMaps(out []string) []string {
+func WithoutMaps(out []string) []string {
 	var res []string
 	for i := 0; i < len(out); i++ {
 		switch out[i] {

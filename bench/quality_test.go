@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"clustertx/cluster"
+	"clustertx/config"
+	"clustertx/hosts"
+	"clustertx/internal/testenv"
+)
+
+// Quality-target benchmark (issue 17): three generated clips of different
+// complexity (grain, flat animation-like, high motion) searched with an
+// SSIM target through the real manager on real sshd hosts (mounted; one
+// host, then three), then encoded at the level chosen and at one fixed
+// CRF: the strictest level chosen, which is the fixed CRF that meets the
+// target on every clip. Each encode is pinned to one thread, so a host is
+// one CPU's worth of work. The search's share is the one-host search wall
+// over it plus the full encodes' time.
+const (
+	qualitySeconds = 120
+	qualityTarget  = 0.98
+	qualityYAML    = `
+profiles:
+  film:
+    output_options: -c:v libx264 -preset veryfast -g 50 -crf 23 -threads 1 -c:a copy
+    extension: .mkv
+    quality:
+      metric: ssim
+      target: 0.98
+      min: 10
+      max: 45
+rules:
+  default:
+    profile: film
+`
+)
+
+var qualityClips = []struct{ name, src string }{
+	{"grain", "testsrc2=s=320x180:r=25,noise=alls=25:allf=t+u"},
+	{"flat", "color=c=0x3050a0:s=320x180:r=25,drawbox=x='mod(t*80,260)':y=60:w=60:h=60:color=yellow:t=fill"},
+	{"motion", "life=s=320x180:r=25:mold=10:ratio=0.5:death_color=#C83232:life_color=#00ff00"},
+}
+
+func ffmpegOut(b *testing.B, args ...string) string {
+	b.Helper()
+	out, err := exec.Command("ffmpeg", args...).CombinedOutput()
+	if err != nil {
+		b.Fatalf("ffmpeg %q: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+var allSSIM = regexp.MustCompile(`All:([0-9.]+)`)
+
+// wholeSSIM is the SSIM of an encode against its source over the whole clip.
+func wholeSSIM(b *testing.B, enc, src string) float64 {
+	out := ffmpegOut(b, "-nostdin", "-hide_banner", "-nostats", "-i", enc, "-i", src,
+		"-lavfi", "[0:v]setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS[r];[d][r]ssim", "-f", "null", "-")
+	m := allSSIM.FindStringSubmatch(out)
+	if m == nil {
+		b.Fatalf("no SSIM in %s", out)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+func searchOn(b *testing.B, l *ovLab, cfg *config.Config, paths []string) ([]*cluster.QualityResult, time.Duration) {
+	sshOpts := hosts.SSHOptions{KnownHostsFiles: []string{l.known}, SSHConfigFile: "none", ConnectTimeout: 10 * time.Second}
+	opts := cluster.Options{Config: cfg, Connect: func(ctx context.Context, d *hosts.Def) (hosts.Transport, error) {
+		return hosts.Connect(ctx, d, sshOpts)
+	}}
+	var items []cluster.WorkItem
+	for _, p := range paths {
+		items = append(items, cluster.WorkItem{Path: p, Cluster: "bench"})
+	}
+	start := time.Now()
+	res, err := cluster.SearchQualityCluster(context.Background(), opts, items, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Error != "" || r.Value == nil {
+			b.Fatalf("%s: %s %s", r.File, r.Error, r.Reason)
+		}
+	}
+	return res, time.Since(start)
+}
+
+func BenchmarkQuality(b *testing.B) {
+	testenv.NeedFFmpeg(b)
+	l := newOvLab(b, 3)
+	d := strconv.Itoa(qualitySeconds)
+	var pristine []string
+	for _, c := range qualityClips {
+		// Sources as an old recording holds them: MPEG-2 at a high
+		// quality, so every clip has room to shrink.
+		p := filepath.Join(l.dir, c.name+".mkv")
+		ffmpegOut(b, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", c.src, "-t", d,
+			"-c:v", "mpeg2video", "-q:v", "2", "-g", "12", "-pix_fmt", "yuv420p", p)
+		pristine = append(pristine, p)
+	}
+	one, three := l.configWith(b, 1, qualityYAML, "quality-1host.yml"), l.configWith(b, 3, qualityYAML, "quality-3hosts.yml")
+
+	// The search alone, on one host and on three.
+	res1, wall1 := searchOn(b, l, one, copyClips(b, pristine, filepath.Join(l.media, "s1")))
+	_, wall3 := searchOn(b, l, three, copyClips(b, pristine, filepath.Join(l.media, "s3")))
+
+	// Each clip encoded at the level its search chose (as the run would,
+	// same options), and at one fixed CRF: the strictest level chosen,
+	// which is the fixed CRF that meets the target on every clip.
+	strictest := math.Inf(1)
+	for _, r := range res1 {
+		strictest = math.Min(strictest, *r.Value)
+	}
+	encode := func(src, out string, crf float64) (int64, time.Duration) {
+		start := time.Now()
+		ffmpegOut(b, "-nostdin", "-v", "error", "-y", "-i", src, "-map", "0:v:0", "-c:v", "libx264", "-preset", "veryfast",
+			"-g", "50", "-crf", strconv.FormatFloat(crf, 'f', -1, 64), "-threads", "1", out)
+		el := time.Since(start)
+		st, err := os.Stat(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st.Size(), el
+	}
+	var encodeT time.Duration
+	var errs []float64
+	var qBytes, fixedBytes int64
+	minQ, minFixed := 1.0, 1.0
+	var rows []string
+	for i, r := range res1 {
+		out := filepath.Join(l.dir, fmt.Sprintf("target-%d.mkv", i))
+		size, el := encode(pristine[i], out, *r.Value)
+		encodeT += el
+		qBytes += size
+		got := wholeSSIM(b, out, pristine[i])
+		errs = append(errs, math.Abs(got-r.PredictedScore))
+		minQ = math.Min(minQ, got)
+		fixed := filepath.Join(l.dir, fmt.Sprintf("fixed-%d.mkv", i))
+		fsize, _ := encode(pristine[i], fixed, strictest)
+		fixedBytes += fsize
+		fs := wholeSSIM(b, fixed, pristine[i])
+		minFixed = math.Min(minFixed, fs)
+		rows = append(rows, fmt.Sprintf("%-7s -crf %-3v predicted %.4f measured %.4f %9d bytes (predicted %9d); fixed -crf %v: %.4f %9d bytes; %d sample encodes",
+			qualityClips[i].name, *r.Value, r.PredictedScore, got, size, r.PredictedBytes, strictest, fs, fsize, r.SampleEncodes))
+	}
+	b.Logf("SSIM target %.2f, %d s clips at 320x180:\n%s", qualityTarget, qualitySeconds, strings.Join(rows, "\n"))
+	b.Logf("search wall: 1 host %s, 3 hosts %s; full encodes %s", wall1.Round(100*time.Millisecond), wall3.Round(100*time.Millisecond), encodeT.Round(100*time.Millisecond))
+	b.ReportMetric(100*(1-float64(qBytes)/float64(fixedBytes)), "saving-%")
+	b.ReportMetric(100*wall1.Seconds()/(wall1+encodeT).Seconds(), "search-share-%")
+	b.ReportMetric(wall3.Seconds()/wall1.Seconds(), "3hosts/1host-search")
+	b.ReportMetric(median(errs), "|pred-meas|-ssim")
+	b.ReportMetric(minQ, "min-ssim-target")
+	b.ReportMetric(minFixed, "min-ssim-fixed")
+}

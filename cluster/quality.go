@@ -1,0 +1,562 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"clustertx/hosts"
+	"clustertx/internal/encoder"
+	"clustertx/media"
+	"clustertx/profiles"
+	"clustertx/quality"
+)
+
+// Quality-targeted encoding (issue 17): before a file with a quality:
+// key is encoded, samples of it are encoded at candidate levels and
+// measured against the source, and the level that just meets the target
+// (package quality's search) is the one the file is encoded with. This
+// file holds what the search needs from a profile (knob), the per-file
+// search state, and the search run on the manager alone (`clustertx
+// quality` without -c).
+
+// knob is how the search sets a profile's quality level. For a classic
+// profile it is the encoder named by -c:v (or -vcodec) and its quality
+// option from internal/encoder, replaced in place (classicKnob). Encoder
+// variants (issue 16) will provide the same through profiles.WithLevel.
+type knob interface {
+	Encoder() string
+	Option() string           // "-crf"
+	Level() quality.Level     // range and direction
+	Current() (float64, bool) // the level the profile sets, if any
+	With(level float64) *profiles.Profile
+}
+
+type classicKnob struct {
+	p   *profiles.Profile
+	enc string
+	q   encoder.Quality
+}
+
+// knobOf finds p's video encoder and how it takes a quality level.
+func knobOf(p *profiles.Profile) (knob, error) {
+	encs := videoEncoders(append(p.Output.Args(), p.Video.Args()...))
+	for _, e := range encs {
+		if q, ok := encoder.QualityOf(e); ok {
+			return &classicKnob{p: p, enc: e, q: q}, nil
+		}
+	}
+	if len(encs) > 0 {
+		return nil, fmt.Errorf("profile %s: clustertx does not know how %s takes a constant-quality level, so quality: cannot search it", p.Name, encs[0])
+	}
+	return nil, fmt.Errorf("profile %s names no video encoder (-c:v): quality: needs one to search its level", p.Name)
+}
+
+// videoEncoders lists the values of the options that choose a video
+// encoder (-c:v, -codec:v, -vcodec, with a stream index or not; -c and
+// -codec for every stream), "copy" left out.
+func videoEncoders(words []string) []string {
+	var out []string
+	for i := 0; i+1 < len(words); i++ {
+		f := words[i]
+		base, spec, _ := strings.Cut(f, ":")
+		video := f == "-vcodec" || (base == "-c" || base == "-codec") && (spec == "" || spec == "v" || strings.HasPrefix(spec, "v:"))
+		if video && words[i+1] != "copy" {
+			out = append(out, words[i+1])
+		}
+	}
+	return out
+}
+
+func (k *classicKnob) Encoder() string { return k.enc }
+func (k *classicKnob) Option() string  { return k.q.Flags[0] }
+func (k *classicKnob) Level() quality.Level {
+	return quality.Level{Min: k.q.Min, Max: k.q.Max, HigherIsBetter: k.q.HigherIsBetter}
+}
+
+func (k *classicKnob) Current() (float64, bool) {
+	found, v := false, 0.0
+	for _, words := range [][]string{k.p.Output.Args(), k.p.Video.Args()} {
+		for i := 0; i+1 < len(words); i++ {
+			if words[i] == k.q.Flags[0] {
+				if x, err := strconv.ParseFloat(words[i+1], 64); err == nil {
+					found, v = true, x
+				}
+			}
+		}
+	}
+	return v, found
+}
+
+// With returns a copy of the profile with the level set: every quality
+// option of the encoder replaced where the profile has it, else added to
+// the section that names the encoder.
+func (k *classicKnob) With(level float64) *profiles.Profile {
+	c := k.p.Clone()
+	val := quality.FormatLevel(level)
+	set := func(o profiles.Options, flag string) (profiles.Options, bool) {
+		words := o.Args()
+		hit := false
+		for i := 0; i+1 < len(words); i++ {
+			if words[i] == flag {
+				words[i+1], hit = val, true
+			}
+		}
+		if !hit {
+			return o, false
+		}
+		return profiles.NewOptions(words...), true
+	}
+	for _, flag := range k.q.Flags {
+		var inOut, inVideo bool
+		c.Output, inOut = set(c.Output, flag)
+		c.Video, inVideo = set(c.Video, flag)
+		if inOut || inVideo {
+			continue
+		}
+		if slices.Contains(hosts.EncodersIn(c.Video.Args()), k.enc) {
+			c.Video = profiles.NewOptions(append(c.Video.Args(), flag, val)...)
+		} else {
+			c.Output = profiles.NewOptions(append(c.Output.Args(), flag, val)...)
+		}
+	}
+	return c
+}
+
+// qualityOf is the quality: config for a job: the rule's, else the
+// profile's; target (--target) replaces its metric and target, or makes
+// one with the defaults.
+func qualityOf(rule *profiles.Rule, p *profiles.Profile, target *QualityTarget) *quality.Config {
+	var c *quality.Config
+	switch {
+	case rule != nil && rule.Quality != nil:
+		c = rule.Quality.Clone()
+	case p != nil && p.Quality != nil:
+		c = p.Quality.Clone()
+	}
+	if target != nil {
+		if c == nil {
+			c = quality.Default(target.Metric, target.Value)
+		}
+		c.Metric, c.Target = target.Metric, target.Value
+	}
+	return c
+}
+
+// QualityTarget is --target METRIC=VALUE.
+type QualityTarget struct {
+	Metric quality.Metric
+	Value  float64
+}
+
+// QualityResult is one file's search, as `clustertx quality` prints it
+// (and --json writes it).
+type QualityResult struct {
+	File           string   `json:"file"`
+	Profile        string   `json:"profile,omitempty"`
+	Encoder        string   `json:"encoder,omitempty"`
+	Option         string   `json:"option,omitempty"`
+	Value          *float64 `json:"value"` // null when the target cannot be met
+	Metric         string   `json:"metric,omitempty"`
+	Target         float64  `json:"target,omitempty"`
+	PredictedScore float64  `json:"predicted_score,omitempty"`
+	PredictedBytes int64    `json:"predicted_bytes,omitempty"`
+	PredictedPct   float64  `json:"predicted_size_pct,omitempty"`
+	SourceBytes    int64    `json:"source_bytes,omitempty"`
+	Met            bool     `json:"met"`
+	Reason         string   `json:"reason,omitempty"`
+	Samples        int      `json:"samples,omitempty"`
+	SampleSeconds  float64  `json:"sample_seconds,omitempty"`
+	SampleEncodes  int      `json:"sample_encodes,omitempty"`
+	SampleAt       []Span   `json:"samples_at,omitempty"` // where the samples were cut
+	Rounds         []Round  `json:"rounds,omitempty"`
+	Hosts          []string `json:"hosts,omitempty"` // where the samples were encoded
+	Seconds        float64  `json:"seconds"`         // wall time of the search
+	Error          string   `json:"error,omitempty"`
+}
+
+// Span is a stretch of the source, in seconds.
+type Span struct {
+	Start    float64 `json:"start"`
+	Duration float64 `json:"duration"`
+}
+
+// Round is one level tried.
+type Round struct {
+	Level   float64 `json:"level"`
+	Score   float64 `json:"score"`
+	SizePct float64 `json:"size_pct"`
+}
+
+// search is one file's search in progress.
+type search struct {
+	job     *Job
+	cfg     *quality.Config
+	knob    knob
+	s       *quality.Search
+	samples []quality.Sample
+	paths   []string // the cut samples on the manager, by index
+	srcSize []int64  // their sizes
+	started time.Time
+
+	mu    sync.Mutex
+	hosts map[string]bool
+}
+
+// newSearch checks that job can be searched and places its samples.
+func (m *manager) newSearch(ctx context.Context, j *Job, cfg *quality.Config) (*search, error) {
+	if j.Info.Video == nil {
+		return nil, fmt.Errorf("no video stream to search a quality level for")
+	}
+	k, err := knobOf(j.Profile)
+	if err != nil {
+		return nil, err
+	}
+	start, ok := k.Current()
+	if !ok {
+		start = math.NaN()
+	}
+	s, err := quality.NewSearch(cfg, k.Level(), start)
+	if err != nil {
+		return nil, fmt.Errorf("profile %s (%s %s): quality: %v", j.Profile.Name, k.Encoder(), k.Option(), err)
+	}
+	x, err := m.prober.VideoIndex(ctx, j.Item.Path, j.Info.Video.Index)
+	if err != nil {
+		return nil, fmt.Errorf("reading its keyframes: %v", reasonOf(err))
+	}
+	keys, next := quality.Keyframes(x.PTS, x.Key)
+	dur := j.Info.Duration
+	if dur <= 0 && len(x.PTS) > 0 {
+		dur = x.PTS[len(x.PTS)-1] - x.PTS[0]
+	}
+	return &search{job: j, cfg: cfg, knob: k, s: s, samples: quality.Place(cfg, dur, keys, next),
+		started: time.Now(), hosts: map[string]bool{}}, nil
+}
+
+// cut copies the samples out of the source into dir (stream copy, on the
+// manager). Their names owe nothing to the source's.
+func (m *manager) cutSamples(ctx context.Context, sr *search, dir, tok string) error {
+	j := sr.job
+	for _, s := range sr.samples {
+		p := filepath.Join(dir, fmt.Sprintf("%s%s-q%02d.mkv", TempMarker, tok, s.Index))
+		sr.paths = append(sr.paths, p)
+		argv := append(managerHead(m.cfg.FFmpeg), quality.CutArgs(j.Item.Path, s, j.Info.Video.Index, p)...)
+		stderr := &hosts.TailBuffer{Max: 20}
+		if err := m.local().Exec(ctx, argv, nil, stderr); err != nil {
+			return fmt.Errorf("cutting sample %d: %v: %s", s.Index+1, err, stderr.Last(3))
+		}
+		size, _ := fileSize(p)
+		sr.srcSize = append(sr.srcSize, size)
+	}
+	return nil
+}
+
+// sampleArgv is the command that encodes a sample (input) at level into
+// output: head (the program and its fixed flags), then the profile's
+// options with the level set.
+func (sr *search) sampleArgv(head []string, level float64, input, output string, automap bool) ([]string, error) {
+	p := sr.knob.With(level)
+	plan, err := p.Plan(sr.job.Info, automap)
+	if err != nil {
+		return nil, err
+	}
+	return append(head, quality.EncodeArgs(plan.In, plan.Out, input, output)...), nil
+}
+
+// measureArgv measures distorted against reference with the ffmpeg at bin
+// (info level: the metrics print their summary there).
+func (sr *search) measureArgv(bin, distorted, reference string) []string {
+	if bin == "" {
+		bin = hosts.DefaultFFmpeg
+	}
+	argv := []string{bin, "-nostdin", "-hide_banner", "-nostats"}
+	return append(argv, quality.MeasureArgs(sr.cfg.Metric, distorted, reference, sr.job.Info.Width(), sr.job.Info.Height(), 0)...)
+}
+
+// sampleScore is one sample's measurement in a round.
+type sampleScore struct {
+	score float64
+	bytes int64
+}
+
+// observe folds a round's sample measurements into the search.
+func (sr *search) observe(level float64, got []sampleScore) quality.Obs {
+	var wsum, w float64
+	var bytes, src int64
+	for i, g := range got {
+		d := sr.samples[i].Duration
+		wsum += g.score * d
+		w += d
+		bytes += g.bytes
+		src += sr.srcSize[i]
+	}
+	o := quality.Obs{Level: level, Score: wsum / math.Max(w, 1e-9), Bytes: bytes, SrcBytes: src}
+	sr.s.Add(o)
+	return o
+}
+
+// result is the search's QualityResult.
+func (sr *search) result() *QualityResult {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	return sr.resultLocked()
+}
+
+// resultLocked is result with sr.mu held.
+func (sr *search) resultLocked() *QualityResult {
+	j := sr.job
+	d := sr.s.Decide()
+	r := &QualityResult{File: j.Item.Path, Profile: j.Profile.Name, Encoder: sr.knob.Encoder(), Option: sr.knob.Option(),
+		Metric: string(sr.cfg.Metric), Target: sr.cfg.Target, SourceBytes: j.Info.Size, Met: d.Met,
+		Samples: len(sr.samples), SampleEncodes: d.Rounds * len(sr.samples), Seconds: time.Since(sr.started).Seconds()}
+	if len(sr.samples) > 0 {
+		r.SampleSeconds = sr.samples[0].Duration
+	}
+	for _, s := range sr.samples {
+		r.SampleAt = append(r.SampleAt, Span{Start: s.Start, Duration: s.Duration})
+	}
+	for _, o := range sr.s.Observations() {
+		r.Rounds = append(r.Rounds, Round{Level: o.Level, Score: o.Score, SizePct: o.SizePct()})
+	}
+	for h := range sr.hosts {
+		r.Hosts = append(r.Hosts, h)
+	}
+	slices.Sort(r.Hosts)
+	if d.Met {
+		v := d.Level
+		r.Value = &v
+		r.PredictedScore, r.PredictedPct, r.PredictedBytes = d.Score, d.SizePct, d.PredictedBytes(j.Info.Size)
+	} else {
+		r.Reason = d.Reason
+	}
+	return r
+}
+
+// SearchQuality runs the quality search for each item, on the manager
+// (items without a cluster; `clustertx quality` without -c): samples are
+// cut, encoded and measured here, one at a time. It changes no file: the
+// samples live in a temporary folder that is removed. Per-file problems
+// are in the results; the error is for fatal ones (config, cluster).
+func SearchQuality(ctx context.Context, opts Options, items []WorkItem, target *QualityTarget) ([]*QualityResult, error) {
+	opts.defaults()
+	m := newManager(opts)
+	_, clusterHosts, items, err := m.resolve(items)
+	if err != nil {
+		return nil, err
+	}
+	p := m.plan(ctx, items, m.probe(ctx, items), clusterHosts)
+	bin := m.cfg.FFmpeg
+	var have map[quality.Metric]bool
+	var out []*QualityResult
+	for _, j := range p.Jobs {
+		r := &QualityResult{File: j.Item.Path}
+		if j.Profile != nil {
+			r.Profile = j.Profile.Name
+		}
+		out = append(out, r)
+		if j.Outcome != "" {
+			r.Error = string(j.Outcome) + ": " + j.Reason
+			continue
+		}
+		cfg := qualityOf(m.ruleOf(j), j.Profile, target)
+		if cfg == nil {
+			r.Error = fmt.Sprintf("profile %s has no quality: key (give one, or --target METRIC=VALUE)", j.Profile.Name)
+			continue
+		}
+		if have == nil {
+			if have, err = localMetrics(ctx, bin); err != nil {
+				return nil, err
+			}
+		}
+		if !have[cfg.Metric] {
+			r.Error = noMetric(cfg.Metric, "the manager")
+			continue
+		}
+		res, err := m.searchLocal(ctx, j, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			r.Error = oneLine(err)
+			continue
+		}
+		*r = *res
+	}
+	return out, nil
+}
+
+// ruleOf is the rule that chose job's profile (nil when forced or none).
+func (m *manager) ruleOf(j *Job) *profiles.Rule {
+	if j.Rule == "" {
+		return nil
+	}
+	for _, r := range m.cfg.Rules {
+		if r.Name == j.Rule {
+			return r
+		}
+	}
+	return nil
+}
+
+func noMetric(metric quality.Metric, where string) string {
+	why := ""
+	if metric == quality.VMAF {
+		why = " (ffmpeg built without libvmaf, as Debian's is; use metric ssim, or xpsnr with ffmpeg 7.1+)"
+	}
+	return fmt.Sprintf("the ffmpeg on %s has no %s filter%s", where, metric.Filter(), why)
+}
+
+// localMetrics lists the metrics the manager's ffmpeg can compute.
+func localMetrics(ctx context.Context, bin string) (map[quality.Metric]bool, error) {
+	if bin == "" {
+		bin = hosts.DefaultFFmpeg
+	}
+	var out, errb limitedBuffer
+	if err := hosts.NewLocal("manager").Exec(ctx, []string{bin, "-hide_banner", "-filters"}, &out, &errb); err != nil {
+		return nil, fmt.Errorf("listing the filters of %s: %v", bin, err)
+	}
+	return quality.Supported(out.String()), nil
+}
+
+// searchLocal runs one file's search on the manager.
+func (m *manager) searchLocal(ctx context.Context, j *Job, cfg *quality.Config) (*QualityResult, error) {
+	sr, err := m.newSearch(ctx, j, cfg)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "clustertx-quality-")
+	if err != nil {
+		return nil, managerErr("temporary folder", err)
+	}
+	defer os.RemoveAll(dir)
+	tok := token()
+	if err := m.cutSamples(ctx, sr, dir, tok); err != nil {
+		return nil, err
+	}
+	sr.hosts[LocalHostName] = true
+	lt := m.local()
+	for {
+		level, ok := sr.s.Next()
+		if !ok {
+			break
+		}
+		got := make([]sampleScore, len(sr.samples))
+		for i, in := range sr.paths {
+			out := filepath.Join(dir, fmt.Sprintf("%s%s-q%02d-%s.mkv", TempMarker, tok, i, quality.FormatLevel(level)))
+			argv, err := sr.sampleArgv(managerHead(m.cfg.FFmpeg), level, in, out, m.automap(j.Profile))
+			if err != nil {
+				return nil, err
+			}
+			if m.opts.Verbose {
+				m.logf("quality: %s: run %s", j.Item.Path, hostCommand(&hosts.Def{Name: LocalHostName, Type: hosts.Local}, argv))
+			}
+			stderr := &hosts.TailBuffer{Max: 20}
+			if err := lt.Exec(ctx, argv, nil, stderr); err != nil {
+				return nil, fmt.Errorf("encoding sample %d at %s %s: %v: %s", i+1, sr.knob.Option(), quality.FormatLevel(level), err, stderr.Last(3))
+			}
+			score, err := m.measureLocal(ctx, sr, out, in)
+			if err != nil {
+				return nil, fmt.Errorf("measuring sample %d at %s %s: %v", i+1, sr.knob.Option(), quality.FormatLevel(level), err)
+			}
+			size, _ := fileSize(out)
+			got[i] = sampleScore{score: score, bytes: size}
+			os.Remove(out)
+		}
+		o := sr.observe(level, got)
+		m.logf("quality: %s: %s %s: %s %s, %.0f%% of the source on %d samples", j.Item.Path, sr.knob.Option(),
+			quality.FormatLevel(level), cfg.Metric.Label(), quality.FormatScore(cfg.Metric, o.Score), o.SizePct(), len(sr.samples))
+	}
+	return sr.result(), nil
+}
+
+// measureLocal computes the search's metric of distorted against
+// reference on the manager.
+func (m *manager) measureLocal(ctx context.Context, sr *search, distorted, reference string) (float64, error) {
+	var errb limitedBuffer
+	if err := m.local().Exec(ctx, sr.measureArgv(m.cfg.FFmpeg, distorted, reference), nil, &errb); err != nil {
+		return 0, fmt.Errorf("%v: %s", err, media.LastLine(errb.String()))
+	}
+	return quality.ParseScore(sr.cfg.Metric, errb.String())
+}
+
+// limitedBuffer keeps the last 256 KiB written to it: enough for any
+// metric's summary, bounded for a chatty ffmpeg.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - 256<<10; over > 0 {
+		b.buf = b.buf[over:]
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+// PlanQuality prints, for --dry-run, each file's search plan: its quality
+// config, the encoder option and the levels it may try, where its samples
+// are cut, and the hosts that would encode them. It reads the files'
+// keyframes and contacts no host.
+func PlanQuality(ctx context.Context, opts Options, items []WorkItem, target *QualityTarget, w io.Writer) error {
+	opts.defaults()
+	m := newManager(opts)
+	_, clusterHosts, items, err := m.resolve(items)
+	if err != nil {
+		return err
+	}
+	p := m.plan(ctx, items, m.probe(ctx, items), clusterHosts)
+	for _, j := range p.Jobs {
+		fmt.Fprintf(w, "%s\n", displayPath(j.Item.Path))
+		if j.Outcome != "" {
+			fmt.Fprintf(w, "  %s: %s\n", j.Outcome, j.Reason)
+			continue
+		}
+		cfg := qualityOf(m.ruleOf(j), j.Profile, target)
+		if cfg == nil {
+			fmt.Fprintf(w, "  no search: profile %s has no quality: key (give one, or --target METRIC=VALUE)\n", j.Profile.Name)
+			continue
+		}
+		fmt.Fprintf(w, "  profile:  %s\n", j.Profile.Name)
+		m.printSearch(ctx, w, j, cfg)
+		fmt.Fprintf(w, "  hosts:    %s\n", hostNames(j.Eligible))
+	}
+	return nil
+}
+
+// printSearch writes a file's search plan for --dry-run: the target, the
+// encoder option, the levels it may try and the first, and its samples.
+func (m *manager) printSearch(ctx context.Context, w io.Writer, j *Job, cfg *quality.Config) {
+	sr, err := m.newSearch(ctx, j, cfg)
+	if err != nil {
+		fmt.Fprintf(w, "  quality:  no search: %v\n", err)
+		return
+	}
+	lo, hi := sr.s.Range()
+	fmt.Fprintf(w, "  quality:  %s %s with %s %s: levels %s to %s, first %s, at most %d rounds, max_size %s%%\n",
+		cfg.Metric.Label(), quality.FormatScore(cfg.Metric, cfg.Target), sr.knob.Encoder(), sr.knob.Option(),
+		quality.FormatLevel(lo), quality.FormatLevel(hi), quality.FormatLevel(sr.s.Start()), quality.MaxRounds, quality.FormatLevel(cfg.MaxSizePct))
+	for _, s := range sr.samples {
+		if s.Whole {
+			fmt.Fprintf(w, "  sample:   the whole film (%s)\n", media.FormatDuration(s.Duration))
+			continue
+		}
+		fmt.Fprintf(w, "  sample %d: %s from the keyframe at %s\n", s.Index+1, strconv.FormatFloat(s.Duration, 'f', -1, 64)+"s", media.FormatDuration(s.Start))
+	}
+}

@@ -1,0 +1,108 @@
+package quality
+
+import (
+	"math"
+	"sort"
+)
+
+// Sample is one stretch of the source the search encodes: it starts at a
+// keyframe (so it can be cut by stream copy) and lasts Duration seconds.
+type Sample struct {
+	Index    int
+	Start    float64 // timestamp of its first frame, a keyframe
+	Seek     float64 // what -ss is given: a hair after Start, before the next frame
+	Duration float64
+	Whole    bool // the sample is the whole film (too short to sample)
+}
+
+// Placement constants.
+const (
+	// MinSampleSeconds is the shortest sample: shorter ones measure the
+	// encoder's start-up more than the film.
+	MinSampleSeconds = 2
+	// edgeShare of the film at each end holds no sample (logos, credits).
+	edgeShare = 0.05
+	// budgetShare bounds what one round encodes: the samples together
+	// take at most this share of the film (a search of four rounds then
+	// encodes about a fifth of the film's length; each sample's fixed
+	// costs, a connection, ffmpeg's start, the measurement, come on top),
+	// never less than one MinSampleSeconds sample each.
+	budgetShare = 1.0 / 20
+)
+
+// Place chooses where the samples of a film of duration seconds are cut,
+// given its keyframe timestamps (ascending) and the first frame after each
+// (next[i] follows keys[i]; 0 when unknown). The samples are spread evenly
+// over the film without its first and last 5 %, each starting at the
+// keyframe at or before its even position. Their length is
+// c.SampleSeconds, shortened on a short film so that together they take
+// at most 1/20 of it (but never under MinSampleSeconds); a film too short
+// for that, with gaps as long as the samples between them, gets fewer
+// samples, and one too short for a single sample and its gap is sampled
+// whole. Samples never overlap; two that would start at the
+// same keyframe are one.
+func Place(c *Config, duration float64, keys, next []float64) []Sample {
+	n := max(1, c.Samples)
+	length := c.SampleSeconds
+	if length <= 0 {
+		length = DefaultSampleSeconds
+	}
+	length = min(length, max(MinSampleSeconds, duration*budgetShare/float64(n)))
+	usable := duration * (1 - 2*edgeShare)
+	if fit := int(usable / length / 2); fit < n { // leave gaps as long as the samples
+		n = fit
+	}
+	if n < 1 || len(keys) == 0 || duration <= 0 {
+		return []Sample{{Start: 0, Duration: duration, Whole: true}}
+	}
+	first := keys[0]
+	var out []Sample
+	lastEnd := math.Inf(-1)
+	for i := 0; i < n; i++ {
+		center := first + duration*edgeShare + usable*(float64(i)+0.5)/float64(n)
+		want := center - length/2
+		k := sort.SearchFloat64s(keys, want+1e-9) - 1 // last keyframe at or before want
+		if k < 0 {
+			k = 0
+		}
+		// A sample must not start inside the previous one: move to the
+		// next keyframe after its end, or drop it.
+		for k < len(keys) && keys[k] < lastEnd-1e-9 {
+			k++
+		}
+		if k >= len(keys) || keys[k] >= first+duration-MinSampleSeconds/2 {
+			continue
+		}
+		start := keys[k]
+		d := min(length, first+duration-start)
+		seek := start
+		if k < len(next) && next[k] > start {
+			seek = (start + next[k]) / 2
+		} else if start > first {
+			seek = start + 0.0005
+		}
+		out = append(out, Sample{Index: len(out), Start: start, Seek: seek, Duration: d})
+		lastEnd = start + d
+	}
+	if len(out) == 0 {
+		return []Sample{{Start: 0, Duration: duration, Whole: true}}
+	}
+	return out
+}
+
+// Keyframes returns the keyframe timestamps of an index (PTS, Key: a
+// media.VideoIndex's fields) and the timestamp of the frame after each, for
+// Place.
+func Keyframes(pts []float64, key []bool) (keys, next []float64) {
+	for i, t := range pts {
+		if i < len(key) && key[i] {
+			keys = append(keys, t)
+			n := 0.0
+			if i+1 < len(pts) {
+				n = pts[i+1]
+			}
+			next = append(next, n)
+		}
+	}
+	return keys, next
+}
