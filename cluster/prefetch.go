@@ -55,6 +55,12 @@ const (
 	stageUpload stage = iota // uploading, or uploaded and waiting for the encode token
 	stageEncode              // holds the encode token
 	stageReturn              // encoded: downloading, verifying, replacing
+	// stageSettling: its encode failed. The slot takes no new work until
+	// the job has settled: what the failure means is decided as it does
+	// (a mounted host that cannot reach the media leaves the run after a
+	// few such failures in a row, a dead host stops the slot), and a job
+	// started meanwhile would meet the same failure once more.
+	stageSettling
 )
 
 // pipeline is a prefetching slot's state.
@@ -174,6 +180,9 @@ func (w *worker) releaseEncode(ctx context.Context, err error) {
 	p.mu.Lock()
 	if j := p.jobs[p.holder]; j != nil {
 		j.stage = stageReturn
+		if err != nil {
+			j.stage = stageSettling
+		}
 	}
 	p.holder = nil
 	if hostFailed {
@@ -256,10 +265,13 @@ func (w *worker) prefetchLoop(ctx context.Context, results []*FileResult) {
 	cramped := false     // no room for the next job until the jobs in flight are done
 	for ctx.Err() == nil {
 		p.mu.Lock()
-		failed, holder, n, waiting := p.failed, p.holder, len(p.jobs), 0
+		failed, holder, n, waiting, settling := p.failed, p.holder, len(p.jobs), 0, 0
 		for _, j := range p.jobs {
-			if j.stage == stageUpload {
+			switch j.stage {
+			case stageUpload:
 				waiting++
+			case stageSettling:
+				settling++
 			}
 		}
 		p.mu.Unlock()
@@ -272,7 +284,7 @@ func (w *worker) prefetchLoop(ctx context.Context, results []*FileResult) {
 		if holder == nil {
 			full = nil
 		}
-		if waiting == 0 && n < maxInFlight && !cramped {
+		if waiting == 0 && settling == 0 && n < maxInFlight && !cramped {
 			if holder == nil {
 				// Free to encode and nobody waits to: take work as any slot does.
 				if !w.waitForLoad(nctx) {
