@@ -159,25 +159,23 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 	// costs a round trip and a process start; on a host with slow
 	// dotfiles, its shell's start-up too), and are dropped if it fails.
 	var (
-		load     float64
-		loadErr  error
-		set      *hosts.EncoderSet
-		setErr   error
-		sideDone = make(chan struct{})
+		load    float64
+		loadErr error
+		set     *hosts.EncoderSet
+		setErr  error
+		side    sync.WaitGroup
 	)
+	side.Add(2)
 	go func() {
-		defer close(sideDone)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			load, loadErr = hosts.Load(ctx, t) // for max_load and the metrics
-		}()
+		defer side.Done()
+		load, loadErr = hosts.Load(ctx, t) // for max_load and the metrics
+	}()
+	go func() {
+		defer side.Done()
 		set, setErr = hosts.ListEncoders(ctx, def, t)
-		wg.Wait()
 	}()
 	r := hosts.Check(ctx, def, t)
-	<-sideDone
+	side.Wait()
 	r.Latency = time.Since(start)
 	if ctx.Err() != nil && !r.Up {
 		r.Reason = fmt.Sprintf("check timed out after %s (%s)", m.opts.CheckTimeout, r.Reason)
