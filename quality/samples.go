@@ -20,14 +20,17 @@ const (
 	// MinSampleSeconds is the shortest sample: shorter ones measure the
 	// encoder's start-up more than the film.
 	MinSampleSeconds = 2
+	// minSamples is the fewest samples a film long enough for them gets:
+	// one sample alone would judge the film by one scene.
+	minSamples = 2
 	// edgeShare of the film at each end holds no sample (logos, credits).
 	edgeShare = 0.05
 	// budgetShare bounds what one round encodes: the samples together
-	// take at most this share of the film (a search of four rounds then
-	// encodes about a fifth of the film's length; each sample's fixed
-	// costs, a connection, ffmpeg's start, the measurement, come on top),
-	// never less than one MinSampleSeconds sample each.
-	budgetShare = 1.0 / 20
+	// take at most this share of the film, so that a search of three to
+	// four rounds encodes about a tenth of the film's length (each
+	// sample's fixed costs, ffmpeg's start and the measurement, come on
+	// top). ab-av1 samples a similar share: 20 s every 12 minutes.
+	budgetShare = 1.0 / 30
 )
 
 // Place chooses where the samples of a film of duration seconds are cut,
@@ -36,10 +39,11 @@ const (
 // over the film without its first and last 5 %, each starting at the
 // keyframe at or before its even position. Their length is
 // c.SampleSeconds, shortened on a short film so that together they take
-// at most 1/20 of it (but never under MinSampleSeconds); a film too short
-// for that, with gaps as long as the samples between them, gets fewer
-// samples, and one too short for a single sample and its gap is sampled
-// whole. Samples never overlap; two that would start at the
+// at most 1/30 of it; they are never under MinSampleSeconds, so a film
+// for which even that is too much gets fewer samples (at least two); a
+// film too short for those, with gaps as long as the samples between
+// them, gets fewer still, and one too short for a single sample and its
+// gap is sampled whole. Samples never overlap; two that would start at the
 // same keyframe are one.
 func Place(c *Config, duration float64, keys, next []float64) []Sample {
 	n := max(1, c.Samples)
@@ -47,7 +51,13 @@ func Place(c *Config, duration float64, keys, next []float64) []Sample {
 	if length <= 0 {
 		length = DefaultSampleSeconds
 	}
-	length = min(length, max(MinSampleSeconds, duration*budgetShare/float64(n)))
+	budget := duration * budgetShare
+	length = min(length, max(MinSampleSeconds, budget/float64(n)))
+	if n > minSamples && float64(n)*length > budget {
+		// Samples at the shortest length still take more than the
+		// budget: fewer of them.
+		n = max(minSamples, int(budget/length))
+	}
 	usable := duration * (1 - 2*edgeShare)
 	if fit := int(usable / length / 2); fit < n { // leave gaps as long as the samples
 		n = fit

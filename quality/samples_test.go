@@ -46,20 +46,29 @@ func TestPlaceSpreadsSamplesAtKeyframes(t *testing.T) {
 
 func TestPlaceShortFilms(t *testing.T) {
 	c := Default(SSIM, 0.98)
-	// A 3-minute clip: the samples shrink to keep a round at 1/20 of it.
-	keys, next := gop(180, 25, 1)
-	s := Place(c, 180, keys, next)
-	total := 0.0
-	for _, x := range s {
-		total += x.Duration
+	total := func(s []Sample) (sum float64) {
+		for _, x := range s {
+			sum += x.Duration
+		}
+		return sum
 	}
-	if len(s) != 4 || total > 180.0/20+1e-9 {
-		t.Errorf("3 min: %d samples, %v s in all; want 4 within 9 s: %+v", len(s), total, s)
+	// 10 minutes: four samples, shrunk to keep a round at 1/30 of it.
+	keys, next := gop(600, 25, 1)
+	s := Place(c, 600, keys, next)
+	if len(s) != 4 || total(s) > 600.0/30+1e-9 || s[0].Duration < MinSampleSeconds {
+		t.Errorf("10 min: %d samples, %v s in all; want 4 within 20 s: %+v", len(s), total(s), s)
 	}
-	// 20 s: samples of the minimum length, as many as fit with gaps.
+	// 3 minutes: four samples of the shortest length would be 8 s, over
+	// the 6 s budget: three.
+	keys, next = gop(180, 25, 1)
+	s = Place(c, 180, keys, next)
+	if len(s) != 3 || total(s) > 180.0/30+1e-9 {
+		t.Errorf("3 min: %d samples, %v s in all; want 3 within 6 s: %+v", len(s), total(s), s)
+	}
+	// 20 s: never fewer than two samples, of the minimum length.
 	keys, next = gop(20, 25, 1)
 	s = Place(c, 20, keys, next)
-	if len(s) != 4 || s[0].Duration != MinSampleSeconds {
+	if len(s) != 2 || s[0].Duration != MinSampleSeconds {
 		t.Errorf("20 s: %+v", s)
 	}
 	for i := 1; i < len(s); i++ {

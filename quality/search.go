@@ -112,6 +112,12 @@ func tolerance(m Metric) float64 {
 	}
 }
 
+// stopMargin is how far (in levels) below the passing level the
+// interpolated crossing must lie for the search to stop without
+// measuring the level in between: a third of a level, so that a crossing
+// predicted near a level boundary is still measured.
+const stopMargin = 0.3
+
 // maxJump bounds one extrapolated step, in levels.
 const maxJump = 12
 
@@ -144,7 +150,18 @@ func (s *Search) Next() (float64, bool) {
 			return 0, false
 		}
 		x := s.interpolate(fail, pass, target)
-		next = math.Min(math.Max(math.Round(x), a+1), b-1) // strictly inside
+		if b-x <= 1-stopMargin {
+			// The curve through the observations crosses the target less
+			// than a level below the passing one: the next level down is
+			// predicted to fail, by stopMargin levels at least, so
+			// measuring it would most likely buy nothing.
+			s.stop = "the next level down is predicted to fail"
+			return 0, false
+		}
+		// The lowest level predicted to pass: if it does, the round
+		// after usually stops by the rule above.
+		next = math.Ceil(x - 1e-9)
+		next = math.Min(math.Max(next, a+1), b-1) // strictly inside
 	case pass != nil:
 		// Every level so far passes: go down (smaller) toward the target.
 		b := s.up(pass.Level)
