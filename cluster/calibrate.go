@@ -105,6 +105,11 @@ func (c *calibrator) samples() []*Job {
 // fills the check result's estimate, or its note when it could not run;
 // either way the host's check result (up, down) is unchanged.
 func (c *calibrator) measure(ctx context.Context, def *hosts.Def, t hosts.Transport, r *hosts.CheckResult) {
+	if why := c.known(def); why != "" {
+		// The estimate would not be used: no encode, no check time spent.
+		r.CalibNote = why
+		return
+	}
 	select {
 	case <-c.probed:
 	case <-ctx.Done():
@@ -154,6 +159,21 @@ func (c *calibrator) measure(ctx context.Context, def *hosts.Def, t hosts.Transp
 	c.mu.Lock()
 	c.speeds[def.Name] = cal.Speed
 	c.mu.Unlock()
+}
+
+// known says why host def needs no calibration encode, "" when it does: a
+// calibrated speed is only a first guess, and a speed the journal learned
+// in an earlier run or a configured weight comes first (prior), so a
+// nightly run with --calibrate pays for the encodes on its first night
+// only.
+func (c *calibrator) known(def *hosts.Def) string {
+	if def.Weight > 0 {
+		return "its weight gives its speed"
+	}
+	if j := c.m.opts.Journal; j != nil && j.Speeds()[def.Name][speedKey] > 0 {
+		return "the journal has its speed from an earlier run"
+	}
+	return ""
 }
 
 // calibrationArgs keeps the options of a profile's output arguments that

@@ -11,6 +11,7 @@ import (
 	"clustertx/cluster"
 	"clustertx/hosts"
 	"clustertx/internal/testenv"
+	"clustertx/journal"
 )
 
 // TestCalibrationEncode: with Options.Calibrate, each host checked runs a
@@ -78,5 +79,28 @@ rules:
 	t.Logf("nas %s, gamer %s (calibrations %s, %s)", hosts.FormatSpeed(fast.Speed), hosts.FormatSpeed(slow.Speed), fast.CalibTime, slow.CalibTime)
 	if !strings.Contains(out, "est. speed") {
 		t.Errorf("host table does not show the estimate:\n%s", out)
+	}
+
+	// A host whose speed the journal knows from an earlier run is not
+	// calibrated (the estimate would not be used); the others still are.
+	jr, err := journal.Open(filepath.Join(l.dir, "journal.jsonl"))
+	must(t, err)
+	defer jr.Close()
+	must(t, jr.RecordSpeed("nas", "work", 3.5))
+	rep, out, err = l.run(context.Background(), func(o *cluster.Options) {
+		o.Calibrate, o.DryRun, o.Journal = true, true, jr
+		o.CheckTimeout = 15 * time.Second
+	}, items("lab", clip)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Hosts {
+		got[c.Host] = c
+	}
+	if nas := got["nas"]; nas.Speed != 0 || nas.CalibTime != 0 || !strings.Contains(nas.CalibNote, "journal has its speed") {
+		t.Errorf("nas, with a journal speed: calibrated anyway (speed %v in %s, note %q)\n%s", nas.Speed, nas.CalibTime, nas.CalibNote, out)
+	}
+	if gamer := got["gamer"]; gamer.Speed <= 0 {
+		t.Errorf("gamer, without a journal speed: not calibrated (%s)\n%s", gamer.CalibNote, out)
 	}
 }

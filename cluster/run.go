@@ -397,7 +397,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
 		if c.Up && c.CalibNote != "" && m.opts.Verbose {
-			m.logf("host %s: no calibration estimate (its first speed is a guess): %s", c.Host, c.CalibNote)
+			m.logf("host %s: no calibration encode: %s", c.Host, c.CalibNote)
 		}
 	}
 	printHostTable(m.opts.Out, checks, hs, &m.opts)
