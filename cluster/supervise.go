@@ -154,25 +154,19 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 	if err != nil {
 		return nil, hosts.CheckResult{Host: def.Name, Type: def.Type, Latency: time.Since(start), Reason: oneLine(err), Free: -1, Load: -1}
 	}
-	// The load and the encoder list do not depend on the check: they run
-	// beside it, on their own sessions of the connection (each command
-	// costs a round trip and a process start; on a host with slow
-	// dotfiles, its shell's start-up too), and are dropped if it fails.
+	// The load does not depend on the check: it is read beside it, on its
+	// own session of the connection (each command costs a round trip and
+	// a process start), and dropped if the check fails. The check reads
+	// the encoder list.
 	var (
 		load    float64
 		loadErr error
-		set     *hosts.EncoderSet
-		setErr  error
 		side    sync.WaitGroup
 	)
-	side.Add(2)
+	side.Add(1)
 	go func() {
 		defer side.Done()
 		load, loadErr = hosts.Load(ctx, t) // for max_load and the metrics
-	}()
-	go func() {
-		defer side.Done()
-		set, setErr = hosts.ListEncoders(ctx, def, t)
 	}()
 	r := hosts.Check(ctx, def, t)
 	side.Wait()
@@ -188,14 +182,12 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 		r.Load = load
 	}
 	m.setFFmpegVersion(def.Name, r.FFmpeg)
-	if setErr == nil {
-		m.encMu.Lock()
-		if m.encoders == nil {
-			m.encoders = map[string]*hosts.EncoderSet{}
-		}
-		m.encoders[def.Name] = set
-		m.encMu.Unlock()
+	m.encMu.Lock()
+	if m.encoders == nil {
+		m.encoders = map[string]*hosts.EncoderSet{}
 	}
+	m.encoders[def.Name] = r.Encoders
+	m.encMu.Unlock()
 	return t, r
 }
 

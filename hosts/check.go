@@ -19,6 +19,9 @@ type CheckResult struct {
 	Reason  string        // why the host is down
 	Free    int64         // streaming: bytes free in working_dir (-1 unknown)
 	Load    float64       // 1-minute load average when the host has max_load (-1 unknown)
+	// Encoders is the host's `ffmpeg -encoders`, read by the check (nil
+	// when the host is down).
+	Encoders *EncoderSet
 
 	// The calibration encode (cluster.Options.Calibrate), when it ran.
 	Speed        float64       // measured speed, source pixel-seconds per second (0 none)
@@ -38,18 +41,31 @@ func Check(ctx context.Context, def *Def, t Transport) CheckResult {
 		return res
 	}
 	ffmpeg := def.FFmpegPath()
-	var out bytes.Buffer
-	if err := t.Exec(ctx, []string{ffmpeg, "-hide_banner", "-version"}, &out, nil); err != nil {
+	// One ffmpeg start gives both the version (the banner, on stderr) and
+	// the encoder list (stdout): each start costs a process and, on a
+	// Raspberry Pi, half a second of loading ffmpeg's libraries.
+	var out, banner bytes.Buffer
+	if err := t.Exec(ctx, []string{ffmpeg, "-encoders"}, &out, &limitedBuffer{b: &banner, max: 64 << 10}); err != nil {
 		var xe *ExitError
 		if errors.As(err, &xe) {
 			if xe.Code == 127 {
 				return down("ffmpeg not found at %q", ffmpeg)
 			}
-			return down("%s -version failed: %v", ffmpeg, err)
+			return down("%s -encoders failed: %v", ffmpeg, err)
 		}
 		return down("running %s: %v", ffmpeg, errors.Unwrap(err))
 	}
-	res.FFmpeg = ParseFFmpegVersion(out.String())
+	res.Encoders = NewEncoderSet(def, ParseEncoders(out.String()))
+	if v := bannerVersion(banner.String()); v != "" {
+		res.FFmpeg = v
+	} else {
+		// No banner (a wrapper that silences stderr): ask for it.
+		out.Reset()
+		if err := t.Exec(ctx, []string{ffmpeg, "-hide_banner", "-version"}, &out, nil); err != nil {
+			return down("%s -version failed: %v", ffmpeg, err)
+		}
+		res.FFmpeg = ParseFFmpegVersion(out.String())
+	}
 	if def.Type == Streaming {
 		if !def.Windows() {
 			err := t.Exec(ctx, []string{"test", "-d", def.WorkingDir, "-a", "-w", def.WorkingDir}, nil, nil)
@@ -69,6 +85,17 @@ func Check(ctx context.Context, def *Def, t Transport) CheckResult {
 	res.Up = true
 	res.Latency = time.Since(start)
 	return res
+}
+
+// bannerVersion is the version in ffmpeg's banner ("ffmpeg version 5.1.9
+// Copyright…", its first line on stderr), "" when there is none.
+func bannerVersion(stderr string) string {
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "ffmpeg version ") {
+			return ParseFFmpegVersion(strings.TrimSpace(line))
+		}
+	}
+	return ""
 }
 
 // ParseFFmpegVersion extracts the version from `ffmpeg -version` output.

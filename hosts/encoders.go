@@ -12,24 +12,11 @@ import (
 // run the first time a profile needs that encoder and then remembered.
 type EncoderSet struct {
 	def    *Def
+	names  []string
 	listed map[string]bool
 
 	mu     sync.Mutex
 	tested map[string]string // hardware encoder → "" (works) or why not
-}
-
-// ListEncoders asks the host's ffmpeg for its encoders.
-func ListEncoders(ctx context.Context, def *Def, t Transport) (*EncoderSet, error) {
-	ffmpeg := def.FFmpegPath()
-	var out bytes.Buffer
-	if err := t.Exec(ctx, []string{ffmpeg, "-hide_banner", "-encoders"}, &out, nil); err != nil {
-		return nil, err
-	}
-	s := &EncoderSet{def: def, listed: map[string]bool{}, tested: map[string]string{}}
-	for _, e := range ParseEncoders(out.String()) {
-		s.listed[e] = true
-	}
-	return s, nil
 }
 
 // Missing returns why each encoder that args (a profile's ffmpeg arguments)
@@ -97,9 +84,12 @@ func (s *EncoderSet) Listed(enc string) bool { return s.listed[enc] }
 // NewEncoderSet is the EncoderSet of a host whose `ffmpeg -encoders` was
 // already read (Inventory's Encoders).
 func NewEncoderSet(def *Def, names []string) *EncoderSet {
-	s := &EncoderSet{def: def, listed: map[string]bool{}, tested: map[string]string{}}
+	s := &EncoderSet{def: def, names: names, listed: map[string]bool{}, tested: map[string]string{}}
 	for _, e := range names {
 		s.listed[e] = true
 	}
 	return s
 }
+
+// Names lists the host's encoders in `ffmpeg -encoders` order.
+func (s *EncoderSet) Names() []string { return s.names }

@@ -198,18 +198,14 @@ func Inventory(ctx context.Context, def *Def, t Transport) InventoryResult {
 		go func() { defer wg.Done(); f() }()
 	}
 	goDo(func() {
-		c := Check(ctx, def, t)
+		c := Check(ctx, def, t) // reads the encoder list too
 		mu.Lock()
 		res.CheckResult = c
 		mu.Unlock()
-	})
-	goDo(func() {
-		out, err := run(ffmpeg, "-hide_banner", "-encoders")
-		if err != nil {
-			note("%s -encoders: %v", ffmpeg, err)
+		if c.Encoders == nil {
 			return
 		}
-		all := ParseEncoders(out)
+		all := c.Encoders.Names()
 		sw, hwOK, hwBad := classify(ctx, t, ffmpeg, all)
 		mu.Lock()
 		res.Encoders, res.SWEncoders = all, sw

@@ -143,12 +143,12 @@ func (f *fakeTransport) Close() error            { return nil }
 func TestInventoryMacFallbacks(t *testing.T) {
 	f := &fakeTransport{
 		out: map[string]string{
-			"ffmpeg -hide_banner -version":  "ffmpeg version 7.1 Copyright (c) 2000-2024 the FFmpeg developers\n",
-			"ffmpeg -hide_banner -encoders": encodersSample,
-			"true":                          "",
-			"getconf _NPROCESSORS_ONLN":     "garbage",
-			"sysctl -n hw.ncpu":             "10\n",
-			"uptime":                        "10:14  up 3 days,  2:01, 2 users, load averages: 1.23 1.45 1.67\n",
+			"ffmpeg -hide_banner -version": "ffmpeg version 7.1 Copyright (c) 2000-2024 the FFmpeg developers\n",
+			"ffmpeg -encoders":             encodersSample,
+			"true":                         "",
+			"getconf _NPROCESSORS_ONLN":    "garbage",
+			"sysctl -n hw.ncpu":            "10\n",
+			"uptime":                       "10:14  up 3 days,  2:01, 2 users, load averages: 1.23 1.45 1.67\n",
 			"ffmpeg -hide_banner -nostdin -loglevel error -f lavfi -i color=c=black:s=256x256:r=25:d=1 -pix_fmt nv12 -frames:v 1 -c:v hevc_videotoolbox -f null -": "",
 			"ffmpeg -hide_banner -nostdin -loglevel error -f lavfi -i color=c=black:s=256x256:r=25:d=1 -pix_fmt nv12 -frames:v 1 -c:v hevc_qsv -f null -":          "[hevc_qsv @ 0x1234] Error creating a MFX session: -9.\nError initializing output stream\n",
 			"ffmpeg -hide_banner -nostdin -loglevel error -f lavfi -i color=c=black:s=256x256:r=25:d=1 -pix_fmt nv12 -frames:v 1 -c:v h264_nvenc -f null -":        "Cannot load libcuda.so.1\n",
@@ -201,9 +201,9 @@ func TestInventoryMacFallbacks(t *testing.T) {
 
 func TestInventoryWindows(t *testing.T) {
 	f := &fakeTransport{out: map[string]string{
-		`C:\ffmpeg\bin\ffmpeg.exe -hide_banner -version`:  "ffmpeg version 6.0-full_build-www.gyan.dev\r\n",
-		`C:\ffmpeg\bin\ffmpeg.exe -hide_banner -encoders`: encodersSample,
-		"wmic cpu get NumberOfLogicalProcessors /value":   "\r\r\nNumberOfLogicalProcessors=12\r\r\n\r\r\n",
+		`C:\ffmpeg\bin\ffmpeg.exe -hide_banner -version`: "ffmpeg version 6.0-full_build-www.gyan.dev\r\n",
+		`C:\ffmpeg\bin\ffmpeg.exe -encoders`:             encodersSample,
+		"wmic cpu get NumberOfLogicalProcessors /value":  "\r\r\nNumberOfLogicalProcessors=12\r\r\n\r\r\n",
 		"nvidia-smi -L": "GPU 0: NVIDIA GeForce RTX 4070 (UUID: GPU-abc)\r\n",
 		"cmd /c exit 0": "",
 		`C:\ffmpeg\bin\ffmpeg.exe -hide_banner -nostdin -loglevel error -f lavfi -i color=c=black:s=256x256:r=25:d=1 -pix_fmt nv12 -frames:v 1 -c:v h264_nvenc -f null -`: "",

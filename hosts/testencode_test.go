@@ -25,10 +25,11 @@ func TestTestEncodeFakeHW(t *testing.T) {
 	tr := hosts.NewLocal("gpu")
 	ctx := context.Background()
 
-	set, err := hosts.ListEncoders(ctx, def, tr)
-	if err != nil {
-		t.Fatal(err)
+	res := hosts.Check(ctx, def, tr)
+	if !res.Up {
+		t.Fatal(res.Reason)
 	}
+	set := res.Encoders
 	if m := set.Missing(ctx, tr, []string{"-c:v", "hevc_nvenc"}); len(m) != 0 {
 		t.Fatalf("the wrapper's -encoders should list hevc_nvenc (and its one-frame test pass): %v", m)
 	}
@@ -38,7 +39,7 @@ func TestTestEncodeFakeHW(t *testing.T) {
 		t.Fatalf("test encode with fake NVENC: %v", err)
 	}
 	hw.FailTest(t, "nvenc", true)
-	err = hosts.TestEncode(ctx, def, tr, in, video)
+	err := hosts.TestEncode(ctx, def, tr, in, video)
 	var te *hosts.TestEncodeError
 	if !errors.As(err, &te) {
 		t.Fatalf("failing test encode: %v (%T), want *TestEncodeError", err, err)

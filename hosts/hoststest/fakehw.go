@@ -48,8 +48,8 @@ func NewFakeHW(t testing.TB) *FakeHW {
 
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// SetVersion makes `ffmpeg -version` report version v (the host check's
-// ffmpeg version) instead of the real one.
+// SetVersion makes `ffmpeg -version`, and the banner of `ffmpeg -encoders`
+// that the host check reads, report version v instead of the real one.
 func (f *FakeHW) SetVersion(t testing.TB, v string) { f.write(t, "version", v) }
 
 // FailTest makes test encodes (a lavfi input) with the family's encoders
@@ -163,7 +163,12 @@ for a in "$@"; do
 		fi
 		exec "$real" "$@" ;;
 	-encoders)
-		"$real" "$@" || exit $?
+		if [ -f "$ctl/version" ]; then
+			echo "ffmpeg version $(cat "$ctl/version") Copyright (c) 2000-2025 the FFmpeg developers (fake hardware)" >&2
+			"$real" -hide_banner "$@" || exit $?
+		else
+			"$real" "$@" || exit $?
+		fi
 		echo " V....D h264_nvenc           NVIDIA NVENC H.264 encoder (codec h264)"
 		echo " V....D hevc_nvenc           NVIDIA NVENC hevc encoder (codec hevc)"
 		echo " V..... h264_qsv             H.264 / AVC / MPEG-4 AVC / MPEG-4 part 10 (Intel Quick Sync Video acceleration) (codec h264)"
