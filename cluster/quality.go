@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,7 +47,7 @@ type classicKnob struct {
 
 // knobOf finds p's video encoder and how it takes a quality level.
 func knobOf(p *profiles.Profile) (knob, error) {
-	encs := videoEncoders(append(p.Output.Args(), p.Video.Args()...))
+	encs := encoder.Video(append(p.Output.Args(), p.Video.Args()...))
 	for _, e := range encs {
 		if q, ok := encoder.QualityOf(e); ok {
 			return &classicKnob{p: p, enc: e, q: q}, nil
@@ -58,22 +57,6 @@ func knobOf(p *profiles.Profile) (knob, error) {
 		return nil, fmt.Errorf("profile %s: clustertx does not know how %s takes a constant-quality level, so quality: cannot search it", p.Name, encs[0])
 	}
 	return nil, fmt.Errorf("profile %s names no video encoder (-c:v): quality: needs one to search its level", p.Name)
-}
-
-// videoEncoders lists the values of the options that choose a video
-// encoder (-c:v, -codec:v, -vcodec, with a stream index or not; -c and
-// -codec for every stream), "copy" left out.
-func videoEncoders(words []string) []string {
-	var out []string
-	for i := 0; i+1 < len(words); i++ {
-		f := words[i]
-		base, spec, _ := strings.Cut(f, ":")
-		video := f == "-vcodec" || (base == "-c" || base == "-codec") && (spec == "" || spec == "v" || strings.HasPrefix(spec, "v:"))
-		if video && words[i+1] != "copy" {
-			out = append(out, words[i+1])
-		}
-	}
-	return out
 }
 
 func (k *classicKnob) Encoder() string { return k.enc }
@@ -122,7 +105,7 @@ func (k *classicKnob) With(level float64) *profiles.Profile {
 		if inOut || inVideo {
 			continue
 		}
-		if slices.Contains(hosts.EncodersIn(c.Video.Args()), k.enc) {
+		if slices.Contains(encoder.In(c.Video.Args()), k.enc) {
 			c.Video = profiles.NewOptions(append(c.Video.Args(), flag, val)...)
 		} else {
 			c.Output = profiles.NewOptions(append(c.Output.Args(), flag, val)...)

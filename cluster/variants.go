@@ -534,7 +534,7 @@ func (m *manager) classicFamily(p *profiles.Profile, info *media.Info) string {
 	if err != nil {
 		return ""
 	}
-	for _, enc := range hosts.EncodersIn(plan.Out) {
+	for _, enc := range encoder.In(plan.Out) {
 		if f := familyOf(enc); f != "" {
 			return f
 		}

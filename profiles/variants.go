@@ -169,7 +169,8 @@ func decodeVariant(d *yamlx.Decoder, n *yaml.Node, path string) (variantSpec, er
 }
 
 // videoCodecFlag returns the first flag of o that chooses the video
-// encoder (-c:v, -codec:v, -vcodec), or "".
+// encoder (-c:v, -codec:v, -vcodec; not -c, which -c copy sets for every
+// stream), or "".
 func videoCodecFlag(o Options) string {
 	for _, g := range groupOptions(o.words) {
 		if isVideoCodecFlag(g.flag) {
@@ -180,15 +181,8 @@ func videoCodecFlag(o Options) string {
 }
 
 func isVideoCodecFlag(f string) bool {
-	if f == "-vcodec" {
-		return true
-	}
-	for _, p := range []string{"-c:v", "-codec:v"} {
-		if f == p || strings.HasPrefix(f, p+":") {
-			return true
-		}
-	}
-	return false
+	s, ok := encoder.CodecOption(f)
+	return ok && s == "v"
 }
 
 // flagBase is an option's name without its stream specifier, with
