@@ -55,10 +55,14 @@ type Job struct {
 	qstats  *QualityStats   // the search's result, once it chose a level
 
 	Split *split.Plan // split mode: its segments; nil when encoded whole
-	// SplitVariant is the encoder variant every segment of a split film
-	// uses (zero for classic profiles); SplitWhy says why that one.
-	SplitVariant VariantChoice
-	SplitWhy     string
+	// Pinned is the one encoder variant every encode of the file uses,
+	// for a profile with variants: a split film's segments (parts from
+	// different encoders would not join), a searched file's samples and
+	// its final encode (a level found on one encoder means nothing on
+	// another). Only hosts whose own choice it is take them. Zero: each
+	// host uses its own. PinWhy says why that one.
+	Pinned VariantChoice
+	PinWhy string
 	// hwFamily is the hardware family of a classic profile's encoder
 	// (-c:v hevc_nvenc: "nvenc"), for hosts' sessions: caps.
 	hwFamily string
