@@ -30,7 +30,7 @@ profiles:
   searched:
     output_options: -c:a copy
     extension: .mkv
-    crf: 30
+    crf: 25  # near the level the clips need: fewer rounds
     encoders:
       - encoder: hevc_nvenc
         options: -preset p5 -rc vbr -g 25
@@ -103,7 +103,7 @@ func TestQualityChainOneVariant(t *testing.T) {
 	for _, want := range []string{
 		"variant:  hevc_nvenc for every sample and the file (the most expected capacity of: hevc_nvenc on nas; libx264 on gamer)",
 		"quality:  bounds moved into hevc_nvenc's range: max 60 to 51 (the encoder's range is 1 to 51)",
-		"with hevc_nvenc -cq: levels 10 to 51, first 30",
+		"with hevc_nvenc -cq: levels 10 to 51, first 25",
 		"hosts:    nas\n",
 	} {
 		if !strings.Contains(out, want) {
@@ -148,26 +148,50 @@ func TestQualityChainOneVariant(t *testing.T) {
 	}
 }
 
-// The pinned variant failing at run time on its only host: the file fails
-// with the reason, the original is kept, no temporary file is left.
+// The pinned variant failing at run time on a host: the samples and the
+// file go to another host with that variant. On its only host: the file
+// fails with the reason, the original is kept, no temporary file is left.
 func TestQualityChainVariantFails(t *testing.T) {
 	l, nasHW, gamerHW := chainLab(t)
 	nasHW.FailAfter(t, "nvenc", 0)
-	src := l.clip("film.mkv", testenv.Clip{Seconds: 8, GOP: 25, AudioLangs: []string{"eng"}})
-	sum := fileHash(t, src)
+	gamerHW.FailTest(t, "nvenc", false) // both hosts use NVENC; nas's fails at run time
+	src := l.clip("film.mkv", testenv.Clip{Seconds: 4, GOP: 25, AudioLangs: []string{"eng"}})
 	rep, out, err := l.run(context.Background(), nil, cluster.WorkItem{Path: src, Cluster: "lab", Profile: "searched"})
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
 	f := rep.Files[0]
+	if f.Outcome != cluster.Done || f.Host != "gamer" || f.Variant != "hevc_nvenc" || f.Quality == nil || !slices.Equal(f.Quality.Hosts, []string{"gamer"}) {
+		t.Fatalf("%s: %s on %s with %q (%s), quality %+v; want done on gamer with hevc_nvenc\n%s", f.Path, f.Outcome, f.Host, f.Variant, f.Reason, f.Quality, out)
+	}
+	if n := videoEncodes(gamerHW, false); len(n) != 1 || n["hevc_nvenc"] != f.Quality.SampleEncodes+1 {
+		t.Errorf("gamer's encodes %v, want %d with hevc_nvenc only", n, f.Quality.SampleEncodes+1)
+	}
+	if n := videoEncodes(nasHW, false); len(n) != 0 {
+		t.Errorf("nas finished encodes %v: with another variant than the file's?", n)
+	}
+
+	// gamer uses libx264 now: nas is the only host with NVENC.
+	gamerHW.FailTest(t, "nvenc", true)
+	src2 := l.clip("film2.mkv", testenv.Clip{Seconds: 4, GOP: 25, AudioLangs: []string{"eng"}})
+	sum := fileHash(t, src2)
+	before := len(gamerHW.Encodes())
+	rep, out, err = l.run(context.Background(), nil, cluster.WorkItem{Path: src2, Cluster: "lab", Profile: "searched"})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	f = rep.Files[0]
 	if f.Outcome != cluster.Failed || !strings.Contains(f.Reason, "variant hevc_nvenc") || !strings.Contains(f.Reason, "No NVENC capable devices found") {
 		t.Errorf("%s: %s (%s), want failed with the variant's failure\n%s", f.Path, f.Outcome, f.Reason, out)
 	}
-	if fileHash(t, src) != sum {
+	t.Logf("reason: %s", f.Reason)
+	if fileHash(t, src2) != sum {
 		t.Error("the original changed")
 	}
-	if n := videoEncodes(gamerHW, false); len(n) != 0 {
-		t.Errorf("gamer encoded %v for a file pinned to hevc_nvenc", n)
+	for _, e := range gamerHW.Encodes()[before:] {
+		if !e.Test && e.Encoder != "" {
+			t.Errorf("gamer encoded %s for a file pinned to hevc_nvenc", e.Encoder)
+		}
 	}
 	if n := videoEncodes(nasHW, true); n["hevc_nvenc"] == 0 {
 		t.Errorf("no failed NVENC encode on nas: %v", nasHW.Encodes())
