@@ -53,6 +53,11 @@ type Job struct {
 
 	Quality *quality.Config // quality: key (rule's, else profile's, --target applied); nil = encode at the profile's level
 	qstats  *QualityStats   // the search's result, once it chose a level
+	// chain is a searched file's profile with its encoder variants, kept
+	// when the search resolves Profile to its pinned variant at the level
+	// chosen: a split film's rest is encoded on the manager with no
+	// variant's input options.
+	chain *profiles.Profile
 
 	Split *split.Plan // split mode: its segments; nil when encoded whole
 	// Pinned is the one encoder variant every encode of the file uses,

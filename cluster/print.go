@@ -207,7 +207,7 @@ func (m *manager) printSplit(w io.Writer, j *Job) {
 	sp := j.Split
 	fmt.Fprintf(w, "  split:    %d segments, cut at keyframes (%d frames in all; video per segment, audio and subtitles once)\n", len(sp.Segments), sp.Frames)
 	if j.PinWhy != "" {
-		fmt.Fprintf(w, "  split:    %s\n", j.PinWhy)
+		fmt.Fprintf(w, "  split:    variant %s\n", j.PinWhy)
 	}
 	for _, s := range sp.Segments {
 		seek := "start"

@@ -324,6 +324,9 @@ func (rs *runSearch) decide() {
 			Duration: j.Info.Duration, SrcSize: j.Info.Size, Attempt: 1}, r)
 		return
 	}
+	if variantsOf(j.Profile) != nil {
+		j.chain = j.Profile
+	}
 	j.Profile, j.qstats = prof, st
 	m.logf("quality: %s: %s %s (predicted %s %s, %.0f%% of the source) after %d sample encodes in %s",
 		j.Item.Path, st.Option, quality.FormatLevel(st.Level), rs.cfg.Metric.Label(), quality.FormatScore(rs.cfg.Metric, st.PredictedScore),

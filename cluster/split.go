@@ -98,7 +98,7 @@ func (m *manager) planSplit(ctx context.Context, j *Job, rule *profiles.Rule) {
 	if variantsOf(j.Profile) != nil {
 		var capacities string
 		variant, same, capacities = m.variantByCapacity(j, same)
-		variantWhy = fmt.Sprintf("variant %s for every segment (the most expected capacity of: %s)", variant.Key, capacities)
+		variantWhy = fmt.Sprintf("%s for every segment (the most expected capacity of: %s)", variant.Key, capacities)
 		if variant.Key == "" {
 			j.SplitNote = "not split: no eligible host's encoder variant is known yet (hosts down at plan time)"
 			return
@@ -393,7 +393,11 @@ func (f *film) segmentDone(host string, i int, out, id string) bool {
 func (f *film) encodeRest() {
 	defer close(f.restDone)
 	j, m := f.job, f.m
-	plan, err := m.sharedPlan(j.Profile, j.Info) // the manager encodes no video: no variant
+	prof := j.Profile
+	if j.chain != nil { // searched: Profile is its variant at the level chosen
+		prof = j.chain
+	}
+	plan, err := m.sharedPlan(prof, j.Info) // the manager encodes no video: no variant
 	if err != nil {
 		f.restErr = err
 		return
