@@ -174,7 +174,7 @@ func (m *manager) newSearch(ctx context.Context, j *Job, cfg *quality.Config) (*
 		if why == "" {
 			why = "no eligible host's encoder variant is known (hosts down, or not checked)"
 		}
-		return nil, fmt.Errorf("profile %s has encoder variants and the search needs one for all its samples: %s", j.Profile.Name, why)
+		return nil, &unpinnedError{fmt.Sprintf("profile %s has encoder variants and the search needs one for all its samples: %s", j.Profile.Name, why)}
 	}
 	k, err := knobOf(j.Profile, j.Pinned.Key)
 	if err != nil {
@@ -206,6 +206,13 @@ func (m *manager) newSearch(ctx context.Context, j *Job, cfg *quality.Config) (*
 	return &search{job: j, cfg: cfg, knob: k, s: s, samples: quality.Place(cfg, dur, keys, next),
 		started: time.Now(), hosts: map[string]bool{}, clamped: clamped}, nil
 }
+
+// unpinnedError is a search that cannot start because no eligible host's
+// encoder variant is known (they were down at plan time): the hosts', not
+// the file's, so the file is not run rather than failed.
+type unpinnedError struct{ msg string }
+
+func (e *unpinnedError) Error() string { return e.msg }
 
 // pinSearch pins a searched file whose profile has encoder variants to
 // one of them (Job.Pinned), at plan time: a split film keeps its

@@ -199,4 +199,18 @@ func TestQualityChainVariantFails(t *testing.T) {
 	if left := leftovers(t, l.media, l.work); len(left) > 0 {
 		t.Errorf("temp files left: %q", left)
 	}
+
+	// nas down at plan time, and no variant works on gamer: no variant to
+	// search with is known. Not the file's fault: not run, not failed.
+	l.nas.Stop()
+	l.writeVariantConfig(searchedChain,
+		l.nas.YAML("nas", "type: mounted", "ffmpeg: "+nasHW.Path, "path-substitutions:", "  - "+l.media+"/ "+l.view+"/"),
+		l.gamer.YAML("gamer", "type: streaming", "ffmpeg: "+gamerHW.Path, "working_dir: "+l.work, "encoders: [hevc_nvenc]"))
+	rep, out, err = l.run(context.Background(), nil, cluster.WorkItem{Path: src2, Cluster: "lab", Profile: "searched"})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if f = rep.Files[0]; f.Outcome != cluster.NotRun || !strings.Contains(f.Reason, "no eligible host's encoder variant is known") {
+		t.Errorf("%s: %s (%s), want not run: no variant known\n%s", f.Path, f.Outcome, f.Reason, out)
+	}
 }

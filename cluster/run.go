@@ -701,6 +701,9 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 			case err != nil && ctx.Err() != nil:
 				results[i].Outcome, results[i].Reason = NotRun, "interrupted"
 				continue
+			case errors.As(err, new(*unpinnedError)):
+				results[i].Outcome, results[i].Reason = NotRun, "quality: "+oneLine(err)
+				continue
 			case err != nil:
 				results[i].Outcome, results[i].Reason = Failed, "quality: "+oneLine(err)
 				m.record(j, results[i])
