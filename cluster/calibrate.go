@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"clustertx/hosts"
+	"clustertx/internal/encoder"
 	"clustertx/profiles"
 )
 
@@ -143,7 +144,7 @@ func (c *calibrator) measure(ctx context.Context, def *hosts.Def, t hosts.Transp
 		return
 	}
 	video := calibrationArgs(plan.Out)
-	if len(hosts.EncodersIn(video)) == 0 {
+	if len(encoder.In(video)) == 0 {
 		r.CalibNote = "profile " + prof.Name + " encodes no video: no calibration"
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"clustertx/hosts"
+	"clustertx/internal/encoder"
 )
 
 // TestPriorCalibrated: a calibrated speed is the guess of a host with
@@ -52,7 +53,7 @@ func TestCalibrationArgs(t *testing.T) {
 			t.Errorf("calibrationArgs(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
-	if enc := hosts.EncodersIn(calibrationArgs(strings.Fields("-c:v copy -c:a aac"))); !slices.Equal(enc, nil) {
+	if enc := encoder.In(calibrationArgs(strings.Fields("-c:v copy -c:a aac"))); !slices.Equal(enc, nil) {
 		t.Errorf("a profile that copies the video has no encoder to calibrate, got %v", enc)
 	}
 }

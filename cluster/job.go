@@ -113,6 +113,14 @@ func (t *fileTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *Jo
 		return nil, nil, err
 	}
 	ji.Variant, ji.family = choice.Key, choice.Family
+	if job.Pinned.Key != "" {
+		// A searched file, its profile resolved to the variant it was
+		// searched with: only hosts that use it take it.
+		if err := w.m.pinnedOn(h, job.Pinned, ji, "files"); err != nil {
+			return nil, nil, err
+		}
+		choice = job.Pinned
+	}
 	r.Profile, r.Host, r.Variant = prof.Name, h.Name, choice.Key
 	ji.Profile = prof.Name
 	final, err := outputPath(job.Item.Path, prof.Extension, w.m.opts.Keep)

@@ -53,12 +53,21 @@ type Job struct {
 
 	Quality *quality.Config // quality: key (rule's, else profile's, --target applied); nil = encode at the profile's level
 	qstats  *QualityStats   // the search's result, once it chose a level
+	// chain is a searched file's profile with its encoder variants, kept
+	// when the search resolves Profile to its pinned variant at the level
+	// chosen: a split film's rest is encoded on the manager with no
+	// variant's input options.
+	chain *profiles.Profile
 
 	Split *split.Plan // split mode: its segments; nil when encoded whole
-	// SplitVariant is the encoder variant every segment of a split film
-	// uses (zero for classic profiles); SplitWhy says why that one.
-	SplitVariant VariantChoice
-	SplitWhy     string
+	// Pinned is the one encoder variant every encode of the file uses,
+	// for a profile with variants: a split film's segments (parts from
+	// different encoders would not join), a searched file's samples and
+	// its final encode (a level found on one encoder means nothing on
+	// another). Only hosts whose own choice it is take them. Zero: each
+	// host uses its own. PinWhy says why that one.
+	Pinned VariantChoice
+	PinWhy string
 	// hwFamily is the hardware family of a classic profile's encoder
 	// (-c:v hevc_nvenc: "nvenc"), for hosts' sessions: caps.
 	hwFamily string

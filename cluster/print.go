@@ -206,8 +206,8 @@ func (m *manager) printHostCommand(w io.Writer, j *Job, h *hosts.Def) {
 func (m *manager) printSplit(w io.Writer, j *Job) {
 	sp := j.Split
 	fmt.Fprintf(w, "  split:    %d segments, cut at keyframes (%d frames in all; video per segment, audio and subtitles once)\n", len(sp.Segments), sp.Frames)
-	if j.SplitWhy != "" {
-		fmt.Fprintf(w, "  split:    %s\n", j.SplitWhy)
+	if j.PinWhy != "" {
+		fmt.Fprintf(w, "  split:    variant %s\n", j.PinWhy)
 	}
 	for _, s := range sp.Segments {
 		seek := "start"
@@ -227,7 +227,7 @@ func (m *manager) printSplit(w io.Writer, j *Job) {
 			fmt.Fprintf(w, "    %s: %v\n", h.Name, err)
 			continue
 		}
-		if v := j.SplitVariant.Key; v != "" {
+		if v := j.Pinned.Key; v != "" {
 			fmt.Fprintf(w, "    %s (%s, variant %s), segment #%d:\n", h.Name, h.Type, v, s.Index+1)
 		} else {
 			fmt.Fprintf(w, "    %s (%s), segment #%d:\n", h.Name, h.Type, s.Index+1)

@@ -28,108 +28,56 @@ import (
 // search state, and the search run on the manager alone (`clustertx
 // quality` without -c).
 
-// knob is how the search sets a profile's quality level. For a classic
-// profile it is the encoder named by -c:v (or -vcodec) and its quality
-// option from internal/encoder, replaced in place (classicKnob). Encoder
-// variants (issue 16) will provide the same through profiles.WithLevel.
-type knob interface {
-	Encoder() string
-	Option() string           // "-crf"
-	Level() quality.Level     // range and direction
-	Current() (float64, bool) // the level the profile sets, if any
-	With(level float64) *profiles.Profile
-}
-
-type classicKnob struct {
+// knob is how the search sets a profile's quality level: the encoder the
+// file goes through and how it takes a level (internal/encoder), the level
+// the profile sets, and the profile at another level, which
+// profiles.WithLevel makes (the one place a profile's level is edited).
+// For a profile with encoder variants it is the variant the file is pinned
+// to (Job.Pinned): its encoder, its level, its video section.
+type knob struct {
 	p   *profiles.Profile
+	key string // the variant, "" for a classic profile
 	enc string
 	q   encoder.Quality
 }
 
-// knobOf finds p's video encoder and how it takes a quality level.
-func knobOf(p *profiles.Profile) (knob, error) {
-	encs := videoEncoders(append(p.Output.Args(), p.Video.Args()...))
-	for _, e := range encs {
-		if q, ok := encoder.QualityOf(e); ok {
-			return &classicKnob{p: p, enc: e, q: q}, nil
+// knobOf finds how p's video encoder takes a quality level: that of the
+// encoder its -c:v names, or with encoder variants that of variant key.
+func knobOf(p *profiles.Profile, key string) (*knob, error) {
+	enc := p.VideoEncoder()
+	if vs := variantsOf(p); vs != nil {
+		if key == "" {
+			return nil, fmt.Errorf("profile %s has encoder variants and none was chosen for the search", p.Name)
+		}
+		for _, v := range vs {
+			if v.Key == key {
+				enc = v.Encoder
+			}
 		}
 	}
-	if len(encs) > 0 {
-		return nil, fmt.Errorf("profile %s: clustertx does not know how %s takes a constant-quality level, so quality: cannot search it", p.Name, encs[0])
+	if enc == "" {
+		return nil, fmt.Errorf("profile %s names no video encoder (-c:v): quality: needs one to search its level", p.Name)
 	}
-	return nil, fmt.Errorf("profile %s names no video encoder (-c:v): quality: needs one to search its level", p.Name)
+	q, ok := encoder.QualityOf(enc)
+	if !ok {
+		return nil, fmt.Errorf("profile %s: clustertx does not know how %s takes a constant-quality level, so quality: cannot search it", p.Name, enc)
+	}
+	return &knob{p: p, key: key, enc: enc, q: q}, nil
 }
 
-// videoEncoders lists the values of the options that choose a video
-// encoder (-c:v, -codec:v, -vcodec, with a stream index or not; -c and
-// -codec for every stream), "copy" left out.
-func videoEncoders(words []string) []string {
-	var out []string
-	for i := 0; i+1 < len(words); i++ {
-		f := words[i]
-		base, spec, _ := strings.Cut(f, ":")
-		video := f == "-vcodec" || (base == "-c" || base == "-codec") && (spec == "" || spec == "v" || strings.HasPrefix(spec, "v:"))
-		if video && words[i+1] != "copy" {
-			out = append(out, words[i+1])
-		}
-	}
-	return out
-}
-
-func (k *classicKnob) Encoder() string { return k.enc }
-func (k *classicKnob) Option() string  { return k.q.Flags[0] }
-func (k *classicKnob) Level() quality.Level {
+func (k *knob) Encoder() string { return k.enc }
+func (k *knob) Variant() string { return k.key }
+func (k *knob) Option() string  { return k.q.Flags[0] }
+func (k *knob) Level() quality.Level {
 	return quality.Level{Min: k.q.Min, Max: k.q.Max, HigherIsBetter: k.q.HigherIsBetter}
 }
 
-func (k *classicKnob) Current() (float64, bool) {
-	found, v := false, 0.0
-	for _, words := range [][]string{k.p.Output.Args(), k.p.Video.Args()} {
-		for i := 0; i+1 < len(words); i++ {
-			if words[i] == k.q.Flags[0] {
-				if x, err := strconv.ParseFloat(words[i+1], 64); err == nil {
-					found, v = true, x
-				}
-			}
-		}
-	}
-	return v, found
-}
+// Current is the level the profile sets (profiles.Profile.Level), if any.
+func (k *knob) Current() (float64, bool) { return k.p.Level(k.key) }
 
-// With returns a copy of the profile with the level set: every quality
-// option of the encoder replaced where the profile has it, else added to
-// the section that names the encoder.
-func (k *classicKnob) With(level float64) *profiles.Profile {
-	c := k.p.Clone()
-	val := quality.FormatLevel(level)
-	set := func(o profiles.Options, flag string) (profiles.Options, bool) {
-		words := o.Args()
-		hit := false
-		for i := 0; i+1 < len(words); i++ {
-			if words[i] == flag {
-				words[i+1], hit = val, true
-			}
-		}
-		if !hit {
-			return o, false
-		}
-		return profiles.NewOptions(words...), true
-	}
-	for _, flag := range k.q.Flags {
-		var inOut, inVideo bool
-		c.Output, inOut = set(c.Output, flag)
-		c.Video, inVideo = set(c.Video, flag)
-		if inOut || inVideo {
-			continue
-		}
-		if slices.Contains(hosts.EncodersIn(c.Video.Args()), k.enc) {
-			c.Video = profiles.NewOptions(append(c.Video.Args(), flag, val)...)
-		} else {
-			c.Output = profiles.NewOptions(append(c.Output.Args(), flag, val)...)
-		}
-	}
-	return c
-}
+// With is the profile at level (profiles.Profile.WithLevel): for a
+// variant, the profile resolved to it.
+func (k *knob) With(level float64) (*profiles.Profile, error) { return k.p.WithLevel(k.key, level) }
 
 // qualityOf is the quality: config for a job: the rule's, else the
 // profile's; target (--target) replaces its metric and target, or makes
@@ -163,6 +111,7 @@ type QualityResult struct {
 	File           string   `json:"file"`
 	Profile        string   `json:"profile,omitempty"`
 	Encoder        string   `json:"encoder,omitempty"`
+	Variant        string   `json:"variant,omitempty"` // the encoder variant searched, for a profile with encoders:
 	Option         string   `json:"option,omitempty"`
 	Value          *float64 `json:"value"` // null when the target cannot be met
 	Metric         string   `json:"metric,omitempty"`
@@ -200,29 +149,46 @@ type Round struct {
 type search struct {
 	job     *Job
 	cfg     *quality.Config
-	knob    knob
+	knob    *knob
 	s       *quality.Search
 	samples []quality.Sample
 	paths   []string // the cut samples on the manager, by index
 	srcSize []int64  // their sizes
 	started time.Time
+	clamped string // bounds moved into the pinned variant's range (quality.Config.Clamp), "" none
 
 	mu    sync.Mutex
 	hosts map[string]bool
 }
 
-// newSearch checks that job can be searched and places its samples.
+// newSearch checks that job can be searched and places its samples. A
+// profile with encoder variants is searched on the variant the file is
+// pinned to (pinSearch, pinLocal), with the quality: bounds moved into
+// that encoder's range where they fall outside it.
 func (m *manager) newSearch(ctx context.Context, j *Job, cfg *quality.Config) (*search, error) {
 	if j.Info.Video == nil {
 		return nil, fmt.Errorf("no video stream to search a quality level for")
 	}
-	k, err := knobOf(j.Profile)
+	if variantsOf(j.Profile) != nil && j.Pinned.Key == "" {
+		why := j.PinWhy
+		if why == "" {
+			why = "no eligible host's encoder variant is known (hosts down, or not checked)"
+		}
+		return nil, &unpinnedError{fmt.Sprintf("profile %s has encoder variants and the search needs one for all its samples: %s", j.Profile.Name, why)}
+	}
+	k, err := knobOf(j.Profile, j.Pinned.Key)
 	if err != nil {
 		return nil, err
 	}
 	start, ok := k.Current()
 	if !ok {
 		start = math.NaN()
+	}
+	clamped := ""
+	if k.Variant() != "" {
+		if cfg, clamped = cfg.Clamp(k.Level()); clamped != "" {
+			m.logf("quality: %s: variant %s: quality: bounds %s", j.Item.Path, k.Variant(), clamped)
+		}
 	}
 	s, err := quality.NewSearch(cfg, k.Level(), start)
 	if err != nil {
@@ -238,7 +204,67 @@ func (m *manager) newSearch(ctx context.Context, j *Job, cfg *quality.Config) (*
 		dur = x.PTS[len(x.PTS)-1] - x.PTS[0]
 	}
 	return &search{job: j, cfg: cfg, knob: k, s: s, samples: quality.Place(cfg, dur, keys, next),
-		started: time.Now(), hosts: map[string]bool{}}, nil
+		started: time.Now(), hosts: map[string]bool{}, clamped: clamped}, nil
+}
+
+// unpinnedError is a search that cannot start because no eligible host's
+// encoder variant is known (they were down at plan time): the hosts', not
+// the file's, so the file is not run rather than failed.
+type unpinnedError struct{ msg string }
+
+func (e *unpinnedError) Error() string { return e.msg }
+
+// pinSearch pins a searched file whose profile has encoder variants to
+// one of them (Job.Pinned), at plan time: a split film keeps its
+// segments' variant; any other file takes, of the variants its eligible
+// hosts chose, the one with the most expected capacity
+// (variantByCapacity, as split films do), and only the hosts that chose
+// it stay eligible. Hosts with a fixed profile of their own are left out
+// first (every sample and the file must be encoded with the profile the
+// search ran with). A file none of whose hosts' choices is known stays
+// unpinned, with PinWhy saying so: its search cannot start.
+func (m *manager) pinSearch(j *Job) {
+	if variantsOf(j.Profile) == nil || j.Pinned.Key != "" {
+		return
+	}
+	var same []*hosts.Def
+	for _, h := range j.Eligible {
+		if p, err := profileFor(m.cfg, j, h); err == nil && p.Name == j.Profile.Name {
+			same = append(same, h)
+		}
+	}
+	v, on, capacities := m.variantByCapacity(j, same)
+	if v.Key == "" {
+		j.PinWhy = "no eligible host's encoder variant is known (hosts down at plan time)"
+		return
+	}
+	j.Pinned, j.Eligible = v, on
+	j.PinWhy = fmt.Sprintf("%s for every sample and the file (the most expected capacity of: %s)", v.Key, capacities)
+}
+
+// pinLocal pins a file searched on this machine (`clustertx quality`
+// without -c) to the first variant of its profile that works here:
+// chooseVariant on the local transport, whose test encode runs here.
+func (m *manager) pinLocal(ctx context.Context, j *Job) error {
+	if variantsOf(j.Profile) == nil || j.Pinned.Key != "" {
+		return nil
+	}
+	var h *hosts.Def
+	for _, e := range j.Eligible {
+		if e.Name == LocalHostName {
+			h = e
+		}
+	}
+	if h == nil {
+		h = &hosts.Def{Name: LocalHostName, Type: hosts.Local, Enabled: true, FFmpeg: m.cfg.FFmpeg, OS: "linux"}
+	}
+	c := m.chooseVariant(ctx, h, m.local(), j.Profile, j.Item.Mixins, j.Info, nil)
+	if c.Key == "" {
+		return fmt.Errorf("no encoder variant of profile %s works on this machine: %s", j.Profile.Name, c.Describe())
+	}
+	j.Pinned = c
+	j.PinWhy = c.Key + ", the first that works on this machine" + strings.TrimPrefix(c.Describe(), c.Key)
+	return nil
 }
 
 // cut copies the samples out of the source into dir (stream copy, on the
@@ -263,7 +289,10 @@ func (m *manager) cutSamples(ctx context.Context, sr *search, dir, tok string) e
 // output: head (the program and its fixed flags), then the profile's
 // options with the level set.
 func (sr *search) sampleArgv(head []string, level float64, input, output string, automap bool) ([]string, error) {
-	p := sr.knob.With(level)
+	p, err := sr.knob.With(level)
+	if err != nil {
+		return nil, err
+	}
 	plan, err := p.Plan(sr.job.Info, automap)
 	if err != nil {
 		return nil, err
@@ -314,7 +343,7 @@ func (sr *search) result() *QualityResult {
 func (sr *search) resultLocked() *QualityResult {
 	j := sr.job
 	d := sr.s.Decide()
-	r := &QualityResult{File: j.Item.Path, Profile: j.Profile.Name, Encoder: sr.knob.Encoder(), Option: sr.knob.Option(),
+	r := &QualityResult{File: j.Item.Path, Profile: j.Profile.Name, Encoder: sr.knob.Encoder(), Variant: sr.knob.Variant(), Option: sr.knob.Option(),
 		Metric: string(sr.cfg.Metric), Target: sr.cfg.Target, SourceBytes: j.Info.Size, Met: d.Met,
 		Samples: len(sr.samples), SampleEncodes: d.Rounds * len(sr.samples), Seconds: time.Since(sr.started).Seconds()}
 	if len(sr.samples) > 0 {
@@ -380,7 +409,11 @@ func SearchQuality(ctx context.Context, opts Options, items []WorkItem, target *
 			r.Error = noMetric(cfg.Metric, "the manager")
 			continue
 		}
-		res, err := m.searchLocal(ctx, j, cfg)
+		err := m.pinLocal(ctx, j)
+		var res *QualityResult
+		if err == nil {
+			res, err = m.searchLocal(ctx, j, cfg)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return out, ctx.Err()
@@ -534,6 +567,17 @@ func PlanQuality(ctx context.Context, opts Options, items []WorkItem, target *Qu
 			continue
 		}
 		fmt.Fprintf(w, "  profile:  %s\n", j.Profile.Name)
+		if variantsOf(j.Profile) != nil {
+			if j.Item.Cluster == "" {
+				if err := m.pinLocal(ctx, j); err != nil {
+					j.PinWhy = err.Error()
+				}
+			} else if j.Pinned.Key == "" {
+				// No host was checked: the hosts' variants are not known.
+				j.PinWhy = "chosen when the hosts are checked: of the variants the eligible hosts use, the one with the most expected capacity " +
+					"(`clustertx --dry-run -c " + j.Item.Cluster + " FILE` checks them and names it)"
+			}
+		}
 		m.printSearch(ctx, w, j, cfg)
 		fmt.Fprintf(w, "  hosts:    %s\n", hostNames(j.Eligible))
 	}
@@ -543,10 +587,21 @@ func PlanQuality(ctx context.Context, opts Options, items []WorkItem, target *Qu
 // printSearch writes a file's search plan for --dry-run: the target, the
 // encoder option, the levels it may try and the first, and its samples.
 func (m *manager) printSearch(ctx context.Context, w io.Writer, j *Job, cfg *quality.Config) {
+	if variantsOf(j.Profile) != nil {
+		if j.Pinned.Key == "" {
+			fmt.Fprintf(w, "  variant:  %s\n", j.PinWhy)
+			fmt.Fprintf(w, "  quality:  %s %s on that variant's encoder\n", cfg.Metric.Label(), quality.FormatScore(cfg.Metric, cfg.Target))
+			return
+		}
+		fmt.Fprintf(w, "  variant:  %s\n", j.PinWhy)
+	}
 	sr, err := m.newSearch(ctx, j, cfg)
 	if err != nil {
 		fmt.Fprintf(w, "  quality:  no search: %v\n", err)
 		return
+	}
+	if sr.clamped != "" {
+		fmt.Fprintf(w, "  quality:  bounds moved into %s's range: %s\n", sr.knob.Encoder(), sr.clamped)
 	}
 	lo, hi := sr.s.Range()
 	fmt.Fprintf(w, "  quality:  %s %s with %s %s: levels %s to %s, first %s, at most %d rounds, max_size %s%%\n",

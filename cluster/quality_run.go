@@ -150,6 +150,9 @@ func (m *manager) startSearch(ctx context.Context, q *queue.Queue, idx int, j *J
 		return nil, fmt.Errorf("every eligible host encodes it with a profile of its own")
 	}
 	j.Eligible = same
+	if j.Pinned.Key != "" {
+		m.logf("quality: %s: encoder variant %s on %s", j.Item.Path, j.PinWhy, hostNames(same))
+	}
 	n := len(sr.samples)
 	rs := &runSearch{search: sr, m: m, idx: idx, ctx: ctx, q: q, results: results, el: el, tok: token(),
 		cutMu: make([]sync.Mutex, n), cutDone: make([]bool, n), cutIDs: make([]string, n)}
@@ -310,7 +313,21 @@ func (rs *runSearch) decide() {
 			Duration: j.Info.Duration, SrcSize: j.Info.Size, Attempt: 1}, r)
 		return
 	}
-	j.Profile, j.qstats = rs.knob.With(d.Level), st
+	prof, err := rs.knob.With(d.Level)
+	if err != nil { // a level the search chose is within the encoder's range: not expected
+		r := m.resultOf(j)
+		r.Outcome, r.Reason, r.Quality = Failed, "quality: "+err.Error(), st
+		m.publish(rs.idx, r)
+		m.record(j, r)
+		m.logf("job: error: %s: %s", j.Item.Path, r.Reason)
+		m.opts.Observer.JobFinished(JobInfo{ID: j.ID, Path: j.Item.Path, Profile: j.Profile.Name,
+			Duration: j.Info.Duration, SrcSize: j.Info.Size, Attempt: 1}, r)
+		return
+	}
+	if variantsOf(j.Profile) != nil {
+		j.chain = j.Profile
+	}
+	j.Profile, j.qstats = prof, st
 	m.logf("quality: %s: %s %s (predicted %s %s, %.0f%% of the source) after %d sample encodes in %s",
 		j.Item.Path, st.Option, quality.FormatLevel(st.Level), rs.cfg.Metric.Label(), quality.FormatScore(rs.cfg.Metric, st.PredictedScore),
 		st.PredictedPct, st.SampleEncodes, st.Search.Round(100*time.Millisecond))
@@ -421,6 +438,9 @@ func (s *sampleTask) failed(w *worker, it *queue.Item, ji JobInfo, r *FileResult
 // the metric, the measurement that runs on the host after it.
 func (s *sampleTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *JobInfo) (*work, func(), error) {
 	rs, h, ts := s.rs, w.def, w.m.temps
+	if err := w.m.pinnedOn(h, rs.job.Pinned, ji, "samples"); err != nil {
+		return nil, nil, err
+	}
 	rs.mu.Lock()
 	if rs.first.IsZero() {
 		rs.first = time.Now()

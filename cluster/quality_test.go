@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"clustertx/config"
 	"clustertx/profiles"
 	"clustertx/quality"
 )
@@ -11,7 +14,8 @@ import (
 // The search's knob on a classic profile: the encoder named by -c:v and its
 // quality option from internal/encoder, replaced where the profile sets it
 // (every option of encoders that take several), added to the section that
-// names the encoder where it does not; the profile itself is untouched.
+// names the encoder where it does not (profiles.WithLevel); the profile
+// itself is untouched.
 func TestClassicKnob(t *testing.T) {
 	opts := func(s string) profiles.Options {
 		o, err := profiles.ParseOptions(s)
@@ -40,7 +44,7 @@ func TestClassicKnob(t *testing.T) {
 			"-c:a aac -vcodec libx264 -crf 31", ""},
 	} {
 		p := &profiles.Profile{Name: "p", Output: opts(c.output), Video: opts(c.video)}
-		k, err := knobOf(p)
+		k, err := knobOf(p, "")
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -49,7 +53,11 @@ func TestClassicKnob(t *testing.T) {
 		if k.Encoder() != c.enc || k.Option() != c.option || cur != c.cur || has != c.hasCur {
 			t.Errorf("%s: encoder %s option %s current %v %v", c.name, k.Encoder(), k.Option(), cur, has)
 		}
-		w := k.With(31)
+		w, err := k.With(31)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
 		if got := strings.Join(w.Output.Args(), " "); got != c.wantOut {
 			t.Errorf("%s: output %q, want %q", c.name, got, c.wantOut)
 		}
@@ -65,7 +73,7 @@ func TestClassicKnob(t *testing.T) {
 		{"-c:v copy -c:a aac", "names no video encoder"},
 	} {
 		p := &profiles.Profile{Name: "p", Output: opts(c.output)}
-		if _, err := knobOf(p); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := knobOf(p, ""); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: got %v, want %q", c.output, err, c.want)
 		}
 	}
@@ -91,5 +99,63 @@ func TestQualityOf(t *testing.T) {
 	}
 	if c := qualityOf(nil, &profiles.Profile{}, nil); c != nil {
 		t.Errorf("no key, no target: %+v", c)
+	}
+}
+
+// The knob of a profile with encoder variants is that of the variant the
+// search is pinned to: its encoder and quality option, its resolved level
+// (its own crf, else the profile's), and the profile resolved to it at a
+// level (profiles.WithLevel).
+func TestVariantKnob(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.yml")
+	if err := os.WriteFile(path, []byte(`
+profiles:
+  chain:
+    output_options: -c:a copy
+    extension: .mkv
+    crf: 24
+    encoders:
+      - encoder: hevc_nvenc
+        options: -preset p5
+        crf: 27
+      - encoder: libx264
+        options: -preset ultrafast
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.LoadOptions{Path: path, Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cfg.Profile("chain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		key, enc, option string
+		cur              float64
+		video            string
+	}{
+		{"hevc_nvenc", "hevc_nvenc", "-cq", 27, "-c:v hevc_nvenc -preset p5 -cq 31"},
+		{"libx264", "libx264", "-crf", 24, "-c:v libx264 -preset ultrafast -crf 31"},
+	} {
+		k, err := knobOf(p, c.key)
+		if err != nil {
+			t.Fatalf("%s: %v", c.key, err)
+		}
+		cur, ok := k.Current()
+		if k.Encoder() != c.enc || k.Option() != c.option || k.Variant() != c.key || !ok || cur != c.cur {
+			t.Errorf("%s: encoder %s option %s variant %s current %v %v", c.key, k.Encoder(), k.Option(), k.Variant(), cur, ok)
+		}
+		w, err := k.With(31)
+		if err != nil {
+			t.Fatalf("%s: %v", c.key, err)
+		}
+		if got := strings.Join(w.Video.Args(), " "); got != c.video || w.VariantKey != c.key || w.Variants() != nil {
+			t.Errorf("%s at 31: video %q (variant %q), want %q resolved to the variant", c.key, got, w.VariantKey, c.video)
+		}
+	}
+	if _, err := knobOf(p, ""); err == nil || !strings.Contains(err.Error(), "none was chosen") {
+		t.Errorf("a chain without a variant: %v", err)
 	}
 }

@@ -606,6 +606,9 @@ func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResu
 			j.Outcome, j.Reason = NotRun, fmt.Sprintf("no enabled host serves queue %q for profile %s (or can see the file)", q, prof.Name)
 		} else {
 			m.planSplit(ctx, j, rule)
+			if j.Quality != nil {
+				m.pinSearch(j) // after the split: a split film's variant stands
+			}
 		}
 	}
 	seen := map[string]bool{}
@@ -636,7 +639,7 @@ func (m *manager) resultOf(j *Job) *FileResult {
 	if j.Profile != nil {
 		r.Profile = j.Profile.Name
 	}
-	r.Variant = j.SplitVariant.Key // a split film's; a whole file's is set by its copy
+	r.Variant = j.Pinned.Key // a split film's or a searched file's; another file's is set by its copy
 	if j.qstats != nil {
 		st := *j.qstats
 		r.Quality = &st
@@ -697,6 +700,9 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 			switch {
 			case err != nil && ctx.Err() != nil:
 				results[i].Outcome, results[i].Reason = NotRun, "interrupted"
+				continue
+			case errors.As(err, new(*unpinnedError)):
+				results[i].Outcome, results[i].Reason = NotRun, "quality: "+oneLine(err)
 				continue
 			case err != nil:
 				results[i].Outcome, results[i].Reason = Failed, "quality: "+oneLine(err)

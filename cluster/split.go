@@ -96,7 +96,9 @@ func (m *manager) planSplit(ctx context.Context, j *Job, rule *profiles.Rule) {
 	var variant VariantChoice
 	var variantWhy string
 	if variantsOf(j.Profile) != nil {
-		variant, same, variantWhy = m.splitVariant(j, same)
+		var capacities string
+		variant, same, capacities = m.variantByCapacity(j, same)
+		variantWhy = fmt.Sprintf("%s for every segment (the most expected capacity of: %s)", variant.Key, capacities)
 		if variant.Key == "" {
 			j.SplitNote = "not split: no eligible host's encoder variant is known yet (hosts down at plan time)"
 			return
@@ -127,7 +129,7 @@ func (m *manager) planSplit(ctx context.Context, j *Job, rule *profiles.Rule) {
 		return
 	}
 	j.Split, j.Eligible = sp, same
-	j.SplitVariant, j.SplitWhy = variant, variantWhy
+	j.Pinned, j.PinWhy = variant, variantWhy
 }
 
 // film is a split file during the run.
@@ -240,15 +242,8 @@ func (f *film) begin() {
 func (s *segmentTask) prepare(ctx context.Context, w *worker, r *FileResult, ji *JobInfo) (*work, func(), error) {
 	f, h, ts := s.f, w.def, w.m.temps
 	job := f.job
-	if v := job.SplitVariant; v.Key != "" {
-		ji.Variant, ji.family = v.Key, v.Family
-		vs := w.m.vars()
-		vs.mu.Lock()
-		why := vs.demoted[h.Name+"\x00"+v.Key]
-		vs.mu.Unlock()
-		if why != "" {
-			return nil, nil, &variantError{host: h.Name, msg: fmt.Sprintf("host %s cannot take segments encoded with variant %s any more: it %s", h.Name, v.Key, why)}
-		}
+	if err := w.m.pinnedOn(h, job.Pinned, ji, "segments"); err != nil {
+		return nil, nil, err
 	}
 	f.begin()
 	copyTok := token()
@@ -335,7 +330,7 @@ func (s *segmentTask) check(ctx context.Context, w *worker, wk *work, r *FileRes
 // local, the segment's output beside the source). Used by the run and by
 // --dry-run.
 func (m *manager) segmentArgv(job *Job, h *hosts.Def, t hosts.Transport, s split.Segment, local, copyTok string) (argv []string, in, out string, err error) {
-	prof, err := forVariant(job.Profile, job.SplitVariant.Key)
+	prof, err := forVariant(job.Profile, job.Pinned.Key)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -398,7 +393,11 @@ func (f *film) segmentDone(host string, i int, out, id string) bool {
 func (f *film) encodeRest() {
 	defer close(f.restDone)
 	j, m := f.job, f.m
-	plan, err := m.sharedPlan(j.Profile, j.Info) // the manager encodes no video: no variant
+	prof := j.Profile
+	if j.chain != nil { // searched: Profile is its variant at the level chosen
+		prof = j.chain
+	}
+	plan, err := m.sharedPlan(prof, j.Info) // the manager encodes no video: no variant
 	if err != nil {
 		f.restErr = err
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"clustertx/hosts"
+	"clustertx/internal/encoder"
 	"clustertx/profiles"
 	"clustertx/queue"
 )
@@ -248,7 +249,7 @@ func (m *manager) lacksVariant(ctx context.Context, job *Job, h *hosts.Def, t ho
 		return ""
 	}
 	var lacks []string
-	for _, enc := range hosts.EncodersIn(append(append([]string(nil), plan.In...), plan.Out...)) {
+	for _, enc := range encoder.In(append(append([]string(nil), plan.In...), plan.Out...)) {
 		if enc != c.Encoder && set != nil && !set.Listed(enc) {
 			lacks = append(lacks, enc+" (not in this host's ffmpeg -encoders)")
 		}

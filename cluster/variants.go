@@ -36,8 +36,10 @@ import (
 //     (driverFailure) retries the file on the same host with its next
 //     working variant, or elsewhere; a host whose variant failed so twice
 //     in a run is demoted to its next variant for the rest of the run;
-//   - a split film uses one variant for all its segments (splitVariant):
-//     only hosts whose chosen variant it is take them.
+//   - a split film uses one variant for all its segments, and a searched
+//     file (quality:) one for its samples and its final encode
+//     (variantByCapacity, Job.Pinned): only hosts whose chosen variant it
+//     is take them.
 //
 // The queue sees the variants as lanes (queue.Lane): its speed estimates
 // are per host and variant, and a host's sessions: caps the copies of a
@@ -48,9 +50,10 @@ import (
 func variantsOf(p *profiles.Profile) []profiles.Variant { return p.Variants() }
 
 // forVariant is p with variant key's input and video sections
-// (profiles.ForVariant); p itself for key "" (a classic profile).
+// (profiles.ForVariant); p itself for key "" (a classic profile) and for
+// a profile already resolved to that variant.
 func forVariant(p *profiles.Profile, key string) (*profiles.Profile, error) {
-	if key == "" {
+	if key == "" || variantsOf(p) == nil && p.VariantKey == key { // already resolved (a searched file at its level)
 		return p, nil
 	}
 	return p.ForVariant(key)
@@ -444,8 +447,8 @@ func (w *worker) variantFailed(ctx context.Context, it *queue.Item, t task, ji *
 	}
 	*err = &variantError{host: host, err: *err, msg: fmt.Sprintf("encoder variant %s failed on host %s: %s", key, host, line)}
 	ft, ok := t.(*fileTask)
-	if !ok {
-		return false // a segment keeps its film's variant: another host
+	if !ok || ft.Pinned.Key != "" {
+		return false // a segment, a sample, a searched file keep their variant: another host
 	}
 	ji.skip = append(ji.skip, key)
 	prof, perr := profileFor(w.m.cfg, ft.job(), w.def)
@@ -458,6 +461,24 @@ func (w *worker) variantFailed(ctx context.Context, it *queue.Item, t task, ji *
 	}
 	w.m.logf("host %s: retrying %s with encoder variant %s", host, t.label(), next.Key)
 	return true
+}
+
+// pinnedOn sets a copy's variant to v, the one its file is pinned to
+// (Job.Pinned), and refuses host h when h's own variant is no longer v
+// (demoted during the run): the copy goes to another host with v.
+func (m *manager) pinnedOn(h *hosts.Def, v VariantChoice, ji *JobInfo, what string) error {
+	if v.Key == "" {
+		return nil
+	}
+	ji.Variant, ji.family = v.Key, v.Family
+	vs := m.vars()
+	vs.mu.Lock()
+	why := vs.demoted[h.Name+"\x00"+v.Key]
+	vs.mu.Unlock()
+	if why != "" {
+		return &variantError{host: h.Name, msg: fmt.Sprintf("host %s cannot take %s encoded with variant %s any more: it %s", h.Name, what, v.Key, why)}
+	}
+	return nil
 }
 
 // rechooseHost chooses again, after a demotion, the variants of every
@@ -502,9 +523,15 @@ func (m *manager) notePlanProfile(prof *profiles.Profile, mixins []string, info 
 func (m *manager) lane(it *queue.Item, host string) queue.Lane {
 	switch pl := it.Payload.(type) {
 	case *segment:
-		v := pl.f.job.SplitVariant
+		v := pl.f.job.Pinned
+		return queue.Lane{Key: v.Key, Family: v.Family}
+	case *sampleItem:
+		v := pl.rs.job.Pinned
 		return queue.Lane{Key: v.Key, Family: v.Family}
 	case *Job:
+		if v := pl.Pinned; v.Key != "" { // a searched file, at its level
+			return queue.Lane{Key: v.Key, Family: v.Family}
+		}
 		name := pl.Profile.Name
 		if h := m.hostDefs[host]; h != nil && h.Profile != "" {
 			name = h.Profile
@@ -534,7 +561,7 @@ func (m *manager) classicFamily(p *profiles.Profile, info *media.Info) string {
 	if err != nil {
 		return ""
 	}
-	for _, enc := range hosts.EncodersIn(plan.Out) {
+	for _, enc := range encoder.In(plan.Out) {
 		if f := familyOf(enc); f != "" {
 			return f
 		}
@@ -546,15 +573,17 @@ func (m *manager) classicFamily(p *profiles.Profile, info *media.Info) string {
 // encoder variant, beside speedKey (the host's default lane).
 func laneSpeedKey(variant string) string { return "variant:" + variant }
 
-// splitVariant picks the one variant all segments of split job j use: of
-// the variants the eligible hosts chose, the one with the most expected
-// capacity (Σ slots × speed of the hosts that chose it: the journal's
-// speed of that host with that variant, else of the host, else its
-// weight, else 1080p real time), the earlier in the chain on a tie. Hosts
-// whose choice is not known (down at plan time) are left out. It returns
-// the variant and the hosts that chose it, or the zero choice when no
-// host has a working variant.
-func (m *manager) splitVariant(j *Job, eligible []*hosts.Def) (VariantChoice, []*hosts.Def, string) {
+// variantByCapacity picks the one variant of job j's profile that all of
+// its encodes use (Job.Pinned: a split film's segments, a searched file's
+// samples and final encode): of the variants the hosts in eligible chose,
+// the one with the most expected capacity (Σ slots × speed of the hosts
+// that chose it: the journal's speed of that host with that variant, else
+// of the host, else its weight, else 1080p real time), the earlier in the
+// chain on a tie. Hosts whose choice is not known (down at plan time) are
+// left out. It returns the variant, the hosts that chose it, and the
+// capacities it compared ("hevc_nvenc on gpu1; libx265 on cpu1, cpu2"), or
+// the zero choice when no host has a working variant.
+func (m *manager) variantByCapacity(j *Job, eligible []*hosts.Def) (VariantChoice, []*hosts.Def, string) {
 	var known map[string]map[string]float64
 	if m.opts.Journal != nil {
 		known = m.opts.Journal.Speeds()
@@ -593,8 +622,7 @@ func (m *manager) splitVariant(j *Job, eligible []*hosts.Def) (VariantChoice, []
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s on %s", k, hostNames(byKey[k])))
 	}
-	why := fmt.Sprintf("variant %s for every segment (the most expected capacity of: %s)", best, strings.Join(parts, "; "))
-	return choice[best], byKey[best], why
+	return choice[best], byKey[best], strings.Join(parts, "; ")
 }
 
 // HostVariants chooses, for `clustertx hosts`, the variant host def would

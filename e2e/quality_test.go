@@ -11,12 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"clustertx/hosts/hoststest"
 )
 
 // qualityJSON is the part of `clustertx quality --json` the tests read.
 type qualityJSON struct {
 	File           string   `json:"file"`
 	Encoder        string   `json:"encoder"`
+	Variant        string   `json:"variant"`
 	Option         string   `json:"option"`
 	Value          *float64 `json:"value"`
 	Metric         string   `json:"metric"`
@@ -199,6 +202,68 @@ func TestQualityCommandLocal(t *testing.T) {
 		if !strings.Contains(p.stdout.String(), want) {
 			t.Errorf("dry run lacks %q:\n%s", want, p.stdout)
 		}
+	}
+}
+
+// TestQualityCommandLocalChain: `clustertx quality` on this machine with a
+// profile whose video is a chain of encoder variants searches the first
+// variant that works here. The manager's ffmpeg is hoststest.FakeHW with
+// NVENC failing its test encode, so that is libx264 on any machine; the
+// JSON and --dry-run say so.
+func TestQualityCommandLocalChain(t *testing.T) {
+	l := newLab(t, false)
+	hw := hoststest.NewFakeHW(t)
+	hw.FailTest(t, "nvenc", true)
+	l.cfgPath = filepath.Join(l.dir, "transcode.yml")
+	must(t, os.WriteFile(l.cfgPath, []byte("config:\n  ffmpeg: "+hw.Path+`
+profiles:
+  chain:
+    output_options: -c:a copy
+    extension: .mkv
+    crf: 23
+    encoders:
+      - encoder: hevc_nvenc
+        options: -preset p5
+      - encoder: libx264
+        options: -preset ultrafast -g 25
+    quality: {metric: ssim, target: 0.97, min: 14, max: 40, samples: 2}
+`), 0o644))
+	src := qualityClip(t, filepath.Join(l.media, "film.mkv"), 6)
+	sum := fileHash(t, src)
+
+	p := startBinary(t, l.dir, env(l.home, l.state), l.args("quality", "--dry-run", "-p", "chain", src)...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("dry run: exit %d\n%s", code, p.stderr)
+	}
+	for _, want := range []string{
+		"variant:  libx264, the first that works on this machine (passed over hevc_nvenc: test encode failed: ",
+		"SSIM 0.9700 with libx264 -crf: levels 14 to 40, first 23",
+	} {
+		if !strings.Contains(p.stdout.String(), want) {
+			t.Errorf("dry run lacks %q:\n%s", want, p.stdout)
+		}
+	}
+
+	p = startBinary(t, l.dir, env(l.home, l.state), l.args("quality", "--json", "-p", "chain", src)...)
+	if code := p.wait(5 * time.Minute); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, p.stdout, p.stderr)
+	}
+	res := decodeQuality(t, p.stdout.String())
+	if len(res) != 1 {
+		t.Fatalf("want one JSON object, got %d:\n%s", len(res), p.stdout)
+	}
+	r := res[0]
+	t.Logf("search: %s", strings.TrimSpace(p.stdout.String()))
+	if r.Encoder != "libx264" || r.Variant != "libx264" || r.Option != "-crf" || !r.Met || r.Value == nil || *r.Value < 14 || *r.Value > 40 {
+		t.Errorf("want libx264 -crf within 14..40, got %+v\nstderr:\n%s", r, p.stderr)
+	}
+	for _, e := range hw.Encodes() {
+		if !e.Test && e.Encoder != "" && e.Encoder != "libx264" {
+			t.Errorf("a sample was encoded with %s", e.Encoder)
+		}
+	}
+	if fileHash(t, src) != sum {
+		t.Error("the source changed")
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"sync"
+
+	"clustertx/internal/encoder"
 )
 
 // EncoderSet is what a host's ffmpeg can encode with, learned once per run:
@@ -29,7 +31,7 @@ func (s *EncoderSet) Missing(ctx context.Context, t Transport, args []string) ma
 		}
 		out[enc] = why
 	}
-	for _, enc := range EncodersIn(args) {
+	for _, enc := range encoder.In(args) {
 		if !s.listed[enc] {
 			add(enc, "not in this host's ffmpeg -encoders")
 			continue

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,7 +66,7 @@ func IsHWEncoder(name string) bool { return encoder.IsHardware(name) }
 
 // HasEncoder reports whether the host's ffmpeg can use the encoder: it is
 // in `ffmpeg -encoders`, and for a hardware encoder of a tested family
-// (h264/hevc/av1/vp9) its test encode worked. Use it with EncodersIn to
+// (h264/hevc/av1/vp9) its test encode worked. Use it with encoder.In to
 // keep a profile away from a host that lacks its codec.
 func (r InventoryResult) HasEncoder(name string) bool {
 	found := false
@@ -91,11 +90,11 @@ func (r InventoryResult) HasEncoder(name string) bool {
 	return false
 }
 
-// MissingEncoders lists the encoders of a profile's argv (EncodersIn) that
+// MissingEncoders lists the encoders of a profile's argv (encoder.In) that
 // the host cannot use; nil means the profile can run there.
 func (r InventoryResult) MissingEncoders(args []string) []string {
 	var out []string
-	for _, e := range EncodersIn(args) {
+	for _, e := range encoder.In(args) {
 		if !r.HasEncoder(e) {
 			out = append(out, e)
 		}
@@ -110,42 +109,6 @@ func verifiable(name string) bool {
 		}
 	}
 	return false
-}
-
-// codecOpt matches ffmpeg's per-stream codec options: -c, -codec, -c:v,
-// -codec:a:1, -c:V, -c:0…
-var codecOpt = regexp.MustCompile(`^-(c|codec)(:[vVasdt](:[0-9]+)?|:[0-9]+)?$`)
-
-// EncodersIn returns the encoder names an ffmpeg argv (a profile's output
-// options) asks for: the values of -c, -codec, -c:v, -codec:v, -c:a, -c:s,
-// -vcodec, -acodec, -scodec (with stream specifiers), without "copy" and
-// duplicates, in order. Options before an -i are input options (decoders)
-// and are not counted.
-func EncodersIn(args []string) []string {
-	lastInput := -1
-	for i, a := range args {
-		if a == "-i" {
-			lastInput = i
-		}
-	}
-	var out []string
-	seen := map[string]bool{}
-	for i := lastInput + 1; i < len(args)-1; i++ {
-		a := args[i]
-		switch {
-		case a == "-vcodec" || a == "-acodec" || a == "-scodec" || a == "-dcodec" || codecOpt.MatchString(a):
-		default:
-			continue
-		}
-		i++
-		v := args[i]
-		if v == "copy" || v == "" || strings.HasPrefix(v, "-") || seen[v] {
-			continue
-		}
-		seen[v] = true
-		out = append(out, v)
-	}
-	return out
 }
 
 // Inventory finds what a connected host can do, using only its transport:

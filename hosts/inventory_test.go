@@ -53,27 +53,6 @@ func TestParseEncoders(t *testing.T) {
 	}
 }
 
-func TestEncodersIn(t *testing.T) {
-	cases := []struct {
-		args []string
-		want []string
-	}{
-		{strings.Fields("-f matroska -map 0:V -c copy -c:v libx265 -crf 24 -c:a copy -c:s copy"), []string{"libx265"}},
-		{strings.Fields("-vcodec hevc_nvenc -acodec aac -scodec srt"), []string{"hevc_nvenc", "aac", "srt"}},
-		{strings.Fields("-codec:v h264_qsv -codec:a:1 libopus -c:V:0 libx264 -c:0 libsvtav1"), []string{"h264_qsv", "libopus", "libx264", "libsvtav1"}},
-		{strings.Fields("-c libx264 -c:v libx264"), []string{"libx264"}},
-		// decoders before the input are not encoders
-		{strings.Fields("-hwaccel cuda -c:v h264_cuvid -i in.mkv -c:v hevc_nvenc out.mkv"), []string{"hevc_nvenc"}},
-		{strings.Fields("-crf 20 -preset slow -c:v"), nil},
-		{strings.Fields("-cv libx264 -vf scale=-2:720"), nil},
-	}
-	for _, c := range cases {
-		if got := hosts.EncodersIn(c.args); !reflect.DeepEqual(got, c.want) {
-			t.Errorf("EncodersIn(%v) = %v, want %v", c.args, got, c.want)
-		}
-	}
-}
-
 func TestParseLoad(t *testing.T) {
 	if l, ok := hosts.ParseLoadavg("0.52 0.58 0.59 1/467 12345\n"); !ok || l != [3]float64{0.52, 0.58, 0.59} {
 		t.Errorf("ParseLoadavg = %v %v", l, ok)

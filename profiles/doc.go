@@ -10,7 +10,9 @@
 // and quality level; one crf is mapped onto each encoder's own option
 // through internal/encoder. Which variant a host uses is decided elsewhere:
 // ForVariant turns the chosen one into a single-encoder profile, and
-// WithLevel into one at another quality level.
+// WithLevel into one at another quality level. WithLevel is the one place
+// a profile's level is set, for single-encoder profiles too (the quality
+// search's candidates and its choice); Level reads it back.
 //
 // It reads the same keys as pytranscoder 2.2.7 and does what pytranscoder
 // meant to do where 2.2.7 was broken, with a positioned warning wherever the

@@ -169,7 +169,8 @@ func decodeVariant(d *yamlx.Decoder, n *yaml.Node, path string) (variantSpec, er
 }
 
 // videoCodecFlag returns the first flag of o that chooses the video
-// encoder (-c:v, -codec:v, -vcodec), or "".
+// encoder (-c:v, -codec:v, -vcodec; not -c, which -c copy sets for every
+// stream), or "".
 func videoCodecFlag(o Options) string {
 	for _, g := range groupOptions(o.words) {
 		if isVideoCodecFlag(g.flag) {
@@ -180,15 +181,8 @@ func videoCodecFlag(o Options) string {
 }
 
 func isVideoCodecFlag(f string) bool {
-	if f == "-vcodec" {
-		return true
-	}
-	for _, p := range []string{"-c:v", "-codec:v"} {
-		if f == p || strings.HasPrefix(f, p+":") {
-			return true
-		}
-	}
-	return false
+	s, ok := encoder.CodecOption(f)
+	return ok && s == "v"
 }
 
 // flagBase is an option's name without its stream specifier, with
@@ -349,62 +343,102 @@ func (p *Profile) ForVariant(key string) (*Profile, error) {
 	return c, nil
 }
 
-// WithLevel is ForVariant with the variant's quality level set to level,
-// on its encoder's scale (-cq 27 for hevc_nvenc): the value of the quality
-// option already in its video section is replaced, or the option is
-// added. For a profile without variants (key "", or the VariantKey of a
-// ForVariant copy), the value of the quality option of the encoder its
-// -c:v names is replaced; a profile whose options set no such option is an
-// error, as is a level outside the encoder's range.
+// WithLevel returns a copy of p at quality level level, on its encoder's
+// own scale (-cq 27 for hevc_nvenc). It is the one place a profile's level
+// is set (the quality search's candidates and its choice come through it).
+//
+// With variants, key names one: the copy is ForVariant(key), its quality
+// option replaced in its video section, or added there. Without (key "",
+// or the VariantKey of a ForVariant copy), the encoder is the one its
+// video names (VideoEncoder), and each of that encoder's quality options
+// is replaced where output_options or the video section has it (as
+// written: -cq:v stays -cq:v), or added to the section that names the
+// encoder. A profile that names no video encoder, an encoder whose quality
+// option clustertx does not know, and a level outside the encoder's range
+// (or a fraction where it takes whole levels) are errors.
 func (p *Profile) WithLevel(key string, level float64) (*Profile, error) {
+	var c *Profile
+	var enc string
 	if p.variants != nil {
 		v, err := p.variant(key)
 		if err != nil {
 			return nil, err
 		}
-		c, err := p.ForVariant(key)
-		if err != nil {
+		if c, err = p.ForVariant(key); err != nil {
 			return nil, err
 		}
-		args, ok := encoder.QualityArgs(v.Encoder, level)
-		if !ok {
-			return nil, levelError(p, v.Encoder, level)
+		enc = v.Encoder
+	} else {
+		if key != "" && key != p.VariantKey {
+			return nil, fmt.Errorf("profile %q has no encoders: list (variant %q)", p.Name, key)
 		}
-		if !replaceLevel(&c.Video, args) {
-			c.Video.words = append(c.Video.words, args...)
+		if enc = p.VideoEncoder(); enc == "" {
+			return nil, fmt.Errorf("profile %q names no video encoder (-c:v): no quality level to set", p.Name)
 		}
-		return c, nil
-	}
-	if key != "" && key != p.VariantKey {
-		return nil, fmt.Errorf("profile %q has no encoders: list (variant %q)", p.Name, key)
-	}
-	enc := ""
-	for _, o := range []Options{p.Output, p.Video} {
-		for _, g := range groupOptions(o.words) {
-			if isVideoCodecFlag(g.flag) && len(g.words) > 1 {
-				enc = g.words[1]
-			}
-		}
-	}
-	if enc == "" {
-		return nil, fmt.Errorf("profile %q names no video encoder (-c:v): no quality level to set", p.Name)
+		c = p.Clone()
 	}
 	args, ok := encoder.QualityArgs(enc, level)
 	if !ok {
 		return nil, levelError(p, enc, level)
 	}
-	c := p.Clone()
-	replacedOut := replaceLevel(&c.Output, args)
-	replacedVideo := replaceLevel(&c.Video, args)
-	switch {
-	case replacedOut || replacedVideo:
-	case p.VariantKey != "":
-		c.Video.words = append(c.Video.words, args...)
-	default:
-		q, _ := encoder.QualityOf(enc)
-		return nil, fmt.Errorf("profile %q sets no %s for %s: no quality level to replace", p.Name, strings.Join(q.Flags, "/"), enc)
+	// The section that names the encoder: the video section when it does
+	// (a variant's always does), else output_options.
+	named := &c.Video
+	if !slices.Contains(encoder.Video(c.Video.words), enc) && slices.Contains(encoder.Video(c.Output.words), enc) {
+		named = &c.Output
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		pair := args[i : i+2]
+		inVideo := replaceLevel(&c.Video, pair)
+		inOut := p.variants == nil && replaceLevel(&c.Output, pair) // a variant's level lives in its video
+		if !inVideo && !inOut {
+			named.words = append(named.words, pair...)
+			named.set = true
+		}
 	}
 	return c, nil
+}
+
+// VideoEncoder is the encoder a profile without variants encodes its video
+// with: the last one its output options and video section name (ffmpeg
+// takes the last), "copy" left out; "" when they name none. For a profile
+// with variants it is "": each variant names its own.
+func (p *Profile) VideoEncoder() string {
+	if p.variants != nil {
+		return ""
+	}
+	encs := encoder.Video(append(p.Output.Args(), p.Video.Args()...))
+	if len(encs) == 0 {
+		return ""
+	}
+	return encs[len(encs)-1]
+}
+
+// Level is the quality level p encodes with, on its encoder's scale: for
+// variant key, the variant's (its crf:, else the profile's, else its
+// options'); for a profile without variants (key ""), the value of its
+// encoder's quality option where output_options or the video section set
+// it. false when there is none (the encoder's default applies), or the
+// encoder's quality option is unknown.
+func (p *Profile) Level(key string) (float64, bool) {
+	if p.variants != nil {
+		v, err := p.variant(key)
+		if err != nil || v.CRF == nil {
+			return 0, false
+		}
+		return *v.CRF, true
+	}
+	q, ok := encoder.QualityOf(p.VideoEncoder())
+	if !ok {
+		return 0, false
+	}
+	level, found := 0.0, false
+	for _, o := range []Options{p.Output, p.Video} { // the video section comes later in the argv
+		if _, v := explicitLevel(o, q); v != nil {
+			level, found = *v, true
+		}
+	}
+	return level, found
 }
 
 func levelError(p *Profile, enc string, level float64) error {

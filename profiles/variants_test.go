@@ -256,6 +256,9 @@ func TestWithLevel(t *testing.T) {
 		}
 		eqWords(t, tc.key+" at level", c.Video.Args(), tc.video)
 	}
+	if v, ok := p.Level("hevc_nvenc"); !ok || v != 27 {
+		t.Errorf("hevc_nvenc's level: %v %v, want 27", v, ok)
+	}
 	eqWords(t, "hevc's own variant after WithLevel", p.Variants()[0].Video.Args(), "-c:v hevc_nvenc -preset p5 -rc vbr -b:v 0 -cq 27")
 	if _, err := p.WithLevel("hevc_nvenc", 60); err == nil || !strings.Contains(err.Error(), "level 60 is outside hevc_nvenc's -cq range 1–51") {
 		t.Errorf("level out of range: %v", err)
@@ -282,11 +285,50 @@ profiles:
   nolevel:
     output_options_video: -c:v libx265 -preset slow
     extension: .mkv
+  inoutput:
+    output_options: -c:a aac -vcodec hevc_nvenc -preset p5
+    extension: .mkv
+  overridden:
+    output_options: -c copy -c:v libx264
+    output_options_video: -c:v libx265
+    extension: .mkv
+  amf:
+    output_options: -c:v hevc_amf -qp_i 20
+    extension: .mkv
+  v4l2:
+    output_options: -c:v h264_v4l2m2m
+    extension: .mkv
   nocodec:
     extension: .mkv
 `)
-	if _, err := l.get(t, "nolevel").WithLevel("", 20); err == nil || !strings.Contains(err.Error(), `profile "nolevel" sets no -crf for libx265`) {
-		t.Errorf("no quality option: %v", err)
+	// A profile that sets no level gets one, in the section that names
+	// its encoder; the profile itself is untouched.
+	if c, err = l.get(t, "nolevel").WithLevel("", 20); err != nil {
+		t.Fatal(err)
+	}
+	eqWords(t, "nolevel at 20", c.Video.Args(), "-c:v libx265 -preset slow -crf 20")
+	eqWords(t, "nolevel itself", l.get(t, "nolevel").Video.Args(), "-c:v libx265 -preset slow")
+	if c, err = l.get(t, "inoutput").WithLevel("", 28); err != nil {
+		t.Fatal(err)
+	}
+	eqWords(t, "inoutput's output at 28", c.Output.Args(), "-c:a aac -vcodec hevc_nvenc -preset p5 -cq 28")
+	eqWords(t, "inoutput's video at 28", c.Video.Args(), "")
+	if c, err = l.get(t, "overridden").WithLevel("", 21); err != nil {
+		t.Fatal(err)
+	}
+	eqWords(t, "overridden's output at 21", c.Output.Args(), "-c copy -c:v libx264")
+	eqWords(t, "overridden's video at 21", c.Video.Args(), "-c:v libx265 -crf 21")
+	if c, err = l.get(t, "amf").WithLevel("", 25); err != nil { // AMF takes the level per frame type
+		t.Fatal(err)
+	}
+	eqWords(t, "amf at 25", c.Output.Args(), "-c:v hevc_amf -qp_i 25 -qp_p 25")
+	if _, err := l.get(t, "v4l2").WithLevel("", 20); err == nil || !strings.Contains(err.Error(), "does not know how h264_v4l2m2m takes a quality level") {
+		t.Errorf("an encoder without a known quality option: %v", err)
+	}
+	for name, want := range map[string]float64{"nolevel": -1, "inoutput": -1, "amf": 20, "overridden": -1} {
+		if v, ok := l.get(t, name).Level(""); ok != (want >= 0) || ok && v != want {
+			t.Errorf("%s: Level = %v %v, want %v", name, v, ok, want)
+		}
 	}
 	if _, err := l.get(t, "nocodec").WithLevel("", 20); err == nil || !strings.Contains(err.Error(), "names no video encoder") {
 		t.Errorf("no encoder: %v", err)

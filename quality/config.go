@@ -176,6 +176,30 @@ func (c *Config) Bounds(l Level) (lo, hi float64, err error) {
 	return lo, hi, nil
 }
 
+// Clamp returns c with bounds outside the encoder's range l moved to its
+// nearest end, and says what moved ("" nothing did). A profile with
+// encoder variants searches the one its file is pinned to, whose range the
+// user could not know when writing min and max: their bounds hold where
+// they can, rather than failing the file.
+func (c *Config) Clamp(l Level) (*Config, string) {
+	d := c.Clone()
+	var moved []string
+	clamp := func(name string, v *float64) {
+		if v == nil || *v >= l.Min && *v <= l.Max {
+			return
+		}
+		to := math.Min(math.Max(*v, l.Min), l.Max)
+		moved = append(moved, fmt.Sprintf("%s %s to %s", name, fmtNum(*v), fmtNum(to)))
+		*v = to
+	}
+	clamp("min", d.Min)
+	clamp("max", d.Max)
+	if len(moved) == 0 {
+		return d, ""
+	}
+	return d, fmt.Sprintf("%s (the encoder's range is %s to %s)", strings.Join(moved, ", "), fmtNum(l.Min), fmtNum(l.Max))
+}
+
 func fmtNum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // FormatLevel prints a level as the encoder's option takes it.

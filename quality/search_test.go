@@ -194,6 +194,20 @@ func TestConfigChecks(t *testing.T) {
 	if _, _, err := c.Bounds(x265); err == nil || !strings.Contains(err.Error(), "outside the encoder's range 0 to 51") {
 		t.Errorf("max 70 for x265: got %v", err)
 	}
+	// Clamp moves such a bound into the range instead (a variant's
+	// encoder the user did not write the bounds for), and says so.
+	c.Min = f(-3)
+	d, note := c.Clamp(x265)
+	if *d.Min != 0 || *d.Max != 51 || note != "min -3 to 0, max 70 to 51 (the encoder's range is 0 to 51)" || *c.Max != 70 {
+		t.Errorf("Clamp: %v..%v %q (the config itself: max %v)", *d.Min, *d.Max, note, *c.Max)
+	}
+	if lo, hi, err := d.Bounds(x265); err != nil || lo != 0 || hi != 51 {
+		t.Errorf("clamped bounds %v..%v: %v", lo, hi, err)
+	}
+	c.Min, c.Max = f(18), nil
+	if d, note := c.Clamp(x265); note != "" || *d.Min != 18 || d.Max != nil {
+		t.Errorf("Clamp within the range: %+v %q", d, note)
+	}
 	if m, v, err := ParseTarget("SSIM=0.985"); err != nil || m != SSIM || v != 0.985 {
 		t.Errorf("ParseTarget: %v %v %v", m, v, err)
 	}
