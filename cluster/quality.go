@@ -452,11 +452,36 @@ func localMetrics(ctx context.Context, bin string) (map[quality.Metric]bool, err
 	if bin == "" {
 		bin = hosts.DefaultFFmpeg
 	}
+	return metricsOn(ctx, hosts.NewLocal("manager"), bin)
+}
+
+// metricsOn lists the metrics ffmpeg bin on t can compute: those whose
+// filter `ffmpeg -filters` lists, each but SSIM (built into every ffmpeg)
+// proven by a measurement of two generated frames (quality.ProbeArgs), so
+// a libvmaf without its model file is not counted.
+func metricsOn(ctx context.Context, t hosts.Transport, bin string) (map[quality.Metric]bool, error) {
 	var out, errb limitedBuffer
-	if err := hosts.NewLocal("manager").Exec(ctx, []string{bin, "-hide_banner", "-filters"}, &out, &errb); err != nil {
+	if err := t.Exec(ctx, []string{bin, "-hide_banner", "-filters"}, &out, &errb); err != nil {
 		return nil, fmt.Errorf("listing the filters of %s: %v", bin, err)
 	}
-	return quality.Supported(out.String()), nil
+	have := quality.Supported(out.String())
+	for metric := range have {
+		if metric == quality.SSIM {
+			continue
+		}
+		var probe limitedBuffer
+		err := t.Exec(ctx, append([]string{bin}, quality.ProbeArgs(metric)...), nil, &probe)
+		if err == nil {
+			_, err = quality.ParseScore(metric, probe.String())
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			delete(have, metric)
+		}
+	}
+	return have, nil
 }
 
 // searchLocal runs one file's search on the manager.

@@ -399,11 +399,10 @@ func (m *manager) hostMetrics(ctx context.Context, h *hosts.Def, t hosts.Transpo
 	if ok {
 		return have
 	}
-	var out, errb limitedBuffer
-	if err := t.Exec(ctx, []string{h.FFmpegPath(), "-hide_banner", "-filters"}, &out, &errb); err != nil {
+	have, err := metricsOn(ctx, t, h.FFmpegPath())
+	if err != nil {
 		return nil // not remembered: asked again next time
 	}
-	have = quality.Supported(out.String())
 	m.searchMu.Lock()
 	m.metrics[h.Name] = have
 	m.searchMu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"clustertx/config"
+	"clustertx/hosts"
 	"clustertx/profiles"
 	"clustertx/quality"
 )
@@ -157,5 +158,40 @@ profiles:
 	}
 	if _, err := knobOf(p, ""); err == nil || !strings.Contains(err.Error(), "none was chosen") {
 		t.Errorf("a chain without a variant: %v", err)
+	}
+}
+
+// TestMetricsOnProvesEachMetric: a metric counts only where a two-frame
+// measurement works. The fake ffmpeg lists libvmaf and xpsnr, but its
+// libvmaf fails the way a libvmaf 1 build without its model file does;
+// xpsnr answers in ffmpeg 7.1's format. SSIM needs no proof.
+func TestMetricsOnProvesEachMetric(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "ffmpeg")
+	script := `#!/bin/sh
+case "$*" in
+*-filters*)
+	echo " TS. ssim              VV->V      Calculate the SSIM between two video streams."
+	echo " ... libvmaf           VV->V      Calculate the VMAF between two video streams."
+	echo " ... xpsnr             VV->V      Calculate the extended perceptually weighted peak signal-to-noise ratio (XPSNR) between two video streams."
+	exit 0 ;;
+*libvmaf*)
+	echo "Start calculating VMAF score..." >&2
+	echo "Caught VmafException: Error loading model (.pkl): Trouble reading the file:/usr/local/share/model/vmaf_v0.6.1.pkl" >&2
+	exit 1 ;;
+*xpsnr*)
+	echo "[Parsed_xpsnr_0 @ 0x55d1] XPSNR  Y: inf  U: inf  V: inf  (minimum: inf)" >&2
+	exit 0 ;;
+esac
+exit 1
+`
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	have, err := metricsOn(t.Context(), hosts.NewLocal("m"), bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !have[quality.SSIM] || !have[quality.XPSNR] || have[quality.VMAF] {
+		t.Errorf("got %v: want SSIM and XPSNR, not VMAF (listed, but it cannot load its model)", have)
 	}
 }

@@ -76,8 +76,9 @@ func MeasureSpanArgs(m Metric, distorted, reference string, start, dur float64, 
 var (
 	// [Parsed_ssim_3 @ 0x…] SSIM Y:0.987305 (18.963804) U:… V:… All:0.987297 (18.961059)
 	ssimRe = regexp.MustCompile(`SSIM Y:.*\bAll:([0-9.]+)`)
-	// [Parsed_libvmaf_4 @ 0x…] VMAF score: 95.123456
-	vmafRe = regexp.MustCompile(`VMAF score: ([0-9.]+)`)
+	// [Parsed_libvmaf_4 @ 0x…] VMAF score: 95.123456 (libvmaf 2, ffmpeg 5+)
+	// VMAF score = 94.595172 (libvmaf 1, ffmpeg 4)
+	vmafRe = regexp.MustCompile(`VMAF score(?::| =) *([0-9.]+)`)
 	// [Parsed_xpsnr_4 @ 0x…] XPSNR  Y: 41.8811  U: 44.2178  V: 45.0236  (minimum: 41.8811)
 	xpsnrRe    = regexp.MustCompile(`XPSNR\s+[YR]: *([0-9.]+|inf)`)
 	xpsnrMinRe = regexp.MustCompile(`\(minimum: *([0-9.]+|inf)\)`)
@@ -124,6 +125,17 @@ func ParseScore(m Metric, stderr string) (float64, error) {
 		return 0, fmt.Errorf("bad %s score %q in ffmpeg's output", m.Label(), val)
 	}
 	return v, nil
+}
+
+// ProbeArgs measures m on two generated frames against themselves: an
+// ffmpeg that lists m's filter may still be unable to compute it (libvmaf
+// 1, in ffmpeg 4 builds, needs a model file that is often not installed:
+// "Error loading model (.pkl)"). The run succeeds and ParseScore finds a
+// score only where m works.
+func ProbeArgs(m Metric) []string {
+	src := "testsrc2=s=176x144:r=25:d=0.08"
+	return []string{"-nostdin", "-hide_banner", "-nostats", "-f", "lavfi", "-i", src, "-f", "lavfi", "-i", src,
+		"-lavfi", "[0:v][1:v]" + m.Filter(), "-f", "null", "-"}
 }
 
 // Supported returns the metrics an ffmpeg has, from the output of

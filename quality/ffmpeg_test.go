@@ -22,6 +22,12 @@ const ssimSame = `[Parsed_ssim_0 @ 0x55ae0a1cd400] SSIM Y:1.000000 (inf) U:1.000
 // the filters' format strings: libvmaf's "VMAF score: %f" (ffmpeg 6+,
 // vf_libvmaf.c uninit) and xpsnr's "XPSNR  %c: %3.4f" per plane with
 // "  (minimum: %3.4f)" (ffmpeg 7.1, vf_xpsnr.c uninit).
+//
+// vmafOld was captured from a real libvmaf 1 build (a 2018 static ffmpeg
+// 4.1, with the vmaf_float_v0.6.1.pkl model from Netflix's repository),
+// whose summary line has another form.
+const vmafOld = "Start calculating VMAF score...\nExec FPS: 47.154622\nVMAF score = 94.595172\n"
+
 const (
 	vmafOut  = "[Parsed_libvmaf_4 @ 0x5581c7a0f2c0] VMAF score: 95.123456\n"
 	xpsnrOut = "[Parsed_xpsnr_4 @ 0x55d1] XPSNR  Y: 41.8811  U: 44.2178  V: 40.0236  (minimum: 40.0236)\n"
@@ -37,6 +43,7 @@ func TestParseScore(t *testing.T) {
 		{SSIM, ssimOut, 0.987297},
 		{SSIM, ssimSame, 1},
 		{VMAF, vmafOut, 95.123456},
+		{VMAF, vmafOld, 94.595172},
 		{XPSNR, xpsnrOut, 40.0236},
 		{XPSNR, xpsnrY, 38.5},
 	} {
