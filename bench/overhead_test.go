@@ -86,12 +86,14 @@ func (l *ovLab) config(b *testing.B, n int) *config.Config {
 }
 
 // configWith writes and loads file name: cluster "bench" of the first n
-// hosts (mounted, one slot each) and the given profiles and rules.
-func (l *ovLab) configWith(b *testing.B, n int, profilesYAML, name string) *config.Config {
+// hosts (mounted, one slot each, with the extra host keys given) and the
+// given profiles and rules.
+func (l *ovLab) configWith(b *testing.B, n int, profilesYAML, name string, extra ...string) *config.Config {
 	var y strings.Builder
 	y.WriteString("config:\n  ffmpeg: ffmpeg\n  clusters:\n    bench:\n")
 	for i, s := range l.servers[:n] {
-		y.WriteString(s.YAML(fmt.Sprintf("host%d", i), "type: mounted", "path-substitutions:", "  - "+l.media+"/ "+l.views[i]+"/"))
+		keys := append([]string{"type: mounted", "path-substitutions:", "  - " + l.media + "/ " + l.views[i] + "/"}, extra...)
+		y.WriteString(s.YAML(fmt.Sprintf("host%d", i), keys...))
 	}
 	y.WriteString(profilesYAML)
 	path := filepath.Join(l.dir, name)
