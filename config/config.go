@@ -262,7 +262,7 @@ func decode(c *Config, d *yamlx.Decoder, data []byte, home string) error {
 		}
 	}
 
-	c.FFmpeg = "ffmpeg"
+	c.FFmpeg = hosts.DefaultFFmpeg
 	c.Automap = true
 	c.MediaExtensions = append([]string(nil), DefaultMediaExtensions...)
 	c.Profiles = profiles.NewSet()

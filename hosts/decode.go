@@ -59,7 +59,7 @@ func DecodeHostHome(d *yamlx.Decoder, cluster string, p yamlx.Pair, home string)
 		Name:    p.Key,
 		Cluster: cluster,
 		Enabled: true,
-		FFmpeg:  "ffmpeg",
+		FFmpeg:  DefaultFFmpeg,
 		Pos:     fmt.Sprintf("%s:%d", d.File, p.KeyN.Line),
 	}
 	if yamlx.IsNull(p.Value) {
