@@ -48,6 +48,12 @@ const prefetchRecheck = time.Second
 // slot stages there.
 const workdirMargin = 64 << 20
 
+// workdirNeed is the room a working_dir needs to stage a source of size
+// bytes: the source and an output as large, the output still to come of
+// a job encoding there (at most about its source's size, encoding; 0:
+// none) and the margin.
+func workdirNeed(size, encoding int64) int64 { return 2*size + encoding + workdirMargin }
+
 // stage is where a job of a prefetching slot is in its pipeline.
 type stage int
 
@@ -340,7 +346,7 @@ func (w *worker) roomFor(ctx context.Context, next, encoding *queue.Item) bool {
 	if err != nil {
 		return false // the encoding job meets the problem, if it is one
 	}
-	need := 2*itemSize(next) + itemSize(encoding) + workdirMargin
+	need := workdirNeed(itemSize(next), itemSize(encoding))
 	if free >= 0 && free < need {
 		w.m.logf("job: %s: no prefetch: working_dir %s has %s free, %s needed", w.def.Name, w.def.WorkingDir, media.FormatBytes(free), media.FormatBytes(need))
 		return false

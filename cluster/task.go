@@ -267,7 +267,7 @@ func (w *worker) checkRemoteSpace(ctx context.Context, size int64, what string) 
 	if err != nil {
 		return err
 	}
-	need := 2*size + 64<<20
+	need := workdirNeed(size, 0)
 	if free >= 0 && free < need {
 		return fmt.Errorf("working_dir %s on %s has %s free, %s needed for %s",
 			w.def.WorkingDir, w.def.Name, media.FormatBytes(free), media.FormatBytes(need), what)
