@@ -293,6 +293,16 @@ func managerHead(ffmpeg string) []string {
 	return []string{ffmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"}
 }
 
+// measureHead is the fixed start of a quality measurement (on a host or
+// the manager): info level, where the metric filters print their summary,
+// without the progress lines.
+func measureHead(ffmpeg string) []string {
+	if ffmpeg == "" {
+		ffmpeg = hosts.DefaultFFmpeg
+	}
+	return []string{ffmpeg, "-nostdin", "-hide_banner", "-nostats"}
+}
+
 // streamingNames are the remote file names for a streaming job: ASCII-only
 // and unique, so that hostile source names never reach the remote shell and
 // two sources with the same base name never collide.

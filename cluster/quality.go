@@ -303,11 +303,7 @@ func (sr *search) sampleArgv(head []string, level float64, input, output string,
 // measureArgv measures distorted against reference with the ffmpeg at bin
 // (info level: the metrics print their summary there).
 func (sr *search) measureArgv(bin, distorted, reference string) []string {
-	if bin == "" {
-		bin = hosts.DefaultFFmpeg
-	}
-	argv := []string{bin, "-nostdin", "-hide_banner", "-nostats"}
-	return append(argv, quality.MeasureArgs(sr.cfg.Metric, distorted, reference, sr.job.Info.Width(), sr.job.Info.Height(), 0)...)
+	return append(measureHead(bin), quality.MeasureArgs(sr.cfg.Metric, distorted, reference, sr.job.Info.Width(), sr.job.Info.Height(), 0)...)
 }
 
 // sampleScore is one sample's measurement in a round.

@@ -595,13 +595,9 @@ func (m *manager) checkPrediction(ctx context.Context, job *Job, tmp string, r *
 	if !have[metric] {
 		return
 	}
-	bin := m.cfg.FFmpeg
-	if bin == "" {
-		bin = hosts.DefaultFFmpeg
-	}
 	var sum, w float64
 	for _, s := range q.SamplesAt {
-		argv := append([]string{bin, "-nostdin", "-hide_banner", "-nostats"},
+		argv := append(measureHead(m.cfg.FFmpeg),
 			quality.MeasureSpanArgs(metric, tmp, job.Item.Path, s.Start, s.Duration, job.Info.Width(), job.Info.Height())...)
 		var errb limitedBuffer
 		if err := m.local().Exec(ctx, argv, nil, &errb); err != nil {
