@@ -361,6 +361,7 @@ type sshTarget struct {
 	globalKnownHosts []string
 	hostKeyAlias     string // HostKeyAlias: the known_hosts name instead of host:port
 	checkHostIP      bool   // CheckHostIP yes: the address must not be known with another key
+	hashKnownHosts   string // HashKnownHosts as the user's ssh_config sets it ("" not set)
 }
 
 func (h sshTarget) addr() string { return net.JoinHostPort(h.host, strconv.Itoa(h.port)) }
@@ -517,6 +518,7 @@ func resolveTarget(cfg *ssh_config.Config, alias, explicitUser string, explicitP
 	}
 	// OpenSSH's default has been "no" since 8.5.
 	h.checkHostIP = strings.EqualFold(cfgGet(cfg, alias, "CheckHostIP"), "yes")
+	h.hashKnownHosts = strings.ToLower(cfgGet(cfg, alias, "HashKnownHosts"))
 	return h, nil
 }
 
@@ -907,7 +909,7 @@ func (d *dialer) dialHop(ctx context.Context, via *ssh.Client, h sshTarget) (*ss
 	}
 	_ = conn.SetDeadline(time.Time{})
 	if pending != nil {
-		if err := appendKnownHost(firstKH, pendingNames, pending); err != nil {
+		if err := appendKnownHost(firstKH, pendingNames, pending, d.hashKnownHosts(h, firstKH)); err != nil {
 			_ = c.Close()
 			return nil, fail("record host key", err)
 		}
@@ -945,12 +947,46 @@ func tildePath(p string) string {
 	return p
 }
 
+// systemSSHConfig is OpenSSH's system-wide client config, read for
+// HashKnownHosts only (Debian and Ubuntu set it there).
+var systemSSHConfig = "/etc/ssh/ssh_config"
+
+// hashKnownHosts decides, as ssh does, whether a key accept-new records
+// for hop h goes into file under hashed names: HashKnownHosts from the
+// user's ssh_config, else from the system's (unless SSHConfigFile is
+// "none", which reads no ssh_config), else when file already holds hashed
+// names (plain names added to a hashed file would give away the hosts it
+// was hashed to hide).
+func (d *dialer) hashKnownHosts(h sshTarget, file string) bool {
+	v := h.hashKnownHosts
+	if v == "" && d.opts.SSHConfigFile != "none" {
+		if sys, err := loadSSHConfig(systemSSHConfig); err == nil {
+			v = strings.ToLower(cfgGet(sys, h.alias, "HashKnownHosts"))
+		}
+	}
+	if v != "" {
+		return v == "yes"
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "|1|") {
+			return true
+		}
+	}
+	return false
+}
+
 var knownHostsMu sync.Mutex
 
 // appendKnownHost records key for names (known_hosts names, as
 // hostKeyName spells them) in file under a process mutex and an flock,
-// creating the file (0600) and its directory (0700) as needed.
-func appendKnownHost(file string, names []string, key ssh.PublicKey) error {
+// creating the file (0600) and its directory (0700) as needed. With
+// hash, each name gets a line of its own under its hashed form, as
+// ssh-keygen -H writes them.
+func appendKnownHost(file string, names []string, key ssh.PublicKey, hash bool) error {
 	if file == "" {
 		return errors.New("no known_hosts file to record the key in")
 	}
@@ -968,13 +1004,19 @@ func appendKnownHost(file string, names []string, key ssh.PublicKey) error {
 		return fmt.Errorf("lock %s: %w", file, err)
 	}
 	defer filelock.Unlock(f) //nolint:errcheck
-	line := knownhosts.Line(names, key)
+	lines := []string{knownhosts.Line(names, key)}
+	if hash {
+		lines = lines[:0]
+		for _, n := range names {
+			lines = append(lines, knownhosts.Line([]string{xknownhosts.HashHostname(xknownhosts.Normalize(n))}, key))
+		}
+	}
 	old, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
 	for _, l := range strings.Split(string(old), "\n") {
-		if strings.TrimSpace(l) == line {
+		if !hash && strings.TrimSpace(l) == lines[0] {
 			return nil
 		}
 	}
@@ -982,7 +1024,7 @@ func appendKnownHost(file string, names []string, key ssh.PublicKey) error {
 	if len(old) > 0 && old[len(old)-1] != '\n' {
 		prefix = "\n"
 	}
-	if _, err := f.WriteString(prefix + line + "\n"); err != nil {
+	if _, err := f.WriteString(prefix + strings.Join(lines, "\n") + "\n"); err != nil {
 		return err
 	}
 	return f.Sync()

@@ -27,3 +27,12 @@ func SetDownloadTap(t interface{ Cleanup(func()) }, tap func(io.Writer) io.Write
 	downloadTap = tap
 	t.Cleanup(func() { downloadTap = old })
 }
+
+// SetSystemSSHConfig replaces /etc/ssh/ssh_config until the test ends, so
+// that the machine's own (Debian's sets HashKnownHosts yes) does not
+// decide a test.
+func SetSystemSSHConfig(t interface{ Cleanup(func()) }, path string) {
+	old := systemSSHConfig
+	systemSSHConfig = path
+	t.Cleanup(func() { systemSSHConfig = old })
+}

@@ -33,6 +33,7 @@ import (
 func sshEnv(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", "")
 	t.Setenv("HOME", t.TempDir())
+	hosts.SetSystemSSHConfig(t, filepath.Join(t.TempDir(), "no-system-ssh_config"))
 }
 
 func khFile(t *testing.T, servers ...*hoststest.SSHD) string {
@@ -176,6 +177,67 @@ func TestSSHAcceptNewHostKeys(t *testing.T) {
 	}
 	if b2, _ := os.ReadFile(kh); !bytes.Equal(b, b2) {
 		t.Errorf("known_hosts changed by a trusted dial")
+	}
+}
+
+// TestSSHAcceptNewHashesNames: accept-new writes hashed names, one line
+// each, where ssh would: HashKnownHosts yes in the user's ssh_config or
+// the system's (Debian's default), or a known_hosts already hashed. The
+// hashed entry is then trusted without accept-new; with HashKnownHosts
+// no, the name is written plain even into a hashed file.
+func TestSSHAcceptNewHashesNames(t *testing.T) {
+	sshEnv(t)
+	s := hoststest.StartSSHD(t, hoststest.Options{})
+	name := "[127.0.0.1]:" + strconv.Itoa(s.Port)
+	for _, tc := range []struct {
+		what       string
+		user, sys  string // HashKnownHosts in the user's and the system's ssh_config
+		prehashed  bool   // known_hosts already holds a hashed line
+		wantHashed bool
+	}{
+		{what: "plain file, no config"},
+		{what: "user config", user: "yes", wantHashed: true},
+		{what: "system config", sys: "yes", wantHashed: true},
+		{what: "user no beats system yes", user: "no", sys: "yes"},
+		{what: "hashed file", prehashed: true, wantHashed: true},
+		{what: "hashed file, user no", user: "no", prehashed: true},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			dir := t.TempDir()
+			kh := filepath.Join(dir, "known_hosts")
+			if tc.prehashed {
+				other := ssh.MarshalAuthorizedKey(otherKey(t))
+				writeFile(t, kh, "|1|c2FsdHNhbHRzYWx0c2FsdHNhbHQ=|aGFzaGhhc2hoYXNoaGFzaGhhc2g= "+strings.TrimSpace(string(other)))
+			}
+			cfg := writeFile(t, filepath.Join(dir, "config"), "Host *")
+			if tc.user != "" {
+				cfg = writeFile(t, filepath.Join(dir, "config"), "Host *", "  HashKnownHosts "+tc.user)
+			}
+			if tc.sys != "" {
+				hosts.SetSystemSSHConfig(t, writeFile(t, filepath.Join(dir, "system"), "Host *", "  HashKnownHosts "+tc.sys))
+			}
+			opts := hosts.SSHOptions{KnownHostsFiles: []string{kh}, SSHConfigFile: cfg, AcceptNewHostKeys: true, ConnectTimeout: 5 * time.Second, Logf: t.Logf}
+			tr, err := hosts.DialSSH(context.Background(), s.Def("h"), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr.Close()
+			b, _ := os.ReadFile(kh)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			added := lines[len(lines)-1]
+			if hashed := strings.HasPrefix(added, "|1|"); hashed != tc.wantHashed || tc.wantHashed && strings.Contains(added, "127.0.0.1") {
+				t.Fatalf("added %q, want hashed %v", added, tc.wantHashed)
+			}
+			if !tc.wantHashed && added != s.KnownHostsLine {
+				t.Fatalf("added %q, want %q", added, s.KnownHostsLine)
+			}
+			opts.AcceptNewHostKeys = false // now trusted as recorded
+			tr, err = hosts.DialSSH(context.Background(), s.Def("h"), opts)
+			if err != nil {
+				t.Fatalf("%s recorded as %q, then refused: %v", name, added, err)
+			}
+			tr.Close()
+		})
 	}
 }
 
