@@ -433,11 +433,21 @@ func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Write
 			jr, err = journal.Open(expandHome(path))
 		}
 		if err != nil {
+			code := ExitFatal
 			var le *journal.LockedError
 			if errors.As(err, &le) {
-				return &ExitError{Code: ExitLocked, Err: err}
+				code = ExitLocked
 			}
-			return &ExitError{Code: ExitFatal, Err: err}
+			result := &ExitError{Code: code, Err: err}
+			if nt != nil && !c.Bool("dry-run") {
+				// Unattended runs learn this way that none of them can
+				// start: last night's run still holds the journal (stuck,
+				// or simply still going), or the journal is unreadable.
+				nctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				nt.RunFinished(nctx, summary(nil, result, time.Now(), items))
+				cancel()
+			}
+			return result
 		}
 		defer jr.Close()
 		for _, w := range jr.Warnings() {

@@ -60,10 +60,12 @@ func summary(rep *cluster.Report, result error, started time.Time, items []clust
 		s.Outcome = "window closed"
 	case ExitInterrupted:
 		s.Outcome = "interrupted"
+	case ExitLocked:
+		s.Outcome = "not started"
 	default:
 		s.Outcome = "fatal"
 	}
-	if s.ExitCode == ExitFatal && result != nil {
+	if (s.ExitCode == ExitFatal || s.ExitCode == ExitLocked) && result != nil {
 		s.Error = result.Error()
 	}
 	if rep == nil {

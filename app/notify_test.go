@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"clustertx/internal/testenv"
+	"clustertx/journal"
 )
 
 // A failed encode reaches a webhook as it fails and again in the summary;
@@ -85,5 +86,46 @@ func TestBadNotifyURLIsFatalBeforeAnyWork(t *testing.T) {
 	err := Run(context.Background(), []string{"clustertx", "--notify", "smtp://mail/x", "nothing.mkv"}, &out, &errb)
 	if Code(err) != ExitFatal || !strings.Contains(err.Error(), `unknown scheme "smtp"`) {
 		t.Fatalf("code %d, err %v", Code(err), err)
+	}
+}
+
+// A run that cannot take the journal's lock (last night's run still holds
+// it) exits 4 and says so to the notification targets: an unattended
+// batch must not fail silently night after night.
+func TestNotifyWhenTheJournalIsLocked(t *testing.T) {
+	freshHome(t)
+	got := make(chan map[string]any, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Errorf("body %q: %v", b, err)
+		}
+		got <- m
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	jpath := filepath.Join(dir, "journal.jsonl")
+	holder, err := journal.Open(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	clip := filepath.Join(dir, "clip.mkv")
+	os.WriteFile(clip, []byte("not probed: the run stops before"), 0o644)
+
+	var out, errb bytes.Buffer
+	err = Run(context.Background(), []string{"clustertx", "--journal", jpath, "--notify", srv.URL, clip}, &out, &errb)
+	if Code(err) != ExitLocked {
+		t.Fatalf("code %d (%v), want 4\n%s", Code(err), err, errb.String())
+	}
+	select {
+	case m := <-got:
+		if m["event"] != "run_finished" || m["exit_code"] != float64(4) || m["outcome"] != "not started" ||
+			!strings.Contains(m["title"].(string), "not started") || !strings.Contains(m["error"].(string), "pid") {
+			t.Errorf("notification: %v", m)
+		}
+	default:
+		t.Fatal("no notification for a run that could not start")
 	}
 }

@@ -75,6 +75,8 @@ func (e Event) Title() string {
 	switch {
 	case s.Outcome == "interrupted":
 		return "clustertx: run interrupted" + where
+	case s.Outcome == "not started":
+		return fmt.Sprintf("clustertx: run not started%s (exit %d)", where, s.ExitCode)
 	case s.ExitCode == 0:
 		return "clustertx: run finished" + where
 	default:
