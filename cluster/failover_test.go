@@ -353,7 +353,11 @@ func TestFullDiskMidUpload(t *testing.T) {
 		}
 		l.nas.Start(t)
 	}()
-	rep, out, err := l.run(context.Background(), func(o *cluster.Options) { o.Keep = true }, cluster.WorkItem{Path: a, Cluster: "lab", Profile: "remux"})
+	rep, out, err := l.run(context.Background(), func(o *cluster.Options) {
+		// nas joins as soon as it is up: the wait only bounds a loaded
+		// machine's restart and reconnect (2 s was once too short).
+		o.Keep, o.HostWait = true, 20*time.Second
+	}, cluster.WorkItem{Path: a, Cluster: "lab", Profile: "remux"})
 	os.Remove(filepath.Join(l.work, "filler"))
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
