@@ -569,7 +569,7 @@ func TestCancelStopsRemoteEncodesAndCleansUp(t *testing.T) {
 		// Cancel once both hosts are encoding.
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
-			if len(l.nas.SessionPIDs()) > 0 && len(l.gamer.SessionPIDs()) > 0 && len(remoteFFmpeg(t)) >= 2 {
+			if len(l.nas.SessionPIDs()) > 0 && len(l.gamer.SessionPIDs()) > 0 && len(remoteFFmpeg(l.dir)) >= 2 {
 				time.Sleep(300 * time.Millisecond)
 				break
 			}
@@ -593,10 +593,10 @@ func TestCancelStopsRemoteEncodesAndCleansUp(t *testing.T) {
 	}
 	// The remote ffmpeg processes must be gone (give sshd a moment to reap).
 	deadline := time.Now().Add(5 * time.Second)
-	for len(remoteFFmpeg(t)) > 0 && time.Now().Before(deadline) {
+	for len(remoteFFmpeg(l.dir)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if left := remoteFFmpeg(t); len(left) > 0 {
+	if left := remoteFFmpeg(l.dir); len(left) > 0 {
 		ps, _ := exec.Command("ps", "-eo", "pid,ppid,stat,etimes,args", "--forest").CombinedOutput()
 		t.Errorf("ffmpeg still running %s after cancel: %v\n%s", time.Since(cancelledAt), left, ps)
 	}
@@ -609,8 +609,8 @@ func TestCancelStopsRemoteEncodesAndCleansUp(t *testing.T) {
 }
 
 // remoteFFmpeg lists running ffmpeg processes that write a clustertx temp
-// output (ours, in any test host).
-func remoteFFmpeg(t *testing.T) []string {
+// output under dir (a test's hosts' media and working dirs).
+func remoteFFmpeg(dir string) []string {
 	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -619,7 +619,8 @@ func remoteFFmpeg(t *testing.T) []string {
 			continue
 		}
 		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 0 && filepath.Base(args[0]) == "ffmpeg" && strings.Contains(string(cmdline), "clustertx-") {
+		// Only this test's: other packages' tests run beside it.
+		if len(args) > 0 && filepath.Base(args[0]) == "ffmpeg" && strings.Contains(string(cmdline), "clustertx-") && strings.Contains(string(cmdline), dir) {
 			if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(stat), ") Z ") {
 				continue // zombie: already dead
 			}
