@@ -478,8 +478,8 @@ var gnuCksumVersion = regexp.MustCompile(`^cksum \(GNU coreutils\) ([0-9]+)\.`)
 // host once: the CRC where `cksum --version` says GNU coreutils 9.0 or
 // later, whose cksum uses the CPU's carry-less multiplication where there
 // is one (0.23 s per GiB here) and a slice-by-8 table elsewhere; SHA-256
-// everywhere else (Windows; busybox, BSD and macOS cksum, older coreutils,
-// whose byte-at-a-time CRC is slower than openssl's SHA-256). Only a
+// everywhere else (Windows; busybox and macOS cksum and older coreutils,
+// whose table CRCs are slower than openssl's SHA-256). Only a
 // transport failure or cancellation is an error; it is not remembered.
 func (t *SSHTransport) downloadCheck(ctx context.Context, op string) (downloadCheck, error) {
 	if t.windows {
