@@ -19,6 +19,7 @@ import (
 
 	"clustertx/hosts"
 	"clustertx/hosts/hoststest"
+	"clustertx/internal/cksum"
 	"clustertx/internal/testenv"
 )
 
@@ -124,6 +125,30 @@ func localSHA256(b *testing.B, p string) time.Duration {
 	return time.Since(start)
 }
 
+// cksumTool times the cksum command on p (GNU coreutils' CRC, what a
+// download is checked with on this machine).
+func cksumTool(b *testing.B, p string) time.Duration {
+	start := time.Now()
+	if out, err := exec.Command("cksum", p).CombinedOutput(); err != nil {
+		b.Fatalf("cksum: %v: %s", err, out)
+	}
+	return time.Since(start)
+}
+
+// localCksum times the CRC that Download computes while a file arrives.
+func localCksum(b *testing.B, p string) time.Duration {
+	f, err := os.Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	start := time.Now()
+	if _, err := io.Copy(cksum.New(), f); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
 func fsyncFile(b *testing.B, p string) time.Duration {
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
@@ -142,8 +167,10 @@ func fsyncFile(b *testing.B, p string) time.Duration {
 // downloaded from one real sshd on loopback, 5 rounds, alternating:
 //   - ours: hosts.SSHTransport.Upload / Download (pkg/sftp over
 //     x/crypto/ssh), each including its verification: byte count, remote
-//     size, the SHA-256 computed while streaming and `sha256sum` run on the
-//     host; Download also fsyncs the local file;
+//     size, and a check computed while streaming against one run on the
+//     host: Upload's is SHA-256 (openssl on the host), Download's the POSIX
+//     CRC of `cksum` where the host has GNU coreutils ≥ 9.0, as this
+//     machine does, SHA-256 elsewhere; Download also fsyncs the local file;
 //   - scp: OpenSSH's scp to the same server (OpenSSH ≥ 9 scp speaks SFTP),
 //     with its default cipher (chacha20-poly1305);
 //   - scp-gcm: scp forced to the cipher ours negotiates (aes128-gcm), to
@@ -151,11 +178,11 @@ func fsyncFile(b *testing.B, p string) time.Duration {
 //
 // The order within a round rotates. Reported: MiB/s medians and the ratio
 // ours/scp per direction (target ≥ 0.9). The verification costs are timed
-// on their own in the same rounds (remote sha256sum over SSH, local
-// SHA-256 of the file, fsync of a downloaded copy) so that ours can also be
-// read without them.
+// on their own in the same rounds (remote SHA-256 over SSH, local SHA-256
+// of the file, `cksum` of the file and our CRC of it, fsync of a downloaded
+// copy) so that ours can also be read without them.
 func BenchmarkTransferThroughput(b *testing.B) {
-	testenv.Need(b, "scp")
+	testenv.Need(b, "scp", "cksum")
 	dir := b.TempDir()
 	size := int64(xferBig)
 	note := "1 GiB"
@@ -202,7 +229,7 @@ func BenchmarkTransferThroughput(b *testing.B) {
 
 	type sample struct{ up, down []float64 } // MiB/s
 	var ours, scpDef, scpGCM sample
-	var remoteHash, localHash, fsync []float64 // seconds
+	var remoteHash, localHash, toolCRC, localCRC, fsync []float64 // seconds
 	mibs := func(d time.Duration) float64 { return float64(size) / mib / d.Seconds() }
 	upDst := filepath.Join(remote, "up.bin")
 	downDst := filepath.Join(local, "down.bin")
@@ -249,6 +276,8 @@ func BenchmarkTransferThroughput(b *testing.B) {
 			}
 			remoteHash = append(remoteHash, time.Since(start).Seconds())
 			localHash = append(localHash, localSHA256(b, src).Seconds())
+			toolCRC = append(toolCRC, cksumTool(b, src).Seconds())
+			localCRC = append(localCRC, localCksum(b, src).Seconds())
 			fsync = append(fsync, fsyncFile(b, downDst).Seconds()) // scp's copy: scp does not fsync
 		}
 	}
@@ -274,9 +303,11 @@ func BenchmarkTransferThroughput(b *testing.B) {
 	// Download runs both hashes beside the copy and writes the file back
 	// while it arrives, so these costs are not subtracted from its time;
 	// upload's remote hash follows the copy.
-	b.Logf("verification timed alone: remote hash over SSH %.2fs (%.0f MiB/s), local SHA-256 %.2fs (%.0f MiB/s), fsync of a freshly written copy %.2fs; "+
-		"ours hashes during the download and starts its writeback during it",
-		rh, sz/rh, lh, sz/lh, fs)
+	tc, lc := median(toolCRC), median(localCRC)
+	b.Logf("verification timed alone: remote SHA-256 over SSH %.2fs (%.0f MiB/s), local SHA-256 %.2fs (%.0f MiB/s), "+
+		"cksum %.2fs (%.0f MiB/s), our CRC %.2fs (%.0f MiB/s), fsync of a freshly written copy %.2fs; "+
+		"ours checks during the download and starts its writeback during it",
+		rh, sz/rh, lh, sz/lh, tc, sz/tc, lc, sz/lc, fs)
 	b.Logf("upload without its remote hash (which follows the copy): %.0f MiB/s (%.2f × scp)", noVerify(up, rh), noVerify(up, rh)/median(scpDef.up))
 	b.ReportMetric(up, "up-ours-MiB/s")
 	b.ReportMetric(median(scpDef.up), "up-scp-MiB/s")

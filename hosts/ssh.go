@@ -171,6 +171,9 @@ type SSHTransport struct {
 	sftpMu sync.Mutex
 	sftpc  *sftp.Client
 
+	checkMu sync.Mutex
+	check   downloadCheck // how downloads are verified; checkUnknown until probed
+
 	dead     chan struct{}
 	deadOnce sync.Once
 	deadErr  error

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 
 	"clustertx/hosts"
 	"clustertx/hosts/hoststest"
+	"clustertx/internal/testenv"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -820,34 +822,100 @@ func (t *tapOnce) Write(p []byte) (int, error) {
 	return t.w.Write(p)
 }
 
+// checkPath is a PATH folder for a host whose cksum is not GNU
+// coreutils ≥ 9.0: with oldCksum, a cksum that says it is coreutils 8.32
+// (and computes as the real one); without, no cksum at all. Everything
+// else the tests use is there, perl (the executor) and openssl included.
+func checkPath(t *testing.T, oldCksum bool) string {
+	dir := t.TempDir()
+	for _, tool := range []string{"sh", "bash", "perl", "setsid", "sleep", "echo", "cat", "kill", "true", "printf", "df", "openssl", "sha256sum"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			continue
+		}
+		if err := os.Symlink(p, filepath.Join(dir, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if oldCksum {
+		real, err := exec.LookPath("cksum")
+		if err != nil {
+			t.Skip("no cksum")
+		}
+		script := "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'cksum (GNU coreutils) 8.32'; exit 0; fi\nexec " + hosts.QuotePOSIX(real) + " \"$@\"\n"
+		if err := os.WriteFile(filepath.Join(dir, "cksum"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// checkHost is a test host and the check its downloads should get.
+type checkHost struct {
+	name string
+	s    *hoststest.SSHD
+	tr   *hosts.SSHTransport
+	want string // "cksum" or "SHA-256", as mismatch errors name them
+}
+
+// checkHosts starts this machine's host (GNU cksum ≥ 9.0: the CRC), one
+// whose cksum is coreutils 8.32 and, with noCksum, one with no cksum (both
+// SHA-256).
+func checkHosts(t *testing.T, noCksum bool) []checkHost {
+	testenv.Need(t, "cksum")
+	if out, _ := exec.Command("cksum", "--version").Output(); !regexp.MustCompile(`^cksum \(GNU coreutils\) (9|[1-9][0-9])\.`).Match(out) {
+		hoststest.SkipOrFail(t, "cksum here is not GNU coreutils ≥ 9.0: %q", out)
+	}
+	s, tr := start(t)
+	hs := []checkHost{{"gnu-cksum", s, tr, "cksum"}}
+	s, tr = startWith(t, hoststest.Options{Path: checkPath(t, true)}, false)
+	hs = append(hs, checkHost{"cksum-8.32", s, tr, "SHA-256"})
+	if noCksum {
+		s, tr = startWith(t, hoststest.Options{Path: checkPath(t, false)}, false)
+		hs = append(hs, checkHost{"no-cksum", s, tr, "SHA-256"})
+	}
+	return hs
+}
+
 // A download whose bytes are damaged between the SFTP client and the
 // local file (as a reassembly bug would) keeps its size: the comparison
-// with the hash computed on the host catches it, and no file is left.
+// with the CRC or hash computed on the host catches it, and no file is
+// left. Hosts with GNU cksum ≥ 9.0 get the CRC, the others SHA-256; a
+// clean download from each passes.
 func TestSSHDownloadDetectsCorruption(t *testing.T) {
-	s, tr := start(t)
-	remote := filepath.Join(s.Dir, "out.bin")
-	data := make([]byte, 8<<20)
-	rand.Read(data)
-	if err := os.WriteFile(remote, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	hosts.SetDownloadTap(t, func(w io.Writer) io.Writer {
-		return &tapOnce{w: w, do: func(n int, p []byte) []byte {
-			if n < 3 {
-				return nil
+	for _, h := range checkHosts(t, true) {
+		t.Run(h.name, func(t *testing.T) {
+			remote := filepath.Join(h.s.Dir, "out.bin")
+			data := make([]byte, 8<<20+3)
+			rand.Read(data)
+			if err := os.WriteFile(remote, data, 0o644); err != nil {
+				t.Fatal(err)
 			}
-			q := append([]byte(nil), p...)
-			q[len(q)/2] ^= 1
-			return q
-		}}
-	})
-	local := filepath.Join(t.TempDir(), "back.bin")
-	err := tr.Download(context.Background(), remote, local)
-	if !hosts.IsTransport(err) || !strings.Contains(err.Error(), "SHA-256 mismatch") {
-		t.Fatalf("download of damaged bytes: %v, want a SHA-256 mismatch", err)
-	}
-	if _, err := os.Stat(local); err == nil {
-		t.Error("damaged download left behind")
+			local := filepath.Join(t.TempDir(), "back.bin")
+			if err := h.tr.Download(context.Background(), remote, local); err != nil {
+				t.Fatalf("clean download: %v", err)
+			}
+			if got, _ := os.ReadFile(local); !bytes.Equal(got, data) {
+				t.Fatal("clean download differs")
+			}
+			hosts.SetDownloadTap(t, func(w io.Writer) io.Writer {
+				return &tapOnce{w: w, do: func(n int, p []byte) []byte {
+					if n < 3 {
+						return nil
+					}
+					q := append([]byte(nil), p...)
+					q[len(q)/2] ^= 1
+					return q
+				}}
+			})
+			err := h.tr.Download(context.Background(), remote, local)
+			if !hosts.IsTransport(err) || !strings.Contains(err.Error(), h.want+" mismatch") {
+				t.Fatalf("download of damaged bytes: %v, want a %s mismatch", err, h.want)
+			}
+			if _, err := os.Stat(local); err == nil {
+				t.Error("damaged download left behind")
+			}
+		})
 	}
 }
 
@@ -856,7 +924,12 @@ func TestSSHDownloadDetectsCorruption(t *testing.T) {
 // received: pkg/sftp has asked for at most its 64 requests of 128 KiB by
 // then, a quarter of the file.
 func TestSSHDownloadDetectsRemoteChange(t *testing.T) {
-	s, tr := start(t)
+	for _, h := range checkHosts(t, false) {
+		t.Run(h.name, func(t *testing.T) { testDownloadRemoteChange(t, h.s, h.tr) })
+	}
+}
+
+func testDownloadRemoteChange(t *testing.T, s *hoststest.SSHD, tr *hosts.SSHTransport) {
 	for _, tc := range []struct {
 		name   string
 		change func(path string) error
