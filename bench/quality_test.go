@@ -34,11 +34,13 @@ import (
 // run does once anyway) over that plus the clip's full encode.
 //
 // BenchmarkQualityHosts's 3-host ÷ 1-host ratio compares the wall time of
-// searching all clips at once, host checks included, on hosts whose ffmpeg reads its input at
-// twice real time (-readrate, as BenchmarkHeteroCluster's hosts): three
-// loopback hosts on this machine's two cores would otherwise measure the
-// cores, not the spreading of samples over hosts that a real cluster's
-// separate machines get.
+// searching all clips at once, host checks included, on hosts whose ffmpeg
+// encodes at real time (-readrate, as BenchmarkHeteroCluster's hosts):
+// three loopback hosts on this machine's two cores would otherwise measure
+// the cores, not the spreading of samples over hosts that a real cluster's
+// separate machines get. At twice real time they still do: three hosts'
+// encodes and measurements fill the two cores, and each sample takes 2.4 s
+// on three hosts against 1.8 s on one (ratio 0.51–0.55).
 const (
 	qualitySeconds = 180
 	qualityTarget  = 0.98
@@ -128,18 +130,22 @@ func qualitySources(b *testing.B, dir string) []string {
 }
 
 // BenchmarkQualityHosts: the search of all clips at once, on one host and
-// on three, whose ffmpeg reads its input at twice real time.
+// on three, whose ffmpeg reads its input at real time when it
+// encodes.
 func BenchmarkQualityHosts(b *testing.B) {
 	testenv.NeedFFmpeg(b)
 	l := newOvLab(b, 3)
 	pristine := qualitySources(b, l.dir)
-	throttled := filepath.Join(l.dir, "ffmpeg-2x")
-	script := "#!/bin/sh\ncase \" $* \" in *\" -i \"*) exec ffmpeg -readrate 2 \"$@\";; esac\nexec ffmpeg \"$@\"\n"
+	// Encodes only: a host that encodes at real time measures far
+	// faster than that (an SSIM pass decodes two streams and compares
+	// them; x264 veryfast, let alone x265, does much more per frame).
+	throttled := filepath.Join(l.dir, "ffmpeg-1x")
+	script := "#!/bin/sh\ncase \" $* \" in *\" -c:v \"*) exec ffmpeg -readrate 1 \"$@\";; esac\nexec ffmpeg \"$@\"\n"
 	if err := os.WriteFile(throttled, []byte(script), 0o755); err != nil {
 		b.Fatal(err)
 	}
-	slow1 := l.configWith(b, 1, qualityYAML, "quality-1host-2x.yml", "ffmpeg: "+throttled)
-	slow3 := l.configWith(b, 3, qualityYAML, "quality-3hosts-2x.yml", "ffmpeg: "+throttled)
+	slow1 := l.configWith(b, 1, qualityYAML, "quality-1host-1x.yml", "ffmpeg: "+throttled)
+	slow3 := l.configWith(b, 3, qualityYAML, "quality-3hosts-1x.yml", "ffmpeg: "+throttled)
 	res1, wall1 := searchOn(b, l, slow1, copyClips(b, pristine, filepath.Join(l.media, "s1")))
 	res3, wall3 := searchOn(b, l, slow3, copyClips(b, pristine, filepath.Join(l.media, "s3")))
 	var rows []string
@@ -147,7 +153,7 @@ func BenchmarkQualityHosts(b *testing.B) {
 		rows = append(rows, fmt.Sprintf("%-9s 1 host: -crf %v, %d sample encodes, %.1f s; 3 hosts: -crf %v, %d sample encodes on %v, %.1f s",
 			qualityClips[i].name, *res1[i].Value, res1[i].SampleEncodes, res1[i].Seconds, *res3[i].Value, res3[i].SampleEncodes, res3[i].Hosts, res3[i].Seconds))
 	}
-	b.Logf("search of all clips at once on hosts at 2× real time: 1 host %s, 3 hosts %s\n%s",
+	b.Logf("search of all clips at once on hosts at real time: 1 host %s, 3 hosts %s\n%s",
 		wall1.Round(100*time.Millisecond), wall3.Round(100*time.Millisecond), strings.Join(rows, "\n"))
 	b.ReportMetric(wall3.Seconds()/wall1.Seconds(), "3hosts/1host-search")
 }
