@@ -523,11 +523,9 @@ func (m *manager) notePlanProfile(prof *profiles.Profile, mixins []string, info 
 func (m *manager) lane(it *queue.Item, host string) queue.Lane {
 	switch pl := it.Payload.(type) {
 	case *segment:
-		v := pl.f.job.Pinned
-		return queue.Lane{Key: v.Key, Family: v.Family}
+		return pinnedLane(pl.f.job)
 	case *sampleItem:
-		v := pl.rs.job.Pinned
-		return queue.Lane{Key: v.Key, Family: v.Family}
+		return pinnedLane(pl.rs.job)
 	case *Job:
 		if v := pl.Pinned; v.Key != "" { // a searched file, at its level
 			return queue.Lane{Key: v.Key, Family: v.Family}
@@ -548,6 +546,17 @@ func (m *manager) lane(it *queue.Item, host string) queue.Lane {
 		return queue.Lane{Family: pl.hwFamily}
 	}
 	return queue.Lane{}
+}
+
+// pinnedLane is the lane of a copy of job's that runs its pinned variant
+// (a split film's segment, a sample), or, for a classic profile, the
+// family of its hardware encoder: a sample of an NVENC profile takes an
+// NVENC session like the file does.
+func pinnedLane(job *Job) queue.Lane {
+	if v := job.Pinned; v.Key != "" {
+		return queue.Lane{Key: v.Key, Family: v.Family}
+	}
+	return queue.Lane{Family: job.hwFamily}
 }
 
 // classicFamily is the hardware family of the first hardware encoder a

@@ -367,6 +367,43 @@ func TestVariantSessionCap(t *testing.T) {
 	}
 }
 
+// TestSessionCapCoversSamples: a classic profile whose -c:v is a hardware
+// encoder, searched with quality:, on a host with 3 slots and an NVENC
+// cap of 1: the samples of two films take NVENC sessions like the films
+// do, so no two NVENC encodes ever run at once there.
+func TestSessionCapCoversSamples(t *testing.T) {
+	l := newLab(t)
+	hw := hoststest.NewFakeHW(t)
+	l.writeVariantConfig(`
+profiles:
+  nv:
+    output_options: -map 0:v -c:v hevc_nvenc -preset p5 -cq 28 -g 25
+    extension: .mkv
+    quality: ssim=0.9
+`, l.nas.YAML("nas", "type: mounted", "ffmpeg: "+hw.Path, "slots: 3", "sessions: {nvenc: 1}", "path-substitutions:", "  - "+l.media+"/ "+l.view+"/"))
+	var paths []string
+	for _, name := range []string{"a.mkv", "b.mkv"} {
+		paths = append(paths, l.clip(name, testenv.Clip{Seconds: 8, GOP: 25}))
+	}
+	var work []cluster.WorkItem
+	for _, p := range paths {
+		work = append(work, cluster.WorkItem{Path: p, Cluster: "lab", Profile: "nv"})
+	}
+	rep, out, err := l.run(context.Background(), nil, work...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, f := range rep.Files {
+		if f.Quality == nil || f.Quality.SampleEncodes < 2 {
+			t.Errorf("%s: %s (%s): no search ran: %+v", f.Path, f.Outcome, f.Reason, f.Quality)
+		}
+	}
+	most, total := hw.MaxConcurrent("nvenc")
+	if total < 4 || most != 1 {
+		t.Errorf("NVENC encodes (samples and files): %d in all, at most %d at once; want several, 1\n%s", total, most, out)
+	}
+}
+
 // A split film's segments all use one variant: the one with the most
 // expected capacity among the hosts that use it (here NVENC, on nas and
 // gamer, over the manager's x265), and only those hosts take segments.
