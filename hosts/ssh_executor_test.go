@@ -156,13 +156,7 @@ func TestSSHExecutorCancelOneKeepsOther(t *testing.T) {
 	go func() {
 		doneB <- tr.Exec(context.Background(), []string{"sh", "-c", "sleep 1.5; echo still here"}, &outB, nil)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(pgrep(t, m)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the grandchild never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitStarted(t, m, 10*time.Second, "the grandchild never started")
 	cancel()
 	select {
 	case err := <-doneA:
@@ -191,17 +185,8 @@ func TestSSHExecutorCancelOneKeepsOther(t *testing.T) {
 func TestSSHExecutorConnectionDeathKillsJobs(t *testing.T) {
 	s, tr := start(t)
 	m := marker(t)
-	done := make(chan error, 1)
-	go func() {
-		done <- tr.Exec(context.Background(), []string{"sh", "-c", "sh -c 'while :; do sleep 0.1; done' " + m}, nil, nil)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(pgrep(t, m)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("command never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	done := execLoop(context.Background(), tr, m)
+	waitStarted(t, m, 10*time.Second, "command never started")
 	for _, p := range s.ConnectionPIDs() {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
@@ -217,6 +202,16 @@ func TestSSHExecutorConnectionDeathKillsJobs(t *testing.T) {
 	if left := waitGone(t, m, 5*time.Second); len(left) > 0 {
 		t.Fatalf("command still running after its connection died: %q", left)
 	}
+}
+
+// execLoop runs an endless loop tagged m on tr in the background; its
+// Exec's error comes on the channel.
+func execLoop(ctx context.Context, tr *hosts.SSHTransport, m string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- tr.Exec(ctx, []string{"sh", "-c", "sh -c 'while :; do sleep 0.1; done' " + m}, nil, nil)
+	}()
+	return done
 }
 
 // perlPIDs lists the perl processes started for s's sessions: the
@@ -238,17 +233,8 @@ func perlPIDs(s *hoststest.SSHD) []int {
 func TestSSHExecutorDeathIsTransportError(t *testing.T) {
 	s, tr := start(t)
 	m := marker(t)
-	done := make(chan error, 1)
-	go func() {
-		done <- tr.Exec(context.Background(), []string{"sh", "-c", "sh -c 'while :; do sleep 0.1; done' " + m}, nil, nil)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(pgrep(t, m)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("command never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	done := execLoop(context.Background(), tr, m)
+	waitStarted(t, m, 10*time.Second, "command never started")
 	perls := perlPIDs(s)
 	if len(perls) != 1 {
 		t.Fatalf("want one executor, found perl processes %v", perls)
@@ -314,17 +300,8 @@ func TestSSHExecutorFallbackWithoutPerl(t *testing.T) {
 	}
 	m := marker(t)
 	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- tr.Exec(cctx, []string{"sh", "-c", "sh -c 'while :; do sleep 0.1; done' " + m}, nil, nil)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(pgrep(t, m)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("command never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	done := execLoop(cctx, tr, m)
+	waitStarted(t, m, 10*time.Second, "command never started")
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancel: %v", err)

@@ -39,6 +39,19 @@ func slowEncodeArgv(t *testing.T, ffmpeg, m string) []string {
 		"-metadata", "comment=" + m, "-c:v", "libx264", "-preset", "ultrafast", "-f", "null", "-"}
 }
 
+// waitStarted waits up to d for a process whose command line contains m,
+// and fails the test with msg when none comes.
+func waitStarted(t *testing.T, m string, d time.Duration, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for len(pgrep(t, m)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitGone waits up to d for no process whose command line contains m.
 func waitGone(t *testing.T, m string, d time.Duration) []string {
 	deadline := time.Now().Add(d)

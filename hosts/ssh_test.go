@@ -363,13 +363,7 @@ func TestSSHExecCancelKillsRemote(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tr.Exec(ctx, argv, nil, nil) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(pgrep(t, m)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("remote ffmpeg never started")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitStarted(t, m, 5*time.Second, "remote ffmpeg never started")
 	time.Sleep(300 * time.Millisecond)
 	t0 := time.Now()
 	cancel()
@@ -406,13 +400,7 @@ func TestSSHExecCancelKillFallback(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tr.Exec(ctx, argv, nil, nil) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(pgrep(t, m)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("remote command never started")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitStarted(t, m, 5*time.Second, "remote command never started")
 	time.Sleep(300 * time.Millisecond)
 	cancel()
 	select {
