@@ -359,15 +359,25 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runErr
 }
 
-func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Writer) error {
+// loadConfig loads -y/--config (--strict) for a command and prints its
+// warnings unless -q; a config that cannot be loaded is exit 1.
+func loadConfig(c *cli.Command, stderr io.Writer) (*config.Config, error) {
 	cfg, err := config.Load(config.LoadOptions{Path: c.String("config"), Strict: c.Bool("strict")})
 	if err != nil {
-		return &ExitError{Code: ExitFatal, Err: err}
+		return nil, &ExitError{Code: ExitFatal, Err: err}
 	}
 	if !c.Bool("quiet") {
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
 		}
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context, c *cli.Command, p *parsed, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(c, stderr)
+	if err != nil {
+		return err
 	}
 	nt, err := newNotifier(c, cfg, stderr)
 	if err != nil {

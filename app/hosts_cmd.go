@@ -86,17 +86,9 @@ type HostRow struct {
 
 func runHosts(ctx context.Context, c *cli.Command) error {
 	stdout, stderr := c.Root().Writer, c.Root().ErrWriter
-	cfg, err := config.Load(config.LoadOptions{
-		Path:   c.String("config"),
-		Strict: c.Bool("strict"),
-	})
+	cfg, err := loadConfig(c, stderr)
 	if err != nil {
-		return &ExitError{Code: ExitFatal, Err: err}
-	}
-	if !c.Bool("quiet") {
-		for _, w := range cfg.Warnings {
-			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
-		}
+		return err
 	}
 	rows, err := hostRows(cfg, c.String("cluster"))
 	if err != nil {

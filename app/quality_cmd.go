@@ -11,7 +11,6 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"clustertx/cluster"
-	"clustertx/config"
 	"clustertx/hosts"
 	"clustertx/media"
 	"clustertx/quality"
@@ -59,14 +58,9 @@ func runQuality(ctx context.Context, c *cli.Command) error {
 		}
 		target = &cluster.QualityTarget{Metric: m, Value: v}
 	}
-	cfg, err := config.Load(config.LoadOptions{Path: c.String("config"), Strict: c.Bool("strict")})
+	cfg, err := loadConfig(c, stderr)
 	if err != nil {
-		return &ExitError{Code: ExitFatal, Err: err}
-	}
-	if !c.Bool("quiet") {
-		for _, w := range cfg.Warnings {
-			fmt.Fprintf(stderr, "clustertx: warning: %s\n", w.Error())
-		}
+		return err
 	}
 	var items []cluster.WorkItem
 	for _, f := range c.Args().Slice() {
