@@ -381,13 +381,7 @@ func (m *manager) cleanupSearches() {
 		rs.removeSamples()
 	}
 	for _, f := range films {
-		f.mu.Lock()
-		over := f.over
-		f.over = true
-		f.mu.Unlock()
-		if !over {
-			f.cleanup()
-		}
+		f.abandon()
 	}
 }
 

@@ -825,13 +825,7 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	close(done)
 	m.cleanupSearches()
 	for _, f := range films { // unfinished films: their parts go
-		f.mu.Lock()
-		over := f.over
-		f.over = true
-		f.mu.Unlock()
-		if !over {
-			f.cleanup()
-		}
+		f.abandon()
 	}
 
 	for _, it := range q.Pending() {

@@ -435,6 +435,18 @@ func hasWords(words []string, w string) bool {
 	return false
 }
 
+// abandon ends a film still unfinished when the run ends: its parts go,
+// once, whoever else ends it.
+func (f *film) abandon() {
+	f.mu.Lock()
+	over := f.over
+	f.over = true
+	f.mu.Unlock()
+	if !over {
+		f.cleanup()
+	}
+}
+
 // fail ends the film: its other segments are dropped (running copies are
 // stopped through Lost), their outputs removed, the original untouched.
 func (f *film) fail(host, reason string, attempts int) {
