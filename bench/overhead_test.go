@@ -107,6 +107,22 @@ func (l *ovLab) configWith(b *testing.B, n int, profilesYAML, name string, extra
 	return cfg
 }
 
+// ovPristine makes the per-job benchmarks' ovClips short clips (ovSeconds
+// each, with audio) in dir/pristine.
+func ovPristine(b *testing.B, dir string) []string {
+	pristineDir := filepath.Join(dir, "pristine")
+	if err := os.MkdirAll(pristineDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	var pristine []string
+	for i := 0; i < ovClips; i++ {
+		p := filepath.Join(pristineDir, fmt.Sprintf("clip %02d.mp4", i))
+		testenv.MakeClip(b, p, testenv.Clip{Seconds: ovSeconds, Width: 160, Height: 120, AudioLangs: []string{"eng"}})
+		pristine = append(pristine, p)
+	}
+	return pristine
+}
+
 // copyClips copies the pristine clips into a fresh folder under the media
 // folder (the runs replace their sources) and returns the copies' paths.
 func copyClips(b *testing.B, pristine []string, dir string) []string {
@@ -374,16 +390,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func BenchmarkPerJobOverhead(b *testing.B) {
 	testenv.NeedFFmpeg(b)
 	l := newOvLab(b, 3)
-	pristineDir := filepath.Join(l.dir, "pristine")
-	if err := os.MkdirAll(pristineDir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	var pristine []string
-	for i := 0; i < ovClips; i++ {
-		p := filepath.Join(pristineDir, fmt.Sprintf("clip %02d.mp4", i))
-		testenv.MakeClip(b, p, testenv.Clip{Seconds: ovSeconds, Width: 160, Height: 120, AudioLangs: []string{"eng"}})
-		pristine = append(pristine, p)
-	}
+	pristine := ovPristine(b, l.dir)
 	cfg1, cfg3 := l.config(b, 1), l.config(b, 3)
 	def := l.servers[0].Def("host0")
 	def.Type = hosts.Mounted

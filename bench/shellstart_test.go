@@ -57,16 +57,7 @@ func BenchmarkPerJobShellStartup(b *testing.B) {
 	}
 	kinds := []string{"normal host", fmt.Sprintf("~/.bashrc %v", ssBashrc)}
 	modes := []string{"executor", "per-command"}
-	pristineDir := filepath.Join(b.TempDir(), "pristine")
-	if err := os.MkdirAll(pristineDir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	var pristine []string
-	for i := 0; i < ovClips; i++ {
-		p := filepath.Join(pristineDir, fmt.Sprintf("clip %02d.mp4", i))
-		testenv.MakeClip(b, p, testenv.Clip{Seconds: ovSeconds, Width: 160, Height: 120, AudioLangs: []string{"eng"}})
-		pristine = append(pristine, p)
-	}
+	pristine := ovPristine(b, b.TempDir())
 	sshOpts := func(l *ovLab, m int) hosts.SSHOptions {
 		return hosts.SSHOptions{KnownHostsFiles: []string{l.known}, SSHConfigFile: "none",
 			ConnectTimeout: 10 * time.Second, PerCommandSessions: m == 1}
