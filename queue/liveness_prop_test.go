@@ -42,6 +42,10 @@ import (
 // idles, some host starts a job by the time every copy running then has
 // ended; and no host ever holds more copies of a family than its cap.
 //
+// In a third of the clusters the items arrive over time while the queue is
+// Feeding, as the manager plans files while the first ones run: no host
+// may give up before the feeding ends, nor take a job outside these rules.
+//
 // CI runs a fixed set of seeds; CLUSTERTX_STRESS=N runs N more, from a
 // seed printed on failure (CLUSTERTX_SEED=S replays one).
 func TestLivenessRandomClusters(t *testing.T) {
@@ -128,9 +132,10 @@ type lvCopy struct {
 }
 
 type lvEvent struct {
-	at   float64
-	what string // "down", "up", "hold", "release"
-	h    *lvHost
+	at    float64
+	what  string // "down", "up", "hold", "release", "demote"; "push" (items), "fed"
+	h     *lvHost
+	items []*Item
 }
 
 type lvStats struct{ events, starts, left, lanes, demotions, atCap int }
@@ -267,8 +272,29 @@ func runLiveness(seed uint64) (lvStats, error) {
 	}
 	lv := newLvLanes(seed, q, hs, items)
 	ext = append(ext, lv.demotions...)
+	// Feeding: in a third of the clusters the items arrive while the
+	// first ones run (the manager plans files as their probes end), some
+	// or none at the start, the rest one by one; then the feeding ends.
+	first := items
+	fed := true
+	if rng.IntN(3) == 0 {
+		q.Feeding(true)
+		fed = false
+		first = nil
+		var last float64
+		for _, it := range items {
+			if rng.IntN(3) == 0 {
+				first = append(first, it)
+				continue
+			}
+			at := rng.ExpFloat64() * 60
+			last = max(last, at)
+			ext = append(ext, lvEvent{at: at, what: "push", items: []*Item{it}})
+		}
+		ext = append(ext, lvEvent{at: last + rng.ExpFloat64()*20, what: "fed"})
+	}
 	sort.SliceStable(ext, func(i, j int) bool { return ext[i].at < ext[j].at })
-	q.Push(items...)
+	q.Push(first...)
 
 	var st lvStats
 	if lv.on {
@@ -351,7 +377,10 @@ func runLiveness(seed uint64) (lvStats, error) {
 						if it != nil {
 							begin(s, it)
 							changed = true
-						} else if !wait && !q.HasWorkFor(h.name) {
+						} else if !wait && (!fed || !q.HasWorkFor(h.name)) {
+							// While feeding, a host told that nothing may
+							// come stops for good, as the manager's workers
+							// do: it must never be told so then.
 							h.retired = true
 						}
 					}
@@ -513,7 +542,7 @@ func runLiveness(seed uint64) (lvStats, error) {
 			}
 		}
 		pendingN, runningN := q.Counts()
-		if pendingN == 0 && runningN == 0 {
+		if pendingN == 0 && runningN == 0 && fed {
 			break
 		}
 		if len(running) == 0 {
@@ -602,6 +631,11 @@ func runLiveness(seed uint64) (lvStats, error) {
 			case "demote":
 				lv.demote(h.name)
 				st.demotions++
+			case "push":
+				q.Push(e.items...)
+			case "fed":
+				q.Feeding(false)
+				fed = true
 			}
 			continue
 		}

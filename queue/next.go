@@ -36,7 +36,7 @@ func (q *Queue) tryNext(host string) (it *Item, wait bool) {
 			return it, true
 		}
 	}
-	if wait && !deferred && q.opts.Speculate {
+	if wait && !deferred && q.opts.Speculate && !q.feeding {
 		if it := q.speculate(h, now); it != nil {
 			return it, true
 		}

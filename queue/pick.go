@@ -236,7 +236,7 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 	}
 	first := nextItem()
 	if first == nil {
-		return nil, live > 0, false
+		return nil, live > 0 || q.feeding, false
 	}
 	if q.opts.Policy != Smart || h.speed <= 0 || force {
 		return first, true, false

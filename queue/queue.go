@@ -215,6 +215,7 @@ type Queue struct {
 	hostList []*hostState
 	seed     maphash.Seed
 	closed   bool
+	feeding  bool // Feeding: items are still to be pushed
 
 	pendingN    int
 	runningN    int
@@ -288,6 +289,18 @@ func (q *Queue) Close() {
 	q.cond = make(chan struct{})
 }
 
+// Feeding tells the queue whether items are still to be pushed (the run
+// plans files while the first ones run). While it is on, a host with
+// nothing it may take waits for them (Next does not return nil), HasWorkFor
+// is true for every host, and no backup copy starts: the items still to
+// come are better use of an idle slot. Turn it off after the last Push.
+func (q *Queue) Feeding(on bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.feeding = on
+	q.broadcast()
+}
+
 // Pending returns the items that never finished (pending or running), in
 // serving order.
 func (q *Queue) Pending() []*Item {
@@ -311,11 +324,14 @@ func (q *Queue) Counts() (pendingN, runningN int) {
 }
 
 // HasWorkFor reports whether any unfinished item (pending or running) may
-// still go to host, whether or not host is down. It is O(classes of host),
+// still go to host, whether or not host is down, or the queue is Feeding. It is O(classes of host),
 // unlike scanning Pending.
 func (q *Queue) HasWorkFor(host string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.feeding {
+		return true
+	}
 	h := q.hosts[host]
 	if h == nil {
 		return false

@@ -190,12 +190,13 @@ func (q *Queue) fits(h *hostState, it *Item, from float64) bool {
 
 // shutWait is Next's wait for a host that is shut or has nothing that
 // fits: whether something may still come to it in this run. It may while a
-// job runs anywhere (it may come back, speeds change), or when its window
+// job runs anywhere (it may come back, speeds change), while the queue is
+// Feeding, or when its window
 // opens again before the deadline and an item it may run fits that next
 // window. Otherwise Next returns nil: a run with no --until does not wait
 // a day for a window, nor for ever for one nothing fits.
 func (q *Queue) shutWait(h *hostState) bool {
-	return q.runningN > 0 || q.shortest(h, q.nextSpan(h)) != nil
+	return q.runningN > 0 || q.feeding || q.shortest(h, q.nextSpan(h)) != nil
 }
 
 // mayFit reports whether g may still take it in this run as far as
