@@ -34,8 +34,10 @@ type JobInfo struct {
 // reports and metrics. Methods are called from many goroutines and must
 // not block for long.
 type Observer interface {
-	// Planned reports, once, how many files will be queued and their total
-	// media duration (seconds), before any job starts.
+	// Planned reports how many files are queued so far and their total
+	// media duration (seconds): first none, before any job starts, then the
+	// new totals as the run plans more files while the first ones run. The
+	// last call has the run's totals.
 	Planned(files int, mediaSeconds float64)
 	HostChecked(hosts.CheckResult)
 	// HostState reports a host going down or coming (back) up during the run.

@@ -8,6 +8,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -293,4 +294,130 @@ func workOf(info *media.Info) float64 {
 		return info.Duration * float64(info.Width()*info.Height())
 	}
 	return float64(info.Size)
+}
+
+// planAll probes every item, then plans them (without the run: dry runs,
+// the quality commands).
+func (m *manager) planAll(ctx context.Context, items []WorkItem, clusterHosts map[string][]*hosts.Def) *Plan {
+	return m.plan(ctx, items, collect(m.probeStream(ctx, items, false), len(items)), clusterHosts)
+}
+
+// plan plans every item from its probe.
+func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResult, clusterHosts map[string][]*hosts.Def) *Plan {
+	p := &Plan{}
+	seen := map[string]bool{}
+	for i, it := range items {
+		j := m.planJob(ctx, i, it, probes[i], clusterHosts[it.Cluster])
+		p.Jobs = append(p.Jobs, j)
+		for _, h := range j.Eligible {
+			if !seen[h.Name] {
+				seen[h.Name] = true
+				p.Hosts = append(p.Hosts, h)
+			}
+		}
+	}
+	return p
+}
+
+// planJob plans item it (index i of the run's items) from its probe: its
+// rule, profile and eligible hosts (those of its cluster, defs), or the
+// outcome decided now (skipped, failed, not run).
+func (m *manager) planJob(ctx context.Context, i int, it WorkItem, pr probeResult, defs []*hosts.Def) *Job {
+	j := &Job{ID: i + 1, Item: it, Info: pr.Info, Src: pr.src}
+	if pr.skip != "" {
+		j.Outcome, j.Reason, j.fromJournal, j.finish = pr.skip, pr.reason, true, pr.finish
+		return j
+	}
+	if err := pr.Err; err != nil {
+		if ctx.Err() != nil { // Ctrl-C while probing: not the file's failure
+			j.Outcome, j.Reason = NotRun, "interrupted"
+			return j
+		}
+		j.Outcome, j.Reason = Failed, reasonOf(err)
+		return j
+	}
+	j.Work = workOf(j.Info)
+	name := it.Profile
+	var rule *profiles.Rule
+	if name == "" {
+		r := profiles.MatchRules(m.cfg.Rules, j.Info)
+		rule = r
+		switch {
+		case r == nil:
+			j.Outcome, j.Reason = Skipped, "no rule matched"
+			return j
+		case r.Skip:
+			j.Rule = r.Name
+			j.Outcome, j.Reason = Skipped, fmt.Sprintf("skipped by rule %q", r.Name)
+			return j
+		}
+		j.Rule, name = r.Name, r.Profile
+	}
+	prof, err := m.cfg.Profile(name)
+	if err == nil && len(it.Mixins) > 0 {
+		prof, err = m.cfg.Profiles.WithMixins(prof, it.Mixins)
+	}
+	if err == nil {
+		err = prof.Validate()
+	}
+	if err != nil {
+		j.Outcome, j.Reason = Failed, err.Error()
+		return j
+	}
+	j.Profile = prof
+	m.notePlanProfile(prof, it.Mixins, j.Info)
+	j.hwFamily = m.classicFamily(prof, j.Info)
+	if vs := variantsOf(prof); vs != nil {
+		j.firstLane = map[string]queue.Lane{}
+		for _, h := range defs {
+			for _, v := range vs {
+				if h.EncoderAllowed(v.Encoder) == "" {
+					j.firstLane[h.Name] = queue.Lane{Key: v.Key, Family: v.Family}
+					break
+				}
+			}
+		}
+	}
+	j.Quality = qualityOf(rule, prof, m.opts.QualityTarget)
+	if m.opts.QualityOnly && j.Quality == nil {
+		j.Outcome, j.Reason = Skipped, fmt.Sprintf("profile %s has no quality: key (give one, or --target METRIC=VALUE)", prof.Name)
+		return j
+	}
+	for _, h := range defs {
+		if !eligible(j, h) {
+			continue
+		}
+		why := m.unseen(ctx, j, h)
+		if why == "" {
+			why = m.lacksEncoder(ctx, j, h)
+		}
+		if why != "" {
+			if j.Excluded == nil {
+				j.Excluded = map[string]string{}
+			}
+			j.Excluded[h.Name] = why
+			continue
+		}
+		j.Eligible = append(j.Eligible, h)
+	}
+	if len(j.Eligible) == 0 && len(j.Excluded) > 0 {
+		var why []string
+		for h, r := range j.Excluded {
+			why = append(why, h+": "+r)
+		}
+		sort.Strings(why)
+		j.Outcome, j.Reason = NotRun, "no host can take it: "+strings.Join(why, "; ")
+	} else if len(j.Eligible) == 0 {
+		q := prof.Queue
+		if q == "" {
+			q = hosts.DefaultQueue
+		}
+		j.Outcome, j.Reason = NotRun, fmt.Sprintf("no enabled host serves queue %q for profile %s (or can see the file)", q, prof.Name)
+	} else {
+		m.planSplit(ctx, j, rule)
+		if j.Quality != nil {
+			m.pinSearch(j) // after the split: a split film's variant stands
+		}
+	}
+	return j
 }

@@ -377,7 +377,7 @@ func SearchQuality(ctx context.Context, opts Options, items []WorkItem, target *
 	if err != nil {
 		return nil, err
 	}
-	p := m.plan(ctx, items, m.probe(ctx, items), clusterHosts)
+	p := m.planAll(ctx, items, clusterHosts)
 	bin := m.cfg.FFmpeg
 	var have map[quality.Metric]bool
 	var out []*QualityResult
@@ -575,7 +575,7 @@ func PlanQuality(ctx context.Context, opts Options, items []WorkItem, target *Qu
 	if err != nil {
 		return err
 	}
-	p := m.plan(ctx, items, m.probe(ctx, items), clusterHosts)
+	p := m.planAll(ctx, items, clusterHosts)
 	for _, j := range p.Jobs {
 		fmt.Fprintf(w, "%s\n", displayPath(j.Item.Path))
 		if j.Outcome != "" {

@@ -100,38 +100,6 @@ type sampleItem struct {
 	id    int // JobInfo ID
 }
 
-// prepareSearches reads the keyframes of the files to search and places
-// their samples, ProbeWorkers at a time (a film's packet list takes a
-// few seconds to read). The result is by job index; a file whose search
-// cannot run has its error instead.
-func (m *manager) prepareSearches(ctx context.Context, jobs []*Job) (map[int]*search, map[int]error) {
-	out, errs := map[int]*search{}, map[int]error{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(1, m.opts.ProbeWorkers))
-	for i, j := range jobs {
-		if j.Outcome != "" || j.Quality == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			sr, err := m.newSearch(ctx, j, j.Quality)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs[i] = err
-			} else {
-				out[i] = sr
-			}
-		}()
-	}
-	wg.Wait()
-	return out, errs
-}
-
 // startSearch queues search sr of job j (index idx) and returns its first
 // round's items; an error fails the file.
 func (m *manager) startSearch(ctx context.Context, q *queue.Queue, idx int, j *Job, results []*FileResult, sr *search) ([]*queue.Item, error) {
@@ -332,9 +300,7 @@ func (rs *runSearch) decide() {
 		j.Item.Path, st.Option, quality.FormatLevel(st.Level), rs.cfg.Metric.Label(), quality.FormatScore(rs.cfg.Metric, st.PredictedScore),
 		st.PredictedPct, st.SampleEncodes, st.Search.Round(100*time.Millisecond))
 	if j.Split != nil {
-		id := int(m.nextID.Load())
-		items := m.filmItems(rs.ctx, rs.q, rs.idx, j, rs.results, &id)
-		m.nextID.Store(int64(id))
+		items := m.filmItems(rs.ctx, rs.q, rs.idx, j, rs.results)
 		m.searchMu.Lock()
 		m.lateFilms = append(m.lateFilms, items[0].Payload.(*segment).f)
 		m.searchMu.Unlock()

@@ -23,8 +23,8 @@ import (
 // journalSkip decides, before probing, whether an item was finished by an
 // earlier run. It changes nothing: a replace that an interrupted run left
 // half done (its verified output in place, the source not yet removed) is
-// returned as a finishStep, which the run carries out after planning
-// (finishInterrupted) and a dry run only shows.
+// returned as a finishStep, which the run carries out when it feeds the
+// file's plan to the queue (finishInterrupted) and a dry run only shows.
 //
 // now and statErr are the file's version as it is now (fileid.Of).
 func (m *manager) journalSkip(it WorkItem, now fileid.ID, statErr error) (o Outcome, reason string, ok bool, fin *finishStep) {
@@ -109,25 +109,23 @@ type finishStep struct {
 	profile, host string
 }
 
-// finishInterrupted carries out the finish steps the plan found, after
-// planning and before the queue starts. Each source is removed only while
-// it is still the recorded version.
-func (m *manager) finishInterrupted(p *Plan) {
-	for _, j := range p.Jobs {
-		f := j.finish
-		if f == nil {
-			continue
-		}
-		switch err := fileid.RemoveIfSame(f.src); {
-		case errors.Is(err, fileid.ErrChanged):
-			j.Outcome, j.Reason = Skipped, "an earlier run replaced this file with "+displayPath(f.output)+" and was stopped; the file here changed since, so it is left alone"
-		case err != nil:
-			j.Outcome, j.Reason = Failed, "an earlier run's output is in place but the source cannot be removed: "+err.Error()
-		default:
-			syncDir(filepath.Dir(f.src.Path))
-			j.Outcome, j.Reason = Done, "finished an earlier run: source removed, output "+displayPath(f.output)
-			m.recordVersion(f.src, journal.Done, f.output, f.profile, f.host)
-		}
+// finishInterrupted carries out job j's finish step, if planning found one,
+// before its outcome is reported (a dry run only shows it). The source is
+// removed only while it is still the recorded version.
+func (m *manager) finishInterrupted(j *Job) {
+	f := j.finish
+	if f == nil {
+		return
+	}
+	switch err := fileid.RemoveIfSame(f.src); {
+	case errors.Is(err, fileid.ErrChanged):
+		j.Outcome, j.Reason = Skipped, "an earlier run replaced this file with "+displayPath(f.output)+" and was stopped; the file here changed since, so it is left alone"
+	case err != nil:
+		j.Outcome, j.Reason = Failed, "an earlier run's output is in place but the source cannot be removed: "+err.Error()
+	default:
+		syncDir(filepath.Dir(f.src.Path))
+		j.Outcome, j.Reason = Done, "finished an earlier run: source removed, output "+displayPath(f.output)
+		m.recordVersion(f.src, journal.Done, f.output, f.profile, f.host)
 	}
 }
 

@@ -15,10 +15,8 @@ import (
 
 	"clustertx/config"
 	"clustertx/hosts"
-	"clustertx/internal/fileid"
 	"clustertx/journal"
 	"clustertx/media"
-	"clustertx/profiles"
 	"clustertx/quality"
 	"clustertx/queue"
 )
@@ -193,7 +191,8 @@ type manager struct {
 	hostDefs     map[string]*hosts.Def       // every host of the run by name (for the lanes)
 	q            atomic.Pointer[queue.Queue] // the run's queue, once it exists
 
-	conns map[string]hosts.Transport // up hosts
+	conns map[string]hosts.Transport // up hosts, from the checks until the run takes them over…
+	runs  map[string]*hostRun        // …as host runs (encMu guards both)
 	calib *calibrator                // Options.Calibrate: the check-time test encodes (nil: off)
 
 	nextID    atomic.Int64                       // JobInfo IDs of segments and samples (after the files')
@@ -291,7 +290,7 @@ func PlanFiles(ctx context.Context, opts Options, items []WorkItem) (*Plan, erro
 	if err != nil {
 		return nil, err
 	}
-	return m.plan(ctx, items, m.probe(ctx, items), clusterHosts), nil
+	return m.planAll(ctx, items, clusterHosts), nil
 }
 
 // WritePlan prints what --dry-run promises for each planned file.
@@ -330,38 +329,6 @@ func (m *manager) resolve(items []WorkItem) (*hostSet, map[string][]*hosts.Def, 
 
 // probe probes every item, except those an earlier run finished (the
 // journal says so): those get a result with Skip set and are not probed.
-func (m *manager) probe(ctx context.Context, items []WorkItem) []probeResult {
-	out := make([]probeResult, len(items))
-	var paths []string
-	var idx []int
-	var srcs []fileid.ID
-	for i, it := range items {
-		// The version as it is now: what the journal is asked about, and
-		// the version that is probed (taken before ffprobe reads the file,
-		// so a change from here on is seen at the points of no return).
-		now, err := fileid.Of(it.Path)
-		if o, reason, ok, fin := m.journalSkip(it, now, err); ok {
-			out[i] = probeResult{skip: o, reason: reason, finish: fin}
-			continue
-		}
-		paths = append(paths, it.Path)
-		idx = append(idx, i)
-		srcs = append(srcs, now)
-	}
-	for k, r := range m.prober.ProbeAll(ctx, paths, m.opts.ProbeWorkers) {
-		out[idx[k]] = probeResult{Result: r, src: srcs[k]}
-	}
-	return out
-}
-
-type probeResult struct {
-	media.Result
-	src    fileid.ID // the version probed
-	skip   Outcome   // set when the journal decided the item's outcome
-	reason string
-	finish *finishStep // an interrupted replace to finish (with skip)
-}
-
 func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	hs, clusterHosts, items, err := m.resolve(items)
 	if err != nil {
@@ -382,17 +349,13 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 		defer close(checkDone)
 		checks = m.checkHosts(ctx, hs.order)
 	}()
-	probes := m.probe(ctx, items)
-	if m.calib != nil { // the calibration encodes wait for the profiles
-		m.calib.setProbes(items, probes)
-	}
+	// Under FIFO (pytranscoder's pulling, for comparison) the queue keeps
+	// the order given, so the files are probed in that order too.
+	inOrder := m.opts.Policy == queue.FIFO
+	probes := m.probeStream(ctx, items, inOrder)
 	<-checkDone
 	defer m.closeConns()
 
-	plan := m.plan(ctx, items, probes, clusterHosts)
-	if !m.opts.DryRun {
-		m.finishInterrupted(plan)
-	}
 	rep := &Report{Hosts: checks}
 	for _, c := range checks {
 		m.opts.Observer.HostChecked(c)
@@ -404,6 +367,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	defer func() { m.opts.Observer.RunFinished(rep) }()
 
 	if m.opts.DryRun {
+		plan := m.plan(ctx, items, collect(probes, len(items)), clusterHosts)
 		m.printPlan(plan)
 		for _, j := range plan.Jobs {
 			rep.Files = append(rep.Files, m.planResult(j))
@@ -422,7 +386,9 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 		}
 		runs[h.Name] = r
 	}
-	m.conns = nil // the host runs own the connections now
+	m.encMu.Lock()
+	m.runs, m.conns = runs, nil // the host runs own the connections now
+	m.encMu.Unlock()
 	defer func() {
 		for _, r := range runs {
 			if t := r.transport(); t != nil {
@@ -430,15 +396,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 			}
 		}
 	}()
-	if len(plan.Hosts) > 0 && !anyUp(runs, plan.Hosts) {
-		m.logf("warning: no host is reachable; waiting up to %s for one to come up", m.opts.HostWait)
-	}
-	rep.Files = m.execute(ctx, plan, runs)
-	for i, j := range plan.Jobs { // outcomes decided at plan time
-		if (j.Outcome == Skipped || j.Outcome == Failed) && !j.fromJournal {
-			m.record(j, rep.Files[i])
-		}
-	}
+	rep.Files = m.execute(ctx, items, probes, inOrder, clusterHosts, hs.order, runs)
 	m.finalCleanup(runs)
 	rep.HostEvents = map[string][]HostEvent{}
 	for name, r := range runs {
@@ -510,119 +468,6 @@ func oneLine(err error) string {
 }
 
 // plan resolves every probed file to a job.
-func (m *manager) plan(ctx context.Context, items []WorkItem, probes []probeResult, clusterHosts map[string][]*hosts.Def) *Plan {
-	p := &Plan{}
-	for i, it := range items {
-		j := &Job{ID: i + 1, Item: it, Info: probes[i].Info, Src: probes[i].src}
-		p.Jobs = append(p.Jobs, j)
-		if probes[i].skip != "" {
-			j.Outcome, j.Reason, j.fromJournal, j.finish = probes[i].skip, probes[i].reason, true, probes[i].finish
-			continue
-		}
-		if err := probes[i].Err; err != nil {
-			if ctx.Err() != nil { // Ctrl-C while probing: not the file's failure
-				j.Outcome, j.Reason = NotRun, "interrupted"
-				continue
-			}
-			j.Outcome, j.Reason = Failed, reasonOf(err)
-			continue
-		}
-		j.Work = workOf(j.Info)
-		name := it.Profile
-		var rule *profiles.Rule
-		if name == "" {
-			r := profiles.MatchRules(m.cfg.Rules, j.Info)
-			rule = r
-			switch {
-			case r == nil:
-				j.Outcome, j.Reason = Skipped, "no rule matched"
-				continue
-			case r.Skip:
-				j.Rule = r.Name
-				j.Outcome, j.Reason = Skipped, fmt.Sprintf("skipped by rule %q", r.Name)
-				continue
-			}
-			j.Rule, name = r.Name, r.Profile
-		}
-		prof, err := m.cfg.Profile(name)
-		if err == nil && len(it.Mixins) > 0 {
-			prof, err = m.cfg.Profiles.WithMixins(prof, it.Mixins)
-		}
-		if err == nil {
-			err = prof.Validate()
-		}
-		if err != nil {
-			j.Outcome, j.Reason = Failed, err.Error()
-			continue
-		}
-		j.Profile = prof
-		m.notePlanProfile(prof, it.Mixins, j.Info)
-		j.hwFamily = m.classicFamily(prof, j.Info)
-		if vs := variantsOf(prof); vs != nil {
-			j.firstLane = map[string]queue.Lane{}
-			for _, h := range clusterHosts[it.Cluster] {
-				for _, v := range vs {
-					if h.EncoderAllowed(v.Encoder) == "" {
-						j.firstLane[h.Name] = queue.Lane{Key: v.Key, Family: v.Family}
-						break
-					}
-				}
-			}
-		}
-		j.Quality = qualityOf(rule, prof, m.opts.QualityTarget)
-		if m.opts.QualityOnly && j.Quality == nil {
-			j.Outcome, j.Reason = Skipped, fmt.Sprintf("profile %s has no quality: key (give one, or --target METRIC=VALUE)", prof.Name)
-			continue
-		}
-		for _, h := range clusterHosts[it.Cluster] {
-			if !eligible(j, h) {
-				continue
-			}
-			why := m.unseen(ctx, j, h)
-			if why == "" {
-				why = m.lacksEncoder(ctx, j, h)
-			}
-			if why != "" {
-				if j.Excluded == nil {
-					j.Excluded = map[string]string{}
-				}
-				j.Excluded[h.Name] = why
-				continue
-			}
-			j.Eligible = append(j.Eligible, h)
-		}
-		if len(j.Eligible) == 0 && len(j.Excluded) > 0 {
-			var why []string
-			for h, r := range j.Excluded {
-				why = append(why, h+": "+r)
-			}
-			sort.Strings(why)
-			j.Outcome, j.Reason = NotRun, "no host can take it: "+strings.Join(why, "; ")
-		} else if len(j.Eligible) == 0 {
-			q := prof.Queue
-			if q == "" {
-				q = hosts.DefaultQueue
-			}
-			j.Outcome, j.Reason = NotRun, fmt.Sprintf("no enabled host serves queue %q for profile %s (or can see the file)", q, prof.Name)
-		} else {
-			m.planSplit(ctx, j, rule)
-			if j.Quality != nil {
-				m.pinSearch(j) // after the split: a split film's variant stands
-			}
-		}
-	}
-	seen := map[string]bool{}
-	for _, j := range p.Jobs {
-		for _, h := range j.Eligible {
-			if !seen[h.Name] {
-				seen[h.Name] = true
-				p.Hosts = append(p.Hosts, h)
-			}
-		}
-	}
-	return p
-}
-
 func reasonOf(err error) string {
 	var pe *media.ProbeError
 	if errors.As(err, &pe) {
@@ -669,62 +514,16 @@ const priorSpeed = 1920 * 1080
 // queue's work units (source seconds × pixels per second), all profiles.
 const speedKey = "work"
 
-// execute runs the queue: a supervisor per host runs one worker per slot
-// while the host is up and re-probes it while it is down.
-func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun) []*FileResult {
+// execute runs the queue: a supervisor per host of the run (all) runs one
+// worker per slot while the host is up and re-probes it while it is down,
+// while a feeder plans the files as their probes arrive and queues them.
+func (m *manager) execute(ctx context.Context, files []WorkItem, probes <-chan probed, inOrder bool, clusterHosts map[string][]*hosts.Def, all []*hosts.Def, runs map[string]*hostRun) []*FileResult {
 	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Policy: m.opts.Policy, Now: m.opts.Now})
 	m.q.Store(q) // a variant chosen during the run updates its lanes
-	windows := m.setWindows(q, p.Hosts)
-	results := make([]*FileResult, len(p.Jobs))
+	windows := m.setWindows(q, all)
+	results := make([]*FileResult, len(files))
 	m.results = results
-	var items []*queue.Item
-	var films []*film
-	nextID := len(p.Jobs) // segment JobInfo IDs come after the files'
-	var searching []*Job
-	searches, searchErrs := m.prepareSearches(ctx, p.Jobs)
-	for i, j := range p.Jobs {
-		results[i] = m.resultOf(j)
-		if j.Outcome != "" {
-			continue
-		}
-		if j.Quality != nil {
-			// Its first round's samples go to the queue; the file follows
-			// when the search has chosen its level (quality_run.go).
-			m.nextID.Store(int64(nextID))
-			var si []*queue.Item
-			err := searchErrs[i]
-			if err == nil {
-				si, err = m.startSearch(ctx, q, i, j, results, searches[i])
-			}
-			nextID = int(m.nextID.Load())
-			switch {
-			case err != nil && ctx.Err() != nil:
-				results[i].Outcome, results[i].Reason = NotRun, "interrupted"
-				continue
-			case errors.As(err, new(*unpinnedError)):
-				results[i].Outcome, results[i].Reason = NotRun, "quality: "+oneLine(err)
-				continue
-			case err != nil:
-				results[i].Outcome, results[i].Reason = Failed, "quality: "+oneLine(err)
-				m.record(j, results[i])
-				continue
-			}
-			searching = append(searching, j)
-			items = append(items, si...)
-			continue
-		}
-		if j.Split != nil {
-			fi := m.filmItems(ctx, q, i, j, results, &nextID)
-			films = append(films, fi[0].Payload.(*segment).f)
-			items = append(items, fi...)
-			continue
-		}
-		el := map[string]bool{}
-		for _, h := range j.Eligible {
-			el[h.Name] = true
-		}
-		items = append(items, &queue.Item{ID: i, Work: j.Work, Eligible: el, Payload: j})
-	}
+	m.nextID.Store(int64(len(files))) // segment and sample JobInfo IDs come after the files'
 	// Speed priors: what earlier runs observed (the journal), else the
 	// host's weight. The queue replaces them with what this run observes.
 	// A host with neither is a guess: it takes short jobs first until its
@@ -735,8 +534,10 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	if m.opts.Journal != nil {
 		known = m.opts.Journal.Speeds()
 	}
-	for _, h := range p.Hosts {
+	f := &feeder{m: m, q: q, results: results, defs: clusterHosts, runs: runs, all: all, sem: make(chan struct{}, max(1, m.opts.ProbeWorkers))}
+	for _, h := range all {
 		q.SetSlots(h.Name, h.SlotCount())
+		f.low += 2 * h.SlotCount()
 		q.SetFallback(h.Name, h.Fallback)
 		if v, guess := prior(h, known[h.Name][speedKey], m.calib.speed(h.Name)); guess {
 			q.SetHostGuess(h.Name, v)
@@ -755,15 +556,10 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		}
 		for _, c := range h.Sessions {
 			q.SetSessionCap(h.Name, c.Family, c.N)
+			f.lanes = true
 		}
 	}
-	m.profMu.Lock()
-	lanes := len(m.planProfiles) > 0
-	m.profMu.Unlock()
-	for _, h := range p.Hosts {
-		lanes = lanes || len(h.Sessions) > 0
-	}
-	if lanes {
+	if f.lanes { // else the feeder sets them at the first profile with variants
 		q.SetLanes(m.lane)
 	}
 	defer func() {
@@ -783,26 +579,14 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 			}
 		}
 	}()
-	m.nextID.Store(int64(nextID))
-	var secs float64
-	nfiles := len(searching)
-	for _, j := range searching {
-		secs += j.Info.Duration
-	}
-	for _, it := range items {
-		switch pl := it.Payload.(type) {
-		case *Job:
-			secs += pl.Info.Duration
-			nfiles++
-		case *segment:
-			if pl.seg.Index == 0 {
-				secs += pl.f.job.Info.Duration
-				nfiles++
-			}
-		}
-	}
-	m.opts.Observer.Planned(nfiles, secs)
-	q.Push(items...)
+	m.opts.Observer.Planned(0, 0)
+	q.Feeding(true)
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		defer q.Feeding(false)
+		f.feed(ctx, files, probes, inOrder)
+	}()
 	stop := context.AfterFunc(ctx, q.Close)
 	defer stop()
 
@@ -813,7 +597,7 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 	go m.watchStuck(ctx, q, runs, done, giveUp)
 
 	var wg sync.WaitGroup
-	for _, h := range p.Hosts {
+	for _, h := range all {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -821,10 +605,11 @@ func (m *manager) execute(ctx context.Context, p *Plan, runs map[string]*hostRun
 		}()
 	}
 	wg.Wait()
+	<-fed
 	m.joins.Wait()
 	close(done)
 	m.cleanupSearches()
-	for _, f := range films { // unfinished films: their parts go
+	for _, f := range f.films { // unfinished films: their parts go
 		f.abandon()
 	}
 

@@ -172,7 +172,7 @@ type segment struct {
 }
 
 // filmItems makes the queue items of split job j.
-func (m *manager) filmItems(ctx context.Context, q *queue.Queue, idx int, j *Job, results []*FileResult, nextID *int) []*queue.Item {
+func (m *manager) filmItems(ctx context.Context, q *queue.Queue, idx int, j *Job, results []*FileResult) []*queue.Item {
 	final, _ := outputPath(j.Item.Path, j.Profile.Extension, m.opts.Keep)
 	f := &film{m: m, job: j, idx: idx, final: final, tok: token(), ctx: ctx, q: q, results: results,
 		outs: make([]string, len(j.Split.Segments)), outIDs: make([]string, len(j.Split.Segments)),
@@ -183,9 +183,8 @@ func (m *manager) filmItems(ctx context.Context, q *queue.Queue, idx int, j *Job
 	}
 	px := float64(max(1, j.Info.Width()*j.Info.Height()))
 	for _, s := range j.Split.Segments {
-		*nextID++
 		f.items = append(f.items, &queue.Item{ID: idx, Work: s.Duration * px, Eligible: el,
-			Payload: &segment{f: f, seg: s, id: *nextID}})
+			Payload: &segment{f: f, seg: s, id: int(m.nextID.Add(1))}})
 	}
 	return f.items
 }

@@ -78,18 +78,9 @@ func (m *manager) supervise(ctx context.Context, h *hostRun, q *queue.Queue, res
 			backoff = m.opts.ReprobeInterval
 			continue
 		}
-		// Down: wait, then probe again.
-		timer := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-runDone:
-			timer.Stop()
-			return
-		case <-timer.C:
-		}
-		if !hasWorkFor(q, h.def.Name) {
+		// Down: wait, then probe again; stop as soon as the others have
+		// done all it could take (the run ends then, not at the next probe).
+		if !m.waitDown(ctx, q, h.def.Name, backoff, runDone) {
 			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, m.opts.CheckTimeout)
@@ -107,6 +98,29 @@ func (m *manager) supervise(ctx context.Context, h *hostRun, q *queue.Queue, res
 		q.SetDown(h.def.Name, false)
 		m.logf("host %s is up (ffmpeg %s); it joins the run", h.def.Name, res.FFmpeg)
 		m.opts.Observer.HostState(h.def.Name, true, "")
+	}
+}
+
+// waitDown waits backoff before down host name is probed again, and
+// reports whether it still has work to come back for.
+func (m *manager) waitDown(ctx context.Context, q *queue.Queue, name string, backoff time.Duration, runDone <-chan struct{}) bool {
+	timer := time.NewTimer(backoff)
+	defer timer.Stop()
+	poll := time.NewTicker(min(time.Second, backoff))
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-runDone:
+			return false
+		case <-poll.C:
+			if !hasWorkFor(q, name) {
+				return false
+			}
+		case <-timer.C:
+			return hasWorkFor(q, name)
+		}
 	}
 }
 
@@ -192,14 +206,26 @@ func (m *manager) checkHost(ctx context.Context, def *hosts.Def) (hosts.Transpor
 	return t, r
 }
 
+// conn is host name's connection while it is up (nil while down): the
+// check's, until the run's host runs take the connections over.
+func (m *manager) conn(name string) hosts.Transport {
+	m.encMu.Lock()
+	r, t := m.runs[name], m.conns[name]
+	m.encMu.Unlock()
+	if r != nil {
+		return r.transport()
+	}
+	return t
+}
+
 // lacksEncoder says why host h cannot encode job with the profile it would
 // use there (an encoder its ffmpeg does not have, or hardware that fails a
 // one-frame test), or "" when it can or nothing is known about the host.
 func (m *manager) lacksEncoder(ctx context.Context, job *Job, h *hosts.Def) string {
 	m.encMu.Lock()
 	set := m.encoders[h.Name]
-	t := m.conns[h.Name]
 	m.encMu.Unlock()
+	t := m.conn(h.Name)
 	if t == nil {
 		return ""
 	}

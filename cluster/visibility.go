@@ -156,9 +156,7 @@ func (m *manager) unseen(ctx context.Context, job *Job, h *hosts.Def) string {
 	if h.Type != hosts.Mounted || h.Windows() {
 		return ""
 	}
-	m.encMu.Lock()
-	t := m.conns[h.Name]
-	m.encMu.Unlock()
+	t := m.conn(h.Name)
 	if t == nil {
 		return ""
 	}

@@ -364,13 +364,13 @@ type Result struct {
 	Err  error
 }
 
-// ProbeAll probes paths with at most workers concurrent ffprobe processes.
-// Results come back in the order of paths.
-func (p *Prober) ProbeAll(ctx context.Context, paths []string, workers int) []Result {
+// ProbeEach probes paths, workers at a time, in the order given, and calls
+// fn with each result as it comes (from several goroutines at once; i is
+// the path's index). It returns when every path has had its call.
+func (p *Prober) ProbeEach(ctx context.Context, paths []string, workers int, fn func(i int, r Result)) {
 	if workers < 1 {
 		workers = 1
 	}
-	res := make([]Result, len(paths))
 	sem := make(chan struct{}, workers)
 	var wg sync.WaitGroup
 	for i, path := range paths {
@@ -380,9 +380,8 @@ func (p *Prober) ProbeAll(ctx context.Context, paths []string, workers int) []Re
 			defer wg.Done()
 			defer func() { <-sem }()
 			info, err := p.Probe(ctx, path)
-			res[i] = Result{Path: path, Info: info, Err: err}
+			fn(i, Result{Path: path, Info: info, Err: err})
 		}()
 	}
 	wg.Wait()
-	return res
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"clustertx/internal/testenv"
@@ -66,8 +67,21 @@ func TestProbeBadInputs(t *testing.T) {
 		folder:                        "is a directory",
 		filepath.Join(dir, "nothere"): "no such file",
 	}
-	res := p.ProbeAll(context.Background(), []string{empty, junk, folder, filepath.Join(dir, "nothere")}, 2)
-	for _, r := range res {
+	paths := []string{empty, junk, folder, filepath.Join(dir, "nothere")}
+	var mu sync.Mutex
+	got := map[int]Result{}
+	p.ProbeEach(context.Background(), paths, 2, func(i int, r Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, dup := got[i]; dup || r.Path != paths[i] {
+			t.Errorf("result %d (%s) given twice or for the wrong path", i, r.Path)
+		}
+		got[i] = r
+	})
+	if len(got) != len(paths) {
+		t.Fatalf("%d results for %d paths", len(got), len(paths))
+	}
+	for _, r := range got {
 		var pe *ProbeError
 		if !errors.As(r.Err, &pe) {
 			t.Errorf("%s: err = %v, want ProbeError", r.Path, r.Err)

@@ -140,8 +140,9 @@ func (c *Console) SetTotal(mediaSeconds float64) {
 	c.dirty = true
 }
 
-// Planned is the cluster.Observer event the manager sends once the queue
-// is known: SetFiles(files) and SetTotal(mediaSeconds).
+// Planned is the cluster.Observer event the manager sends as the queue
+// grows (the run plans files while the first ones run): SetFiles(files)
+// and SetTotal(mediaSeconds), the totals so far.
 func (c *Console) Planned(files int, mediaSeconds float64) {
 	c.SetFiles(files)
 	c.SetTotal(mediaSeconds)
