@@ -66,6 +66,14 @@
 // rest of the batch at its guessed speed (else the smallest): no film is
 // committed to a host that may turn out slow, and the sample comes soon.
 //
+// # Feeding
+//
+// Items may be pushed while the queue runs (the manager plans files as
+// their probes end). Between Feeding(true) and Feeding(false) a host with
+// nothing it may take waits (Next blocks, HasWorkFor is true) and no
+// speculative copy starts; the rules above decide among the items pushed
+// so far.
+//
 // # Speculation
 //
 // When a host has no pending item it may run, Speculate (or Next, with
