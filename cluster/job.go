@@ -274,33 +274,24 @@ func FFmpegArgv(ffmpeg string, in, out []string, input, output string) []string 
 	return append(argv, "file:"+output)
 }
 
-// encodeHead is the fixed start of every encode a host runs: no stdin
-// (a remote ffmpeg must never wait for input), overwrite the temp output,
-// warnings only, and machine-readable progress on stdout.
+// encodeHead is the fixed start of every encode a host runs: warnings
+// only, overwrite the temp output, and machine-readable progress on stdout.
 func encodeHead(ffmpeg string) []string {
-	if ffmpeg == "" {
-		ffmpeg = hosts.DefaultFFmpeg
-	}
-	return []string{ffmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"}
+	return append(hosts.FFmpegHead(ffmpeg, "warning"), "-y", "-nostats", "-progress", "pipe:1")
 }
 
-// managerHead is the fixed start of the commands split mode runs on the
-// manager itself (cut, rest, join): errors only, no progress.
+// managerHead is the fixed start of the commands split mode and the
+// quality search run on the manager itself (cuts, rest, join): errors
+// only, no progress.
 func managerHead(ffmpeg string) []string {
-	if ffmpeg == "" {
-		ffmpeg = hosts.DefaultFFmpeg
-	}
-	return []string{ffmpeg, "-nostdin", "-hide_banner", "-y", "-loglevel", "error"}
+	return append(hosts.FFmpegHead(ffmpeg, "error"), "-y")
 }
 
 // measureHead is the fixed start of a quality measurement (on a host or
 // the manager): info level, where the metric filters print their summary,
 // without the progress lines.
 func measureHead(ffmpeg string) []string {
-	if ffmpeg == "" {
-		ffmpeg = hosts.DefaultFFmpeg
-	}
-	return []string{ffmpeg, "-nostdin", "-hide_banner", "-nostats"}
+	return append(hosts.FFmpegHead(ffmpeg, "info"), "-nostats")
 }
 
 // streamingNames are the remote file names for a streaming job: ASCII-only

@@ -466,7 +466,7 @@ func metricsOn(ctx context.Context, t hosts.Transport, bin string) (map[quality.
 			continue
 		}
 		var probe limitedBuffer
-		err := t.Exec(ctx, append([]string{bin}, quality.ProbeArgs(metric)...), nil, &probe)
+		err := t.Exec(ctx, append(measureHead(bin), quality.ProbeArgs(metric)...), nil, &probe)
 		if err == nil {
 			_, err = quality.ParseScore(metric, probe.String())
 		}

@@ -48,8 +48,7 @@ func Calibrate(ctx context.Context, def *Def, t Transport, video []string, windo
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	src := fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", CalibWidth, CalibHeight, CalibRate)
-	argv := []string{def.FFmpegPath(), "-hide_banner", "-nostdin", "-loglevel", "error",
-		"-f", "lavfi", "-i", src, "-t", "60"}
+	argv := append(FFmpegHead(def.FFmpegPath(), "error"), "-f", "lavfi", "-i", src, "-t", "60")
 	argv = append(argv, video...)
 	argv = append(argv, "-an", "-sn", "-dn", "-stats_period", "0.1", "-progress", "pipe:1", "-f", "null", "-")
 

@@ -37,6 +37,17 @@ const (
 // DefaultFFmpeg is the ffmpeg a host runs when its definition names none.
 const DefaultFFmpeg = "ffmpeg"
 
+// FFmpegHead is the fixed start of every ffmpeg command clustertx runs, on
+// a host or on the manager: the binary (DefaultFFmpeg when ffmpeg is ""),
+// no banner, no stdin (a remote ffmpeg must never wait for input), and the
+// log level given.
+func FFmpegHead(ffmpeg, loglevel string) []string {
+	if ffmpeg == "" {
+		ffmpeg = DefaultFFmpeg
+	}
+	return []string{ffmpeg, "-hide_banner", "-nostdin", "-loglevel", loglevel}
+}
+
 // DefaultQueue is the queue of profiles that name none (pytranscoder's _default).
 const DefaultQueue = "_default"
 

@@ -269,7 +269,7 @@ func classify(ctx context.Context, t Transport, ffmpeg string, all []string) (sw
 func testEncode(ctx context.Context, t Transport, ffmpeg string, enc string) string {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	argv := []string{ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"}
+	argv := FFmpegHead(ffmpeg, "error")
 	src := []string{"-f", "lavfi", "-i", "color=c=black:s=256x256:r=25:d=1"}
 	switch {
 	case strings.HasSuffix(enc, "_vaapi"):

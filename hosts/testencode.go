@@ -53,7 +53,7 @@ func (e *TestEncodeError) Unwrap() error { return e.Err }
 func TestEncode(ctx context.Context, def *Def, t Transport, inputArgs, videoArgs []string) error {
 	ctx, cancel := context.WithTimeout(ctx, testEncodeTimeout)
 	defer cancel()
-	argv := []string{def.FFmpegPath(), "-hide_banner", "-nostdin", "-loglevel", "error"}
+	argv := FFmpegHead(def.FFmpegPath(), "error")
 	argv = append(argv, inputArgs...)
 	argv = append(argv, "-f", "lavfi", "-i", testEncodeSrc, "-t", testEncodeSeconds)
 	argv = append(argv, videoArgs...)

@@ -131,10 +131,11 @@ func ParseScore(m Metric, stderr string) (float64, error) {
 // ffmpeg that lists m's filter may still be unable to compute it (libvmaf
 // 1, in ffmpeg 4 builds, needs a model file that is often not installed:
 // "Error loading model (.pkl)"). The run succeeds and ParseScore finds a
-// score only where m works.
+// score only where m works. Like MeasureArgs, the arguments follow the
+// caller's fixed start (binary, log level: info).
 func ProbeArgs(m Metric) []string {
 	src := "testsrc2=s=176x144:r=25:d=0.08"
-	return []string{"-nostdin", "-hide_banner", "-nostats", "-f", "lavfi", "-i", src, "-f", "lavfi", "-i", src,
+	return []string{"-f", "lavfi", "-i", src, "-f", "lavfi", "-i", src,
 		"-lavfi", "[0:v][1:v]" + m.Filter(), "-f", "null", "-"}
 }
 
