@@ -907,6 +907,34 @@ func TestSSHDownloadDetectsCorruption(t *testing.T) {
 	}
 }
 
+// A download streams over an SFTP session of its own; where the server
+// refuses it one (here MaxSessions 2: the shared SFTP session and the
+// executor's take both), pkg/sftp's client reads the file instead, checked
+// the same way.
+func TestSSHDownloadWithoutASessionToSpare(t *testing.T) {
+	s, tr := startWith(t, hoststest.Options{ExtraConfig: []string{"MaxSessions 2"}}, false)
+	ctx := context.Background()
+	remote := filepath.Join(s.Dir, "out.bin")
+	data := make([]byte, 3<<20+5)
+	rand.Read(data)
+	if err := os.WriteFile(remote, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tr.RemoteSHA256(ctx, remote); err != nil { // the executor's session
+		t.Fatal(err)
+	}
+	local := filepath.Join(t.TempDir(), "back.bin")
+	if err := tr.Download(ctx, remote, local); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(local); !bytes.Equal(got, data) {
+		t.Fatal("download differs")
+	}
+	if !strings.Contains(s.Log(), "no more sessions") {
+		t.Error("sshd refused no session: the fallback was not exercised")
+	}
+}
+
 // The remote file shrinking or growing while it is read is an error, not
 // a shorter or longer copy. The change is made on the first bytes
 // received: pkg/sftp has asked for at most its 64 requests of 128 KiB by
