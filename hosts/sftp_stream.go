@@ -8,22 +8,8 @@ import (
 	"io"
 )
 
-// streamRead reads a file sequentially over an SFTP session of its own,
-// speaking just enough of the protocol (version 3: open, read) to do it
-// with less work on this side than pkg/sftp's client: every reply is read
-// from the channel straight into a buffer that is then written to the
-// local file and hashed where it is, and buffers are reused. pkg/sftp
-// allocates a new buffer for every reply, copies it into another, and
-// hands it through three goroutines; on a loopback download, CPU-bound on
-// two cores, those costs (and the garbage collection and page faults they
-// cause) were a third of this side's CPU.
-//
-// Reads of streamReadLen bytes are sent streamInFlight at a time, in
-// batches; replies are matched by id, so a server may answer in any
-// order, and go to w in file order. A reply shorter than asked for (a
-// server with a smaller read limit, or the end of the file) is followed by
-// a read of the rest; the file ends at the first end-of-file status in
-// file order.
+// A streamed download (see sftpStream) keeps streamInFlight reads of
+// streamReadLen bytes in flight and sends them streamBatch at a time.
 const (
 	streamReadLen  = 128 << 10
 	streamInFlight = 64
@@ -44,14 +30,15 @@ const (
 )
 
 // errNoStream says that streamDownload could not start (no session to be
-// had, or no SFTP subsystem): the caller reads the file another way.
+// had, no SFTP subsystem, or the file would not open there): nothing was
+// written, and the caller reads the file another way.
 var errNoStream = errors.New("no session for a streamed download")
 
 // streamDownload copies the regular file remote to w over its own SFTP
-// session (see streamRead). What w is given must stay unchanged until h
+// session (see sftpStream). What w is given must stay unchanged until h
 // has hashed it: buffers are reused only after h.then says so. It takes a
-// session slot only if one is free, and returns errNoStream, with nothing
-// written, when it cannot start.
+// session slot only if one is free, and returns an error that is
+// errNoStream, with nothing written, when it cannot start.
 func (t *SSHTransport) streamDownload(ctx context.Context, remote string, w io.Writer, h *asyncHash) (int64, error) {
 	select {
 	case t.sem <- struct{}{}:
@@ -88,7 +75,22 @@ func (t *SSHTransport) streamDownload(ctx context.Context, remote string, w io.W
 	return n, err
 }
 
-// sftpStream is the client side of one SFTP session used by streamRead.
+// sftpStream reads a file sequentially over an SFTP session of its own,
+// speaking just enough of the protocol (version 3: open, read) to do it
+// with less work on this side than pkg/sftp's client: every reply is read
+// from the channel straight into a buffer that is then written to the
+// local file and hashed where it is, and buffers are reused. pkg/sftp
+// allocates a new buffer for every reply, copies it into another, and
+// hands it through three goroutines; on a loopback download, CPU-bound on
+// two cores, those costs (and the garbage collection and page faults they
+// cause) were a third of this side's CPU.
+//
+// Reads of streamReadLen bytes are sent streamInFlight at a time, in
+// batches; replies are matched by id, so a server may answer in any
+// order, and go to w in file order. A reply shorter than asked for (a
+// server with a smaller read limit, or the end of the file) is followed by
+// a read of the rest; the file ends at the first end-of-file status in
+// file order.
 type sftpStream struct {
 	r      io.Reader // the server's replies
 	w      io.Writer // our requests
@@ -243,11 +245,13 @@ func (s *sftpStream) open(remote string) (string, error) {
 }
 
 // copy opens remote and writes it to w from offset 0 to its end (see
-// streamRead).
+// sftpStream).
 func (s *sftpStream) copy(remote string, w io.Writer, h *asyncHash) (written int64, err error) {
 	handle, err := s.open(remote)
 	if err != nil {
-		return 0, err
+		// Nothing is written yet: pkg/sftp's client, which opened the
+		// file, can still read it.
+		return 0, fmt.Errorf("%w: %v", errNoStream, err)
 	}
 	// Buffers come back from the hash's goroutine once hashed. The queue
 	// holds at most streamInFlight, read into or waiting for an earlier

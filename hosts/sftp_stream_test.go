@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -20,6 +21,7 @@ type fakeSFTP struct {
 	swap    bool  // answer two reads of streamReadLen in reverse order
 	maxRead int   // if > 0, reads return at most this much
 	failAt  int64 // if ≥ 0, the read at this offset fails
+	noOpen  bool  // the open fails
 }
 
 func (f *fakeSFTP) serve(r io.Reader, w io.Writer) {
@@ -57,6 +59,10 @@ func (f *fakeSFTP) serve(r io.Reader, w io.Writer) {
 	send(fxpVersion, u32(3))
 	typ, b, ok := packet()
 	if !ok || typ != fxpOpen {
+		return
+	}
+	if f.noOpen {
+		status(binary.BigEndian.Uint32(b), 3, "permission denied")
 		return
 	}
 	send(fxpHandle, b[:4], str([]byte("h")))
@@ -181,5 +187,17 @@ func TestStreamReadFails(t *testing.T) {
 	}
 	if len(got) > 3*streamReadLen {
 		t.Errorf("wrote %d bytes, past the failed read", len(got))
+	}
+}
+
+// A file that does not open on the streamed session is left to the caller
+// to read another way (errNoStream), with nothing written.
+func TestStreamReadOpenFails(t *testing.T) {
+	got, _, err := streamCopy(t, &fakeSFTP{data: make([]byte, 1<<20), failAt: -1, noOpen: true})
+	if !errors.Is(err, errNoStream) || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("err = %v, want errNoStream with the server's reason", err)
+	}
+	if len(got) > 0 {
+		t.Errorf("wrote %d bytes", len(got))
 	}
 }

@@ -218,7 +218,7 @@ func (t *SSHTransport) Download(ctx context.Context, remote, local string) (err 
 	// the MAC proves the replies are what sshd sent, and the size checks
 	// that none is missing or extra, but neither proves they were put
 	// back together in order. The download reassembles 128 KiB replies
-	// that may arrive in any order (streamRead, or pkg/sftp's concurrent
+	// that may arrive in any order (sftpStream, or pkg/sftp's concurrent
 	// WriteTo, whose history has reassembly bugs: pkg/sftp#658 lost data
 	// silently). A same-size
 	// rewrite of the remote file during the read passes the size checks
@@ -271,13 +271,13 @@ func (t *SSHTransport) Download(ctx context.Context, remote, local string) (err 
 		w = downloadTap(w)
 	}
 	// Regular files are streamed over an SFTP session of their own (see
-	// streamRead); pkg/sftp's client reads anything else, and regular
+	// sftpStream); pkg/sftp's client reads anything else, and regular
 	// files too when no session can be had.
 	n, cerr := int64(0), errNoStream
 	if rst.Mode().IsRegular() {
 		n, cerr = t.streamDownload(ctx, remote, w, h)
 	}
-	if cerr == errNoStream {
+	if errors.Is(cerr, errNoStream) {
 		n, cerr = f.WriteTo(ctxWriter{ctx, hashCopy{w}})
 	}
 	localSum := h.Sum()
