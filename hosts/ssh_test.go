@@ -977,8 +977,8 @@ func TestSSHDownloadCancelledMidway(t *testing.T) {
 
 // The remote file shrinking or growing while it is read is an error, not
 // a shorter or longer copy. The change is made on the first bytes
-// received: pkg/sftp has asked for at most its 64 requests of 128 KiB by
-// then, a quarter of the file.
+// received: the download has asked for at most 64 reads of 128 KiB by
+// then (the streamed one, as pkg/sftp's), a quarter of the file.
 func TestSSHDownloadDetectsRemoteChange(t *testing.T) {
 	for _, h := range checkHosts(t, false) {
 		t.Run(h.name, func(t *testing.T) { testDownloadRemoteChange(t, h.s, h.tr) })
