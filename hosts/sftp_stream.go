@@ -14,6 +14,7 @@ const (
 	streamReadLen  = 128 << 10
 	streamInFlight = 64
 	streamBatch    = 16 // reads sent together once this many have been answered
+	minReadLen     = 4 << 10
 )
 
 // SFTP version 3 packet types and status codes (draft-ietf-secsh-filexfer-02).
@@ -89,8 +90,8 @@ func (t *SSHTransport) streamDownload(ctx context.Context, remote string, w io.W
 // batches; replies are matched by id, so a server may answer in any
 // order, and go to w in file order. A reply shorter than asked for (a
 // server with a smaller read limit, or the end of the file) is followed by
-// a read of the rest; the file ends at the first end-of-file status in
-// file order.
+// a read of the rest, and later reads ask for no more than it brought; the
+// file ends at the first end-of-file status in file order.
 type sftpStream struct {
 	r      io.Reader // the server's replies
 	w      io.Writer // our requests
@@ -286,13 +287,14 @@ func (s *sftpStream) copy(remote string, w io.Writer, h *asyncHash) (written int
 		byID[seg.id] = seg
 		return seg
 	}
-	var next int64 // offset of the next read to send
-	atEnd := false // an end-of-file reply has come: send no more reads
+	readLen := streamReadLen // lowered to what a server returns, if less
+	var next int64           // offset of the next read to send
+	atEnd := false           // an end-of-file reply has come: send no more reads
 	for {
 		if !atEnd && len(queue) <= streamInFlight-streamBatch {
 			for len(queue) < streamInFlight {
-				queue = append(queue, read(next, streamReadLen))
-				next += streamReadLen
+				queue = append(queue, read(next, readLen))
+				next += int64(readLen)
 			}
 		}
 		if err := s.flush(); err != nil {
@@ -324,6 +326,13 @@ func (s *sftpStream) copy(remote string, w io.Writer, h *asyncHash) (written int
 				return written, fmt.Errorf("sftp: reading a reply: %w", noEOF(err))
 			}
 			seg.n = int(n)
+			if seg.n < seg.len && seg.n >= minReadLen {
+				// The server's limit (older OpenSSH returns 64 KiB),
+				// or the end of the file: ask for no more than that from
+				// now on, so that only the reads in flight need their
+				// rest asked for, one by one, at the head of the queue.
+				readLen = min(readLen, seg.n)
+			}
 		case fxpStatus:
 			b, err := s.body(rest)
 			if err != nil {

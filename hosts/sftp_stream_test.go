@@ -22,6 +22,7 @@ type fakeSFTP struct {
 	maxRead int   // if > 0, reads return at most this much
 	failAt  int64 // if ≥ 0, the read at this offset fails
 	noOpen  bool  // the open fails
+	full    int   // reads received for streamReadLen bytes
 }
 
 func (f *fakeSFTP) serve(r io.Reader, w io.Writer) {
@@ -93,6 +94,9 @@ func (f *fakeSFTP) serve(r io.Reader, w io.Writer) {
 			continue
 		}
 		regular := binary.BigEndian.Uint64(b[9:])%streamReadLen == 0 && binary.BigEndian.Uint32(b[17:]) == streamReadLen
+		if binary.BigEndian.Uint32(b[17:]) == streamReadLen {
+			f.full++
+		}
 		switch {
 		case !f.swap || !regular:
 			answer(b)
@@ -199,5 +203,26 @@ func TestStreamReadOpenFails(t *testing.T) {
 	}
 	if len(got) > 0 {
 		t.Errorf("wrote %d bytes", len(got))
+	}
+}
+
+// Once a server has returned less than was asked for, later reads ask for
+// no more than that: only the reads already in flight need the rest of
+// their bytes asked for, one round trip each.
+func TestStreamReadAdaptsToTheServersLimit(t *testing.T) {
+	data := make([]byte, 20<<20+9)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	f := &fakeSFTP{data: data, maxRead: 64 << 10, failAt: -1}
+	got, _, err := streamCopy(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the copy differs")
+	}
+	if f.full > streamInFlight {
+		t.Errorf("%d reads of %d bytes sent to a server that returns %d, want the first %d at most", f.full, streamReadLen, 64<<10, streamInFlight)
 	}
 }
