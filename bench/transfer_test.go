@@ -165,8 +165,9 @@ func fsyncFile(b *testing.B, p string) time.Duration {
 // BenchmarkTransferThroughput (issue benchmark 3): a 1 GiB file of random
 // bytes (256 MiB when the temp disk has under 5 GiB free) uploaded to and
 // downloaded from one real sshd on loopback, 5 rounds, alternating:
-//   - ours: hosts.SSHTransport.Upload / Download (pkg/sftp over
-//     x/crypto/ssh), each including its verification: byte count, remote
+//   - ours: hosts.SSHTransport.Upload / Download over x/crypto/ssh
+//     (Upload with pkg/sftp, Download with its own SFTP reads on a
+//     session of their own), each including its verification: byte count, remote
 //     size, and a check computed while streaming against one run on the
 //     host: Upload's is SHA-256 (openssl on the host), Download's the POSIX
 //     CRC of `cksum` where the host has GNU coreutils ≥ 9.0, as this

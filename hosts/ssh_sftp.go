@@ -1,6 +1,7 @@
 package hosts
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"clustertx/internal/cksum"
@@ -217,9 +217,10 @@ func (t *SSHTransport) Download(ctx context.Context, remote, local string) (err 
 	// Why the check stays although SSH's MAC covers every byte in transit:
 	// the MAC proves the replies are what sshd sent, and the size checks
 	// that none is missing or extra, but neither proves they were put
-	// back together in order. pkg/sftp's concurrent WriteTo reassembles
-	// 128 KiB replies that arrive in any order, and its history has
-	// reassembly bugs (pkg/sftp#658 lost data silently). A same-size
+	// back together in order. The download reassembles 128 KiB replies
+	// that may arrive in any order (sftpStream, or pkg/sftp's concurrent
+	// WriteTo, whose history has reassembly bugs: pkg/sftp#658 lost data
+	// silently). A same-size
 	// rewrite of the remote file during the read passes the size checks
 	// too; the check, taken at one moment during the copy, catches it
 	// unless it comes after both the check and the read of that part (the
@@ -269,7 +270,16 @@ func (t *SSHTransport) Download(ctx context.Context, remote, local string) (err 
 	if downloadTap != nil {
 		w = downloadTap(w)
 	}
-	n, cerr := f.WriteTo(ctxWriter{ctx, w})
+	// Regular files are streamed over an SFTP session of their own (see
+	// sftpStream); pkg/sftp's client reads anything else, and regular
+	// files too when no session can be had.
+	n, cerr := int64(0), errNoStream
+	if rst.Mode().IsRegular() {
+		n, cerr = t.streamDownload(ctx, remote, w, h)
+	}
+	if errors.Is(cerr, errNoStream) {
+		n, cerr = f.WriteTo(ctxWriter{ctx, hashCopy{w}})
+	}
 	localSum := h.Sum()
 	if ctx.Err() != nil {
 		return fmt.Errorf("host %s: %s: %w", t.name, op, ctx.Err())
@@ -335,22 +345,31 @@ func (w *writeback) Write(p []byte) (int, error) {
 }
 
 // asyncHash is an io.Writer that feeds what is written to it to a hash in
-// its own goroutine (writes copy the bytes and return at once), so hashing
-// a download runs beside the local file writes instead of after each one.
+// its own goroutine, so that hashing a download runs beside the local file
+// writes instead of after each one. Writes return at once without copying:
+// the bytes must stay unchanged until a function passed to then after the
+// write runs (hashCopy copies them first, for writers that reuse them).
 type asyncHash struct {
-	ch   chan *[]byte
+	ch   chan hashItem
 	done chan string
-	pool sync.Pool // *[]byte, reused between writes
+}
+
+type hashItem struct {
+	p    []byte
+	then func()
 }
 
 // newAsyncHash writes to h in its goroutine; Sum returns sum() once
 // everything is written.
 func newAsyncHash(h io.Writer, sum func() string) *asyncHash {
-	a := &asyncHash{ch: make(chan *[]byte, 16), done: make(chan string, 1)}
+	a := &asyncHash{ch: make(chan hashItem, 16), done: make(chan string, 1)}
 	go func() {
-		for bp := range a.ch {
-			h.Write(*bp)
-			a.pool.Put(bp)
+		for it := range a.ch {
+			if it.then != nil {
+				it.then()
+				continue
+			}
+			h.Write(it.p)
 		}
 		a.done <- sum()
 	}()
@@ -358,20 +377,28 @@ func newAsyncHash(h io.Writer, sum func() string) *asyncHash {
 }
 
 func (a *asyncHash) Write(p []byte) (int, error) {
-	bp, _ := a.pool.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	*bp = append((*bp)[:0], p...)
-	a.ch <- bp
+	a.ch <- hashItem{p: p}
 	return len(p), nil
 }
+
+// then runs f in the hash's goroutine once everything written before is
+// hashed.
+func (a *asyncHash) then(f func()) { a.ch <- hashItem{then: f} }
 
 // Sum waits for everything written so far and returns the digest. The
 // hash may not be written to afterwards.
 func (a *asyncHash) Sum() string {
 	close(a.ch)
 	return <-a.done
+}
+
+// hashCopy passes copies of what it is given to w, for a caller that
+// reuses its buffer once Write returns (pkg/sftp's WriteTo) while w hands
+// the bytes to an asyncHash.
+type hashCopy struct{ w io.Writer }
+
+func (c hashCopy) Write(p []byte) (int, error) {
+	return c.w.Write(bytes.Clone(p))
 }
 
 type errWriter struct {

@@ -907,10 +907,78 @@ func TestSSHDownloadDetectsCorruption(t *testing.T) {
 	}
 }
 
+// A download streams over an SFTP session of its own; where the server
+// refuses it one (here MaxSessions 2: the shared SFTP session and the
+// executor's take both), pkg/sftp's client reads the file instead, checked
+// the same way.
+func TestSSHDownloadWithoutASessionToSpare(t *testing.T) {
+	s, tr := startWith(t, hoststest.Options{ExtraConfig: []string{"MaxSessions 2"}}, false)
+	ctx := context.Background()
+	remote := filepath.Join(s.Dir, "out.bin")
+	data := make([]byte, 3<<20+5)
+	rand.Read(data)
+	if err := os.WriteFile(remote, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tr.RemoteSHA256(ctx, remote); err != nil { // the executor's session
+		t.Fatal(err)
+	}
+	local := filepath.Join(t.TempDir(), "back.bin")
+	if err := tr.Download(ctx, remote, local); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(local); !bytes.Equal(got, data) {
+		t.Fatal("download differs")
+	}
+	if !strings.Contains(s.Log(), "no more sessions") {
+		t.Error("sshd refused no session: the fallback was not exercised")
+	}
+}
+
+// A download cancelled while it streams stops promptly with the
+// context's error, leaves no file, and leaves the connection usable.
+func TestSSHDownloadCancelledMidway(t *testing.T) {
+	s, tr := start(t)
+	remote := filepath.Join(s.Dir, "big.bin")
+	data := make([]byte, 64<<20)
+	rand.Read(data)
+	if err := os.WriteFile(remote, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hosts.SetDownloadTap(t, func(w io.Writer) io.Writer {
+		return &tapOnce{w: w, do: func(n int, p []byte) []byte {
+			if n == 3 {
+				cancel()
+			}
+			return nil
+		}}
+	})
+	local := filepath.Join(t.TempDir(), "back.bin")
+	start := time.Now()
+	if err := tr.Download(ctx, remote, local); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled download: %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("cancelled download took %v", d)
+	}
+	if _, err := os.Stat(local); err == nil {
+		t.Error("cancelled download left a file")
+	}
+	hosts.SetDownloadTap(t, nil)
+	if err := tr.Download(context.Background(), remote, local); err != nil {
+		t.Fatalf("download after a cancelled one: %v", err)
+	}
+	if got, _ := os.ReadFile(local); !bytes.Equal(got, data) {
+		t.Fatal("download after a cancelled one differs")
+	}
+}
+
 // The remote file shrinking or growing while it is read is an error, not
 // a shorter or longer copy. The change is made on the first bytes
-// received: pkg/sftp has asked for at most its 64 requests of 128 KiB by
-// then, a quarter of the file.
+// received: the download has asked for at most 64 reads of 128 KiB by
+// then (the streamed one, as pkg/sftp's), a quarter of the file.
 func TestSSHDownloadDetectsRemoteChange(t *testing.T) {
 	for _, h := range checkHosts(t, false) {
 		t.Run(h.name, func(t *testing.T) { testDownloadRemoteChange(t, h.s, h.tr) })

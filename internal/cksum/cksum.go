@@ -14,7 +14,8 @@
 // bits are reversed makes it read the bits in the order the POSIX CRC
 // does, and its register is then the POSIX register reversed. Digest does
 // that: it reverses the bits of each byte into a scratch buffer and hands
-// the buffer to hash/crc32.
+// the buffer to hash/crc32. The reversal costs more than the CRC itself;
+// on amd64 it is done 16 bytes at a time with SSSE3 (reverse_amd64.s).
 package cksum
 
 import (
@@ -88,9 +89,10 @@ const (
 	m4 = 0x0f0f0f0f0f0f0f0f
 )
 
-// reverseBytes sets dst[i] to src[i] with its bits in reverse order;
-// len(dst) == len(src).
-func reverseBytes(dst, src []byte) {
+// reverseBytesGeneric sets dst[i] to src[i] with its bits in reverse
+// order, eight bytes at a time; len(dst) >= len(src). reverseBytes is
+// this, or on amd64 a faster form of it.
+func reverseBytesGeneric(dst, src []byte) {
 	dst = dst[:len(src)]
 	i := 0
 	for ; i+8 <= len(src); i += 8 {

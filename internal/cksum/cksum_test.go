@@ -3,6 +3,7 @@ package cksum
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"os/exec"
 	"strings"
@@ -85,5 +86,38 @@ func TestDetects(t *testing.T) {
 		if Checksum(q) == sum {
 			t.Errorf("%s: same value", name)
 		}
+	}
+}
+
+// reverseBytes, in whichever form this machine uses and in the portable
+// one, reverses every byte at any length and alignment, and writes nothing
+// past len(src).
+func TestReverseBytes(t *testing.T) {
+	for _, fast := range []bool{useSSSE3, false} {
+		old := useSSSE3
+		useSSSE3 = fast
+		src := data(300, 4)
+		for off := 0; off < 17; off++ {
+			for n := 0; off+n <= len(src); n += 1 + n/8 {
+				s := src[off : off+n]
+				dst := make([]byte, n+1)
+				dst[n] = 0xa5
+				reverseBytes(dst, s)
+				for i, c := range s {
+					if dst[i] != bits.Reverse8(c) {
+						t.Fatalf("fast=%v off=%d n=%d: byte %d is %#x, want %#x", fast, off, n, i, dst[i], bits.Reverse8(c))
+					}
+				}
+				if dst[n] != 0xa5 {
+					t.Fatalf("fast=%v off=%d n=%d: wrote past the end", fast, off, n)
+				}
+			}
+		}
+		// And the digest of a large input is the definition's.
+		p := data(1<<20+29, 5)
+		if got, want := Checksum(p), refChecksum(p); got != want {
+			t.Errorf("fast=%v: Checksum %d, want %d", fast, got, want)
+		}
+		useSSSE3 = old
 	}
 }
