@@ -29,6 +29,17 @@ var hetSpeeds = []struct {
 	streaming bool
 }{{"fast", 4, false}, {"mid", 2, false}, {"slow", 1, true}}
 
+// hetClips are the durations (s) of the heterogeneous benchmark's 12 clips,
+// 4–40 s, in the order given to the run.
+func hetClips() []float64 {
+	rng := rand.New(rand.NewPCG(14, 14))
+	var out []float64
+	for range 12 {
+		out = append(out, float64(int(4+36*rng.Float64())))
+	}
+	return out
+}
+
 // BenchmarkHeteroCluster (issue 14, real): three real sshd hosts on
 // loopback at 4×, 2× and 1× real time, the 1× one streaming (prefetch
 // on), and 12 clips of 4–40 s (160x120, so that the encode itself is
@@ -92,11 +103,9 @@ func BenchmarkHeteroCluster(b *testing.B) {
 	if err := os.MkdirAll(pristineDir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(14, 14))
 	var pristine []string
 	var total, longest float64
-	for i := range 12 {
-		d := float64(int(4 + 36*rng.Float64()))
+	for i, d := range hetClips() {
 		p := filepath.Join(pristineDir, fmt.Sprintf("clip%02d.mp4", i))
 		testenv.MakeClip(b, p, testenv.Clip{Seconds: d, Width: 160, Height: 120})
 		pristine = append(pristine, p)
