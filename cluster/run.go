@@ -327,8 +327,9 @@ func (m *manager) resolve(items []WorkItem) (*hostSet, map[string][]*hosts.Def, 
 	return hs, clusterHosts, items, nil
 }
 
-// probe probes every item, except those an earlier run finished (the
-// journal says so): those get a result with Skip set and are not probed.
+// run checks the hosts while the files are probed, then runs the queue
+// while the feeder plans the files as their probes end (a dry run plans
+// them all and prints the plan).
 func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	hs, clusterHosts, items, err := m.resolve(items)
 	if err != nil {
@@ -467,7 +468,7 @@ func oneLine(err error) string {
 	return s
 }
 
-// plan resolves every probed file to a job.
+// reasonOf is the reason a file that could not be probed failed.
 func reasonOf(err error) string {
 	var pe *media.ProbeError
 	if errors.As(err, &pe) {
