@@ -231,24 +231,28 @@ func (t *SSHTransport) stopRemote(sess *ssh.Session, stdin io.Closer, filter *pi
 }
 
 // killPID sends a signal to pid from a separate session, using the slot kept
-// for that purpose (so it works even when all exec slots are busy).
-func (t *SSHTransport) killPID(pid int, sig string) {
+// for that purpose (so it works even when all exec slots are busy). It
+// reports whether the kill command ran (false: no slot or session in
+// time, as on a host too loaded to start one within seconds).
+func (t *SSHTransport) killPID(pid int, sig string) bool {
 	select {
 	case t.spare <- struct{}{}:
 		defer func() { <-t.spare }()
 	case <-time.After(3 * time.Second):
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	s, err := t.newSession(ctx, "kill")
 	if err != nil {
-		return
+		return false
 	}
 	defer s.Close()
 	timer := time.AfterFunc(5*time.Second, func() { _ = s.Close() })
 	defer timer.Stop()
-	_ = s.Run(killGroup(sig, strconv.Itoa(pid)))
+	err = s.Run(killGroup(sig, strconv.Itoa(pid)))
+	var xe *ssh.ExitError
+	return err == nil || errors.As(err, &xe) // kill ran (it fails for a group already gone)
 }
 
 // pidFilter forwards stderr, removing the wrapper's "clustertx-pid=N\n"

@@ -537,9 +537,13 @@ func (e *executor) fail(err error) {
 	}
 	if len(pids) > 0 {
 		go func() {
+			// A host loaded enough to lose its executor may also be slow
+			// to start the kill's session: each signal is tried again
+			// (for up to about 40 s) rather than given up after one try.
 			for _, sig := range []string{"TERM", "KILL"} {
 				for _, pid := range pids {
-					t.killPID(pid, sig)
+					for try := 0; try < 5 && t.Err() == nil && !t.killPID(pid, sig); try++ {
+					}
 				}
 				time.Sleep(time.Second)
 			}
