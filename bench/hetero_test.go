@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -238,8 +239,8 @@ func benchHetero(b *testing.B, clips []float64) {
 					o.NoSpeculation, o.NoPrefetch = fifo, fifo
 					o.Observer = cc
 					cc.start = time.Now()
-					if os.Getenv("CLUSTERTX_BENCH_LOG") != "" { // the run's log lines, to see who did what
-						o.Log = os.Stderr
+					if os.Getenv("CLUSTERTX_BENCH_LOG") != "" { // the run's log lines, to see who did what and when
+						o.Log = &stampWriter{w: os.Stderr, start: cc.start}
 					}
 				})
 				if err := jr.Close(); err != nil {
@@ -309,6 +310,19 @@ func benchHetero(b *testing.B, clips []float64) {
 		}
 		b.Log(tbl.String())
 	}
+}
+
+// stampWriter prefixes each write (a log line) with the seconds since start.
+type stampWriter struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (s *stampWriter) Write(p []byte) (int, error) {
+	if _, err := fmt.Fprintf(s.w, "%6.2f %s", time.Since(s.start).Seconds(), p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // checkClock notes when the host table is reached: the check phase

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -18,7 +19,8 @@ import (
 // first files while the rest are still probed (a library of thousands of
 // files on a NAS takes minutes to probe; an idle cluster meanwhile is
 // wasted). Files are probed largest first, so what the hosts see first is
-// what the scheduler would hand out first anyway.
+// what the scheduler would hand out first anyway; on a cold start a few of
+// the smallest go before them, for the hosts whose speed is a guess.
 
 // probed is one item's probe (or the journal's decision), as it arrives.
 type probed struct {
@@ -39,12 +41,16 @@ type probeResult struct {
 // uses, without waiting for the whole library's probes.
 const calibFirst = 8
 
+// shortFirstWait bounds how long the other probes wait for those of the
+// smallest files (probeStream).
+const shortFirstWait = 2 * time.Second
+
 // probeStream asks the journal about each item, then probes the others,
-// ProbeWorkers at a time: largest file first, or in the order given when
-// inOrder. Every item arrives once on the channel, which is then closed.
-// The calibration encodes (Options.Calibrate) get the first calibFirst
-// files.
-func (m *manager) probeStream(ctx context.Context, items []WorkItem, inOrder bool) <-chan probed {
+// ProbeWorkers at a time: the shortFirst smallest files, and once they are
+// done the others, largest first; or all in the order given when inOrder.
+// Every item arrives once on the channel, which is then closed. The
+// calibration encodes (Options.Calibrate) get the first calibFirst files.
+func (m *manager) probeStream(ctx context.Context, items []WorkItem, inOrder bool, shortFirst int) <-chan probed {
 	out := make(chan probed, len(items))
 	var todo []int
 	srcs := make([]fileid.ID, len(items))
@@ -62,6 +68,20 @@ func (m *manager) probeStream(ctx context.Context, items []WorkItem, inOrder boo
 	}
 	if !inOrder {
 		sort.SliceStable(todo, func(a, b int) bool { return srcs[todo[a]].Size > srcs[todo[b]].Size })
+		// The smallest files go first, one per slot whose host's speed is
+		// a guess: such a host starts on a short job, to learn its speed
+		// before it commits to a long one (queue.Options.ShortFirst). The
+		// others are probed once these are queued: probed largest first
+		// only (or alongside), the queue held nothing but long files when
+		// the hosts first asked, and they took them.
+		shortFirst = min(shortFirst, len(todo))
+		if k := shortFirst; k > 0 {
+			small := slices.Clone(todo[len(todo)-k:])
+			slices.Reverse(small)
+			todo = append(small, todo[:len(todo)-k]...)
+		}
+	} else {
+		shortFirst = 0
 	}
 	paths := make([]string, len(todo))
 	for k, i := range todo {
@@ -78,20 +98,33 @@ func (m *manager) probeStream(ctx context.Context, items []WorkItem, inOrder boo
 		calib.setProbes(items, append([]probeResult(nil), got...))
 		calib = nil
 	}
+	got1 := func(k int, r media.Result) {
+		pr := probeResult{Result: r, src: srcs[todo[k]]}
+		out <- probed{todo[k], pr}
+		mu.Lock()
+		defer mu.Unlock()
+		if calib != nil {
+			got[todo[k]] = pr
+			if n++; n >= calibFirst {
+				toCalib()
+			}
+		}
+	}
 	go func() {
 		defer close(out)
-		m.prober.ProbeEach(ctx, paths, m.opts.ProbeWorkers, func(k int, r media.Result) {
-			pr := probeResult{Result: r, src: srcs[todo[k]]}
-			out <- probed{todo[k], pr}
-			mu.Lock()
-			defer mu.Unlock()
-			if calib != nil {
-				got[todo[k]] = pr
-				if n++; n >= calibFirst {
-					toCalib()
-				}
-			}
-		})
+		first := make(chan struct{})
+		go func() {
+			defer close(first)
+			m.prober.ProbeEach(ctx, paths[:shortFirst], m.opts.ProbeWorkers, got1)
+		}()
+		// A probe that hangs (a sleeping disk, a stuck share) holds back
+		// the others only for a while.
+		select {
+		case <-first:
+		case <-time.After(shortFirstWait):
+		}
+		m.prober.ProbeEach(ctx, paths[shortFirst:], m.opts.ProbeWorkers, func(k int, r media.Result) { got1(shortFirst+k, r) })
+		<-first
 		mu.Lock()
 		defer mu.Unlock()
 		if calib != nil {

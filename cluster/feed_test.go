@@ -100,6 +100,38 @@ func TestJobsStartWhileFilesAreProbed(t *testing.T) {
 	}
 }
 
+// On a cold start (no speed remembered, no weight) a host's first job is
+// a short one, so that it learns its speed before it commits to a long
+// one. Probing largest first queued only long files when the host first
+// asked, and it took one: issue 14's benchmark lost 12 s that way in two
+// cold runs of three. Each probe here takes half a second, one at a time.
+func TestColdHostStartsOnAShortFile(t *testing.T) {
+	l := newLab(t)
+	l.writeConfig(l.nasYAML())
+	probe := filepath.Join(l.dir, "ffprobe-halfsecond")
+	must(t, os.WriteFile(probe, []byte("#!/bin/sh\nsleep 0.5\nexec ffprobe \"$@\"\n"), 0o755))
+	var its []cluster.WorkItem
+	for _, c := range []struct {
+		name string
+		secs float64
+	}{{"long.mkv", 4}, {"short.mkv", 1}, {"mid.mkv", 2}} {
+		p := l.clip(c.name, testenv.Clip{Seconds: c.secs})
+		its = append(its, cluster.WorkItem{Path: p, Cluster: "lab", Profile: "remux"})
+	}
+	obs := &startLog{}
+	_, out, err := l.run(context.Background(), func(o *cluster.Options) {
+		o.Config.FFprobe = probe
+		o.ProbeWorkers = 1
+		o.Observer, o.Keep = obs, true
+	}, its...)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if len(obs.started) == 0 || obs.started[0] != "short.mkv" {
+		t.Errorf("jobs started %v, want short.mkv first\n%s", obs.started, out)
+	}
+}
+
 // Under first-in-first-out pulling (pytranscoder's, which the benchmarks
 // compare with) jobs start in the order the files were given, although
 // the run probes them largest first and queues them while it runs.

@@ -299,7 +299,7 @@ func workOf(info *media.Info) float64 {
 // planAll probes every item, then plans them (without the run: dry runs,
 // the quality commands).
 func (m *manager) planAll(ctx context.Context, items []WorkItem, clusterHosts map[string][]*hosts.Def) *Plan {
-	return m.plan(ctx, items, collect(m.probeStream(ctx, items, false), len(items)), clusterHosts)
+	return m.plan(ctx, items, collect(m.probeStream(ctx, items, false, 0), len(items)), clusterHosts)
 }
 
 // plan plans every item from its probe.

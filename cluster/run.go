@@ -353,7 +353,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	// Under FIFO (pytranscoder's pulling, for comparison) the queue keeps
 	// the order given, so the files are probed in that order too.
 	inOrder := m.opts.Policy == queue.FIFO
-	probes := m.probeStream(ctx, items, inOrder)
+	probes := m.probeStream(ctx, items, inOrder, m.guessedSlots(hs.order))
 	<-checkDone
 	defer m.closeConns()
 
@@ -651,6 +651,23 @@ func prior(h *hosts.Def, remembered, calibrated float64) (speed float64, guess b
 		return calibrated, true
 	}
 	return priorSpeed, true
+}
+
+// guessedSlots counts the slots of the hosts whose speed the run starts
+// from a guess (prior): no speed remembered, no weight. Calibration does
+// not count: a calibrated speed is a guess too.
+func (m *manager) guessedSlots(defs []*hosts.Def) int {
+	var known map[string]map[string]float64
+	if m.opts.Journal != nil {
+		known = m.opts.Journal.Speeds()
+	}
+	n := 0
+	for _, h := range defs {
+		if _, guess := prior(h, known[h.Name][speedKey], 0); guess {
+			n += h.SlotCount()
+		}
+	}
+	return n
 }
 
 func hostNames(defs []*hosts.Def) string {
