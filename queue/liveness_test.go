@@ -271,6 +271,28 @@ func TestShortFirstWhileTheSpeedIsAGuess(t *testing.T) {
 	}
 }
 
+// A busy host whose speed is a guess does not prefetch the smallest of the
+// long items queued so far while files are still fed (they are probed
+// largest first, so shorter ones may come); once the feed ends it may.
+// Issue 14's 1× host prefetched a 39 s clip 1.9 s into a cold run, before
+// the 17–27 s clips were queued, and ended the run 3 s after the others.
+func TestGuessedHostPrefetchesNothingLongWhileFeeding(t *testing.T) {
+	q, _ := newVirtual(Options{ShortFirst: true})
+	q.SetHostGuess("s", 1)
+	q.Feeding(true)
+	q.Push(item(1, 10, "s"), item(2, 300, "s"), item(3, 200, "s"))
+	if a := mustNext(t, q, "s"); a.ID != 1 {
+		t.Fatalf("s got %d, want 1, the short one", a.ID)
+	}
+	if it := q.Prefetch("s"); it != nil {
+		t.Fatalf("s prefetched %d while files are fed; want nothing long reserved", it.ID)
+	}
+	q.Feeding(false)
+	if it := q.Prefetch("s"); it == nil || it.ID != 3 {
+		t.Fatalf("s prefetched %v once every file is queued, want the smallest, 3", it)
+	}
+}
+
 // Two copies of one item run (speculation); one fails while the other's
 // worker reads the counters. Run with -race: the counters change under
 // the queue's lock, so workers read them through Attempts and Requeues.

@@ -244,7 +244,8 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 	if q.opts.ShortFirst && h.guess && h.nobs == 0 {
 		// Speed unknown: nothing long until a first sample. The largest
 		// item h would finish, at its guessed speed, within guessShare of
-		// the predicted rest of the batch; else the smallest.
+		// the predicted rest of the batch; else the smallest (for a
+		// prefetch, only once every item is queued).
 		limit := math.Inf(1)
 		if q.capacity > 0 {
 			limit = guessShare * q.pendingWork / q.capacity * h.speed
@@ -284,6 +285,13 @@ func (q *Queue) pick(h *hostState, now, from float64, strict bool) (it *Item, wa
 		}
 		if fit != nil {
 			return fit, true, false
+		}
+		if strict && q.feeding {
+			// A busy slot does not reserve the smallest of what is
+			// queued so far: files are probed largest first, so more,
+			// shorter ones may come. It asks again (a prefetch is
+			// retried), and once the feed ends it may take the smallest.
+			return nil, false, false
 		}
 		if small != nil {
 			return small, true, false
