@@ -75,11 +75,9 @@ func (m *manager) probeStream(ctx context.Context, items []WorkItem, inOrder boo
 		// only (or alongside), the queue held nothing but long files when
 		// the hosts first asked, and they took them.
 		shortFirst = min(shortFirst, len(todo))
-		if k := shortFirst; k > 0 {
-			small := slices.Clone(todo[len(todo)-k:])
-			slices.Reverse(small)
-			todo = append(small, todo[:len(todo)-k]...)
-		}
+		small := slices.Clone(todo[len(todo)-shortFirst:])
+		slices.Reverse(small)
+		todo = append(small, todo[:len(todo)-shortFirst]...)
 	} else {
 		shortFirst = 0
 	}
@@ -98,7 +96,7 @@ func (m *manager) probeStream(ctx context.Context, items []WorkItem, inOrder boo
 		calib.setProbes(items, append([]probeResult(nil), got...))
 		calib = nil
 	}
-	got1 := func(k int, r media.Result) {
+	deliver := func(k int, r media.Result) { // the probe of todo[k]
 		pr := probeResult{Result: r, src: srcs[todo[k]]}
 		out <- probed{todo[k], pr}
 		mu.Lock()
@@ -115,15 +113,16 @@ func (m *manager) probeStream(ctx context.Context, items []WorkItem, inOrder boo
 		first := make(chan struct{})
 		go func() {
 			defer close(first)
-			m.prober.ProbeEach(ctx, paths[:shortFirst], m.opts.ProbeWorkers, got1)
+			m.prober.ProbeEach(ctx, paths[:shortFirst], m.opts.ProbeWorkers, deliver)
 		}()
 		// A probe that hangs (a sleeping disk, a stuck share) holds back
-		// the others only for a while.
+		// the others only for a while; then both sets run, up to twice
+		// ProbeWorkers at once until the first ends.
 		select {
 		case <-first:
 		case <-time.After(shortFirstWait):
 		}
-		m.prober.ProbeEach(ctx, paths[shortFirst:], m.opts.ProbeWorkers, func(k int, r media.Result) { got1(shortFirst+k, r) })
+		m.prober.ProbeEach(ctx, paths[shortFirst:], m.opts.ProbeWorkers, func(k int, r media.Result) { deliver(shortFirst+k, r) })
 		<-first
 		mu.Lock()
 		defer mu.Unlock()

@@ -353,7 +353,8 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 	// Under FIFO (pytranscoder's pulling, for comparison) the queue keeps
 	// the order given, so the files are probed in that order too.
 	inOrder := m.opts.Policy == queue.FIFO
-	probes := m.probeStream(ctx, items, inOrder, m.guessedSlots(hs.order))
+	known := m.rememberedSpeeds()
+	probes := m.probeStream(ctx, items, inOrder, guessedSlots(hs.order, known))
 	<-checkDone
 	defer m.closeConns()
 
@@ -397,7 +398,7 @@ func (m *manager) run(ctx context.Context, items []WorkItem) (*Report, error) {
 			}
 		}
 	}()
-	rep.Files = m.execute(ctx, items, probes, inOrder, clusterHosts, hs.order, runs)
+	rep.Files = m.execute(ctx, items, probes, inOrder, known, clusterHosts, hs.order, runs)
 	m.finalCleanup(runs)
 	rep.HostEvents = map[string][]HostEvent{}
 	for name, r := range runs {
@@ -518,7 +519,7 @@ const speedKey = "work"
 // execute runs the queue: a supervisor per host of the run (all) runs one
 // worker per slot while the host is up and re-probes it while it is down,
 // while a feeder plans the files as their probes arrive and queues them.
-func (m *manager) execute(ctx context.Context, files []WorkItem, probes <-chan probed, inOrder bool, clusterHosts map[string][]*hosts.Def, all []*hosts.Def, runs map[string]*hostRun) []*FileResult {
+func (m *manager) execute(ctx context.Context, files []WorkItem, probes <-chan probed, inOrder bool, known map[string]map[string]float64, clusterHosts map[string][]*hosts.Def, all []*hosts.Def, runs map[string]*hostRun) []*FileResult {
 	q := queue.NewWithOptions(queue.Options{Speculate: !m.opts.NoSpeculation, SpecMinGain: m.opts.SpecMinGain, ShortFirst: true, Policy: m.opts.Policy, Now: m.opts.Now})
 	m.q.Store(q) // a variant chosen during the run updates its lanes
 	windows := m.setWindows(q, all)
@@ -530,11 +531,8 @@ func (m *manager) execute(ctx context.Context, files []WorkItem, probes <-chan p
 	// A host with neither is a guess: it takes short jobs first until its
 	// first one is done (a cold start learns its speeds fast that way).
 	// The guess is the speed its calibration encode measured when it ran
-	// one (Options.Calibrate), else priorSpeed.
-	var known map[string]map[string]float64
-	if m.opts.Journal != nil {
-		known = m.opts.Journal.Speeds()
-	}
+	// one (Options.Calibrate), else priorSpeed. known is what the journal
+	// remembered at the start of the run (rememberedSpeeds).
 	f := &feeder{m: m, q: q, results: results, defs: clusterHosts, runs: runs, all: all, sem: make(chan struct{}, max(1, m.opts.ProbeWorkers))}
 	for _, h := range all {
 		q.SetSlots(h.Name, h.SlotCount())
@@ -653,14 +651,20 @@ func prior(h *hosts.Def, remembered, calibrated float64) (speed float64, guess b
 	return priorSpeed, true
 }
 
-// guessedSlots counts the slots of the hosts whose speed the run starts
-// from a guess (prior): no speed remembered, no weight. Calibration does
-// not count: a calibrated speed is a guess too.
-func (m *manager) guessedSlots(defs []*hosts.Def) int {
-	var known map[string]map[string]float64
-	if m.opts.Journal != nil {
-		known = m.opts.Journal.Speeds()
+// rememberedSpeeds is what the journal remembers of each host's speeds
+// (host → key → speed: speedKey, and one per encoder variant), or nil
+// without a journal.
+func (m *manager) rememberedSpeeds() map[string]map[string]float64 {
+	if m.opts.Journal == nil {
+		return nil
 	}
+	return m.opts.Journal.Speeds()
+}
+
+// guessedSlots counts the slots of the hosts whose speed the run starts
+// from a guess (prior): no speed remembered in known, no weight.
+// Calibration does not count: a calibrated speed is a guess too.
+func guessedSlots(defs []*hosts.Def, known map[string]map[string]float64) int {
 	n := 0
 	for _, h := range defs {
 		if _, guess := prior(h, known[h.Name][speedKey], 0); guess {

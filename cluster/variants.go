@@ -593,10 +593,7 @@ func laneSpeedKey(variant string) string { return "variant:" + variant }
 // capacities it compared ("hevc_nvenc on gpu1; libx265 on cpu1, cpu2"), or
 // the zero choice when no host has a working variant.
 func (m *manager) variantByCapacity(j *Job, eligible []*hosts.Def) (VariantChoice, []*hosts.Def, string) {
-	var known map[string]map[string]float64
-	if m.opts.Journal != nil {
-		known = m.opts.Journal.Speeds()
-	}
+	known := m.rememberedSpeeds()
 	capacity := map[string]float64{}
 	byKey := map[string][]*hosts.Def{}
 	choice := map[string]VariantChoice{}
